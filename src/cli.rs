@@ -1,0 +1,218 @@
+//! The command line: clap definitions, grouped help, and the conversion into [`MountConfig`].
+//!
+//! Only this module knows about clap. Every option that takes a secret-free value may also come
+//! from the environment (`COSMOUNT_*`), which keeps long fstab/systemd lines short.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::config::MountConfig;
+use crate::fs::attr::Presentation;
+use crate::fs::path::normalize_prefix;
+use crate::fs::FsConfig;
+use crate::store::s3::S3Settings;
+
+const CONNECTION: &str = "Connection";
+const MOUNT: &str = "Mount";
+const PERMISSIONS: &str = "Owner and permissions";
+const CACHING: &str = "Caching";
+const LOGGING: &str = "Logging";
+
+/// Mount an IBM Cloud Object Storage (or any S3-compatible) bucket as a folder.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "cosmount", version, about, long_about = None)]
+#[command(after_help = "Example (IBM COS, HMAC keys in ~/.aws/credentials):\n  \
+    cosmount --endpoint-url https://s3.us-south.cloud-object-storage.appdomain.cloud --region us-south \\\n    \
+    my-bucket:reports /mnt/reports\n\nUnmount with: fusermount3 -u /mnt/reports (or umount)")]
+pub struct Cli {
+    /// Bucket to mount, optionally with a key prefix to mount instead of the whole bucket.
+    #[arg(value_name = "BUCKET[:PREFIX]")]
+    pub bucket: String,
+
+    /// Directory to mount on (must exist, be a directory, be empty and not already a mount).
+    #[arg(value_name = "MOUNTPOINT")]
+    pub mountpoint: PathBuf,
+
+    /// S3 endpoint URL, e.g. https://s3.eu-de.cloud-object-storage.appdomain.cloud or http://127.0.0.1:9000.
+    #[arg(long, env = "COSMOUNT_ENDPOINT_URL", help_heading = CONNECTION)]
+    pub endpoint_url: Option<String>,
+
+    /// Region (for IBM COS the location, such as us-south or eu-de).
+    #[arg(long, env = "COSMOUNT_REGION", help_heading = CONNECTION)]
+    pub region: Option<String>,
+
+    /// Address the bucket as ENDPOINT/BUCKET instead of BUCKET.ENDPOINT (local servers need this).
+    #[arg(long, help_heading = CONNECTION)]
+    pub force_path_style: bool,
+
+    /// Profile of ~/.aws/config and ~/.aws/credentials to take credentials and region from.
+    #[arg(long, env = "AWS_PROFILE", help_heading = CONNECTION)]
+    pub profile: Option<String>,
+
+    /// Seconds to wait for the bucket check before mounting.
+    #[arg(long, default_value_t = 10, value_name = "SECONDS", help_heading = CONNECTION)]
+    pub connect_timeout: u64,
+
+    /// Stay in the foreground instead of returning once the mount is live.
+    #[arg(short, long, help_heading = MOUNT)]
+    pub foreground: bool,
+
+    /// Mount read-only.
+    #[arg(long, help_heading = MOUNT)]
+    pub read_only: bool,
+
+    /// Let other users access the mount (needs user_allow_other in /etc/fuse.conf for non-root).
+    #[arg(long, conflicts_with = "allow_root", help_heading = MOUNT)]
+    pub allow_other: bool,
+
+    /// Let root access the mount too.
+    #[arg(long, help_heading = MOUNT)]
+    pub allow_root: bool,
+
+    /// Mount even if the mount point is not empty (its files are hidden while mounted).
+    #[arg(long, help_heading = MOUNT)]
+    pub allow_non_empty: bool,
+
+    /// FUSE worker threads (requests served in parallel).
+    #[arg(long, default_value_t = 16, value_name = "N", help_heading = MOUNT)]
+    pub fuse_threads: usize,
+
+    /// Owner shown for every file and directory [default: your uid].
+    #[arg(long, help_heading = PERMISSIONS)]
+    pub uid: Option<u32>,
+
+    /// Group shown for every file and directory [default: your gid].
+    #[arg(long, help_heading = PERMISSIONS)]
+    pub gid: Option<u32>,
+
+    /// Permission bits of files, in octal.
+    #[arg(long, default_value = "644", value_parser = parse_mode, help_heading = PERMISSIONS)]
+    pub file_mode: u16,
+
+    /// Permission bits of directories, in octal.
+    #[arg(long, default_value = "755", value_parser = parse_mode, help_heading = PERMISSIONS)]
+    pub dir_mode: u16,
+
+    /// Seconds that listed attributes, lookups and absences are trusted before asking S3 again.
+    #[arg(long, default_value = "1", value_parser = parse_seconds, value_name = "SECONDS", help_heading = CACHING)]
+    pub metadata_ttl: Duration,
+
+    /// Log at debug level (same as --log-filter debug).
+    #[arg(short, long, help_heading = LOGGING)]
+    pub debug: bool,
+
+    /// Log filter in tracing's EnvFilter syntax, e.g. "info" or "cosmount=debug" [env: COSMOUNT_LOG].
+    #[arg(long, value_name = "FILTER", help_heading = LOGGING)]
+    pub log_filter: Option<String>,
+
+    /// Append the log to this file (its directory is created) instead of standard error.
+    #[arg(long, value_name = "PATH", help_heading = LOGGING)]
+    pub log_file: Option<PathBuf>,
+}
+
+fn parse_mode(s: &str) -> Result<u16, String> {
+    let v = u16::from_str_radix(s.trim_start_matches("0o"), 8).map_err(|_| format!("{s:?} is not an octal mode"))?;
+    if v > 0o7777 {
+        return Err(format!("{s:?} is larger than 7777"));
+    }
+    Ok(v)
+}
+
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    if s == "indefinite" {
+        return Ok(Duration::from_secs(100 * 365 * 86_400));
+    }
+    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number of seconds (or \"indefinite\")"))?;
+    if !(0.0..=1e9).contains(&v) {
+        return Err(format!("{s:?} is out of range"));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+/// Check a bucket name against S3's rules, with a message saying which rule failed.
+pub fn check_bucket_name(name: &str) -> Result<(), String> {
+    let bad = |why: &str| Err(format!("invalid bucket name {name:?}: {why}"));
+    if name.len() < 3 || name.len() > 63 {
+        return bad("bucket names are 3 to 63 characters long");
+    }
+    if !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.') {
+        return bad("only lower-case letters, digits, '-' and '.' are allowed");
+    }
+    let first_last_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    if !first_last_ok(name.chars().next()) || !first_last_ok(name.chars().last()) {
+        return bad("it must begin and end with a letter or digit");
+    }
+    Ok(())
+}
+
+impl Cli {
+    /// Turn the parsed command line into the mount's configuration.
+    pub fn into_config(self) -> Result<MountConfig, String> {
+        let (bucket, prefix) = match self.bucket.split_once(':') {
+            Some((b, p)) => (b.to_string(), normalize_prefix(p)),
+            None => (self.bucket.clone(), String::new()),
+        };
+        check_bucket_name(&bucket)?;
+        if let Some(url) = &self.endpoint_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(format!("--endpoint-url {url:?} must start with http:// or https://"));
+            }
+        }
+        if self.fuse_threads == 0 {
+            return Err("--fuse-threads must be at least 1".into());
+        }
+        let uid = self.uid.unwrap_or_else(crate::daemon::current_uid);
+        let gid = self.gid.unwrap_or_else(crate::daemon::current_gid);
+        Ok(MountConfig {
+            s3: S3Settings {
+                bucket,
+                endpoint_url: self.endpoint_url,
+                region: self.region,
+                force_path_style: self.force_path_style,
+                profile: self.profile,
+                ..S3Settings::default()
+            },
+            fs: FsConfig {
+                prefix,
+                presentation: Presentation { uid, gid, file_mode: self.file_mode, dir_mode: self.dir_mode },
+                metadata_ttl: self.metadata_ttl,
+                ..FsConfig::default()
+            },
+            mountpoint: self.mountpoint,
+            read_only: self.read_only,
+            allow_other: self.allow_other,
+            allow_root: self.allow_root,
+            allow_non_empty: self.allow_non_empty,
+            fuse_threads: self.fuse_threads,
+            check_timeout: Duration::from_secs(self.connect_timeout.max(1)),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<MountConfig, String> {
+        let mut v = vec!["cosmount"];
+        v.extend_from_slice(args);
+        Cli::try_parse_from(v).map_err(|e| e.to_string())?.into_config()
+    }
+
+    #[test]
+    fn bucket_prefix_modes_and_validation() {
+        let c = parse(&["my-bucket:some/prefix", "/mnt", "--file-mode", "600", "--dir-mode", "0o700"]).expect("ok");
+        assert_eq!(c.s3.bucket, "my-bucket");
+        assert_eq!(c.fs.prefix, "some/prefix/");
+        assert_eq!((c.fs.presentation.file_mode, c.fs.presentation.dir_mode), (0o600, 0o700));
+        assert!(parse(&["Bad_Bucket", "/mnt"]).unwrap_err().contains("invalid bucket name"));
+        assert!(parse(&["ab", "/mnt"]).unwrap_err().contains("3 to 63"));
+        assert!(parse(&["bucket", "/mnt", "--endpoint-url", "localhost:9000"]).unwrap_err().contains("http://"));
+        assert!(parse(&["bucket", "/mnt", "--file-mode", "9"]).unwrap_err().contains("octal"));
+        assert!(parse(&["bucket", "/mnt", "--allow-other", "--allow-root"]).is_err());
+        let c = parse(&["bucket", "/mnt", "--metadata-ttl", "indefinite"]).expect("ok");
+        assert!(c.fs.metadata_ttl > Duration::from_secs(86_400 * 365));
+    }
+}

@@ -1,0 +1,30 @@
+//! `MountConfig`: everything a mount needs, built by `cli.rs` and consumed by `run.rs`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::fs::FsConfig;
+use crate::store::s3::S3Settings;
+
+/// The whole configuration of one mount.
+#[derive(Clone, Debug)]
+pub struct MountConfig {
+    /// How to reach the bucket.
+    pub s3: S3Settings,
+    /// Filesystem settings (prefix, modes, TTLs).
+    pub fs: FsConfig,
+    /// Where to mount.
+    pub mountpoint: PathBuf,
+    /// Mount read-only.
+    pub read_only: bool,
+    /// FUSE `allow_other`.
+    pub allow_other: bool,
+    /// FUSE `allow_root`.
+    pub allow_root: bool,
+    /// Mount over a non-empty directory.
+    pub allow_non_empty: bool,
+    /// FUSE worker threads.
+    pub fuse_threads: usize,
+    /// Time limit of the bucket check before mounting.
+    pub check_timeout: Duration,
+}

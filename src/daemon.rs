@@ -1,0 +1,95 @@
+//! Running in the background the way `mount` users expect: `cosmount BUCKET DIR` returns (exit 0)
+//! only once the mount is live, and a failure to mount exits non-zero with the reason on stderr.
+//!
+//! How: the foreground process re-runs itself with `--foreground` in a new process group, with
+//! `COSMOUNT_READY_PIPE=1` and its stdout on a pipe, and waits. The child writes one ready line
+//! on that pipe after the kernel has accepted the mount, then points stdin/stdout/stderr at
+//! `/dev/null` (so `$(cosmount ...)` and test harnesses holding pipes are not kept waiting) and goes
+//! on serving. If the child exits first, its messages have already reached our stderr and its exit
+//! code becomes ours.
+#![allow(unsafe_code)] // dup2(2) below, the only unsafe code in the crate
+
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, ExitCode, Stdio};
+
+const READY_ENV: &str = "COSMOUNT_READY_PIPE";
+const READY_LINE: &str = "cosmount: mount is ready";
+
+/// The uid this process runs as.
+pub fn current_uid() -> u32 {
+    std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0)
+}
+
+/// The gid this process runs as.
+pub fn current_gid() -> u32 {
+    std::fs::metadata("/proc/self").map(|m| m.gid()).unwrap_or(0)
+}
+
+/// Start the daemon in the background and wait until it is mounted or has failed.
+pub fn spawn_background() -> ExitCode {
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("cosmount: cannot find my own executable to start the daemon: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    args.push("--foreground".into());
+    let spawned = Command::new(exe)
+        .args(args)
+        .env(READY_ENV, "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .process_group(0)
+        .spawn();
+    let mut child = match spawned {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("cosmount: cannot start the daemon: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut line = String::new();
+    if let Some(out) = child.stdout.take() {
+        // Blocks until the ready line or until the child exits (EOF). The child bounds its own
+        // checks (--connect-timeout), so this does not wait forever.
+        let _ = BufReader::new(out).read_line(&mut line);
+    }
+    if line.trim_end() == READY_LINE {
+        return ExitCode::SUCCESS;
+    }
+    match child.wait() {
+        Ok(status) => ExitCode::from(status.code().unwrap_or(1).clamp(1, 255) as u8),
+        Err(e) => {
+            eprintln!("cosmount: lost track of the daemon: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// In the daemon: tell a waiting parent that the mount is live, then detach from its stdio.
+pub fn notify_ready() {
+    if std::env::var_os(READY_ENV).is_none() {
+        return;
+    }
+    let mut stdout = std::io::stdout();
+    let _ = writeln!(stdout, "{READY_LINE}");
+    let _ = stdout.flush();
+    let Ok(devnull) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") else {
+        return;
+    };
+    let null = devnull.as_raw_fd();
+    for fd in [0, 1, 2] {
+        // SAFETY: `null` is an open descriptor owned by `devnull`, alive for this call; dup2
+        // atomically replaces the standard descriptor, which no Rust object owns exclusively.
+        unsafe {
+            libc::dup2(null, fd);
+        }
+    }
+}

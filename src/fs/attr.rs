@@ -1,0 +1,67 @@
+//! Attributes: turning a [`Stat`] into what `stat(2)` shows, under the mount's owner and modes.
+//!
+//! S3 keeps no owner or mode: every file shows `--uid/--gid` and `--file-mode`, every directory
+//! `--dir-mode`. Sizes and mtimes come from the listing or HEAD (Last-Modified); directories show
+//! the mount time. `st_blocks` counts 512-byte units so `du` works.
+
+use std::time::SystemTime;
+
+use super::inode::{Kind, Stat};
+
+/// Owner and permission bits shown for every inode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Presentation {
+    pub uid: u32,
+    pub gid: u32,
+    pub file_mode: u16,
+    pub dir_mode: u16,
+}
+
+/// The attributes of one inode, independent of FUSE.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attr {
+    pub ino: u64,
+    pub kind: Kind,
+    pub size: u64,
+    pub blocks: u64,
+    pub mtime: SystemTime,
+    pub perm: u16,
+    pub nlink: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl Presentation {
+    /// The attributes of inode `ino` with stat `stat`.
+    pub fn attr(&self, ino: u64, stat: &Stat) -> Attr {
+        let (perm, nlink) = match stat.kind {
+            Kind::File => (self.file_mode, 1),
+            Kind::Dir => (self.dir_mode, 2),
+        };
+        Attr {
+            ino,
+            kind: stat.kind,
+            size: stat.size,
+            blocks: stat.size.div_ceil(512),
+            mtime: stat.mtime,
+            perm,
+            nlink,
+            uid: self.uid,
+            gid: self.gid,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_and_dirs_get_their_modes() {
+        let p = Presentation { uid: 7, gid: 8, file_mode: 0o640, dir_mode: 0o750 };
+        let f = p.attr(5, &Stat { kind: Kind::File, size: 1025, mtime: SystemTime::UNIX_EPOCH, etag: None });
+        assert_eq!((f.perm, f.nlink, f.blocks, f.uid, f.gid, f.size), (0o640, 1, 3, 7, 8, 1025));
+        let d = p.attr(1, &Stat::dir(SystemTime::UNIX_EPOCH));
+        assert_eq!((d.perm, d.nlink, d.kind), (0o750, 2, Kind::Dir));
+    }
+}

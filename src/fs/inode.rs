@@ -1,0 +1,233 @@
+//! `InodeTable`: inode numbers ↔ paths, with each inode's last known attributes and their expiry.
+//!
+//! The inode model:
+//! - an inode stands for a path relative to the mount root (`""` is the root, ino 1) and a kind;
+//!   the same path keeps its number while its kind stays the same;
+//! - attributes come from listings (readdir fills the table so `ls -l` needs no request per entry)
+//!   or from HEAD/LIST on lookup, and are trusted until `fresh_until`;
+//! - `lookups` counts the kernel's references; `forget` drops them. Inodes the kernel never looked
+//!   up (made by readdir) are swept once they are stale, so a huge listing does not stay in memory;
+//! - missing paths are remembered for the metadata TTL too (negative cache).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime};
+
+/// The root inode number.
+pub const ROOT_INO: u64 = 1;
+
+/// What an inode is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// A regular file (an object).
+    File,
+    /// A directory (a common prefix or a `dir/` marker).
+    Dir,
+}
+
+/// Last known attributes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stat {
+    pub kind: Kind,
+    pub size: u64,
+    pub mtime: SystemTime,
+    pub etag: Option<String>,
+}
+
+impl Stat {
+    /// A directory's attributes (S3 has none: the mount time stands in for mtime).
+    pub fn dir(mtime: SystemTime) -> Self {
+        Self { kind: Kind::Dir, size: 0, mtime, etag: None }
+    }
+}
+
+/// One inode.
+#[derive(Clone, Debug)]
+pub struct Inode {
+    pub ino: u64,
+    /// Path relative to the mount root, without a trailing slash.
+    pub path: String,
+    pub stat: Stat,
+    pub fresh_until: Instant,
+    pub lookups: u64,
+}
+
+/// All inodes of a mount.
+#[derive(Debug)]
+pub struct InodeTable {
+    by_ino: HashMap<u64, Inode>,
+    by_path: HashMap<String, u64>,
+    missing: HashMap<String, Instant>,
+    next_ino: u64,
+    sweep_at: usize,
+}
+
+impl InodeTable {
+    /// A table holding only the root directory.
+    pub fn new(root_mtime: SystemTime) -> Self {
+        let root = Inode {
+            ino: ROOT_INO,
+            path: String::new(),
+            stat: Stat::dir(root_mtime),
+            // The root always exists: its attributes never need a request.
+            fresh_until: Instant::now() + Duration::from_secs(100 * 365 * 86_400),
+            lookups: 1,
+        };
+        let mut t = Self {
+            by_ino: HashMap::new(),
+            by_path: HashMap::new(),
+            missing: HashMap::new(),
+            next_ino: ROOT_INO + 1,
+            sweep_at: 4096,
+        };
+        t.by_path.insert(String::new(), ROOT_INO);
+        t.by_ino.insert(ROOT_INO, root);
+        t
+    }
+
+    /// The inode numbered `ino`.
+    pub fn get(&self, ino: u64) -> Option<&Inode> {
+        self.by_ino.get(&ino)
+    }
+
+    /// The inode for `path`, if known.
+    pub fn by_path(&self, path: &str) -> Option<&Inode> {
+        self.by_path.get(path).and_then(|i| self.by_ino.get(i))
+    }
+
+    /// Whether `path` was found missing less than a TTL ago.
+    pub fn known_missing(&self, path: &str, now: Instant) -> bool {
+        self.missing.get(path).is_some_and(|until| *until > now)
+    }
+
+    /// Remember that `path` does not exist, until `until`.
+    pub fn set_missing(&mut self, path: &str, until: Instant) {
+        self.missing.insert(path.to_string(), until);
+    }
+
+    /// Record what is known of `path`, keeping its number unless its kind changed. Returns the ino.
+    pub fn upsert(&mut self, path: &str, stat: Stat, fresh_until: Instant) -> u64 {
+        self.missing.remove(path);
+        if let Some(ino) = self.by_path.get(path).copied() {
+            if let Some(inode) = self.by_ino.get_mut(&ino) {
+                if inode.stat.kind == stat.kind {
+                    inode.stat = stat;
+                    inode.fresh_until = fresh_until;
+                    return ino;
+                }
+            }
+        }
+        let ino = self.next_ino;
+        self.next_ino += 1;
+        self.by_path.insert(path.to_string(), ino);
+        self.by_ino.insert(ino, Inode { ino, path: path.to_string(), stat, fresh_until, lookups: 0 });
+        if self.by_ino.len() >= self.sweep_at {
+            self.sweep(Instant::now());
+        }
+        ino
+    }
+
+    /// The kernel took a reference to `ino` (a successful lookup or create).
+    pub fn add_lookup(&mut self, ino: u64) {
+        if let Some(i) = self.by_ino.get_mut(&ino) {
+            i.lookups += 1;
+        }
+    }
+
+    /// The kernel dropped `n` references to `ino`.
+    pub fn forget(&mut self, ino: u64, n: u64) {
+        if ino == ROOT_INO {
+            return;
+        }
+        let remove = match self.by_ino.get_mut(&ino) {
+            Some(i) => {
+                i.lookups = i.lookups.saturating_sub(n);
+                i.lookups == 0
+            }
+            None => false,
+        };
+        if remove {
+            self.remove_ino(ino);
+        }
+    }
+
+    /// Mark `ino`'s attributes as needing a refresh.
+    pub fn expire(&mut self, ino: u64) {
+        if let Some(i) = self.by_ino.get_mut(&ino) {
+            i.fresh_until = Instant::now();
+        }
+    }
+
+    /// Number of inodes held (for tests and metrics).
+    pub fn len(&self) -> usize {
+        self.by_ino.len()
+    }
+
+    /// Whether only the root is held.
+    pub fn is_empty(&self) -> bool {
+        self.by_ino.len() <= 1
+    }
+
+    fn remove_ino(&mut self, ino: u64) {
+        if let Some(inode) = self.by_ino.remove(&ino) {
+            if self.by_path.get(&inode.path) == Some(&ino) {
+                self.by_path.remove(&inode.path);
+            }
+        }
+    }
+
+    /// Drop stale inodes the kernel holds no reference to, and expired negative entries.
+    fn sweep(&mut self, now: Instant) {
+        let dead: Vec<u64> = self
+            .by_ino
+            .values()
+            .filter(|i| i.lookups == 0 && i.fresh_until <= now && i.ino != ROOT_INO)
+            .map(|i| i.ino)
+            .collect();
+        for ino in dead {
+            self.remove_ino(ino);
+        }
+        self.missing.retain(|_, until| *until > now);
+        self.sweep_at = (self.by_ino.len() * 2).max(4096);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(size: u64) -> Stat {
+        Stat { kind: Kind::File, size, mtime: SystemTime::UNIX_EPOCH, etag: None }
+    }
+
+    #[test]
+    fn same_path_same_number_until_kind_changes_and_forget_frees() {
+        let mut t = InodeTable::new(SystemTime::UNIX_EPOCH);
+        let later = Instant::now() + Duration::from_secs(5);
+        let a = t.upsert("a", file(1), later);
+        assert_eq!(t.upsert("a", file(2), later), a);
+        assert_eq!(t.get(a).map(|i| i.stat.size), Some(2));
+        let b = t.upsert("a", Stat::dir(SystemTime::UNIX_EPOCH), later);
+        assert_ne!(a, b);
+        t.add_lookup(b);
+        t.forget(b, 1);
+        assert!(t.get(b).is_none() && t.by_path("a").is_none());
+        t.set_missing("x", later);
+        assert!(t.known_missing("x", Instant::now()));
+        t.upsert("x", file(0), later);
+        assert!(!t.known_missing("x", Instant::now()));
+    }
+
+    #[test]
+    fn sweep_keeps_referenced_and_fresh_inodes() {
+        let mut t = InodeTable::new(SystemTime::UNIX_EPOCH);
+        let past = Instant::now();
+        let kept = t.upsert("kept", file(0), past);
+        t.add_lookup(kept);
+        for i in 0..5000 {
+            t.upsert(&format!("f{i}"), file(0), past);
+        }
+        assert!(t.len() < 5000, "stale unreferenced inodes are swept ({})", t.len());
+        assert!(t.get(kept).is_some());
+        assert!(t.get(ROOT_INO).is_some());
+    }
+}

@@ -1,0 +1,372 @@
+//! `S3Fs`: the filesystem, as async methods named after FUSE operations that return values.
+//!
+//! Nothing here knows about FUSE: `fuse.rs` calls these methods and turns results into replies,
+//! and tests call them directly over the in-memory store.
+//!
+//! Request pattern of `lookup(parent, name)` (documented in the README):
+//! 1. an entry of the parent's listing fresher than the metadata TTL answers without a request
+//!    (so `ls -l` after `readdir` costs nothing per entry), and so does a fresh negative entry;
+//! 2. otherwise HeadObject on `key` and a one-key ListObjectsV2 of `key/` run in parallel: any
+//!    child under `key/` (or a `key/` marker) makes a directory, which hides a file of the same
+//!    name; else a found object is a file; else ENOENT, remembered for the TTL.
+
+pub mod attr;
+pub mod inode;
+pub mod path;
+pub mod read;
+pub mod readdir;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use tracing::debug;
+
+use crate::error::{FsError, FsResult};
+use crate::store::{ListRequest, ObjectMeta, ObjectStore, StoreError};
+use attr::{Attr, Presentation};
+use inode::{InodeTable, Kind, Stat, ROOT_INO};
+use read::Reader;
+use readdir::ListingMerger;
+
+/// Settings of the filesystem layer.
+#[derive(Clone, Debug)]
+pub struct FsConfig {
+    /// Key prefix mounted as the root (`""` or ending with `/`).
+    pub prefix: String,
+    /// Owner and modes shown.
+    pub presentation: Presentation,
+    /// How long listed or looked-up attributes (and absences) are trusted, here and by the kernel.
+    pub metadata_ttl: Duration,
+    /// Keys per ListObjectsV2 page in `readdir` (S3's maximum and default is 1000).
+    pub list_page_size: i32,
+}
+
+impl Default for FsConfig {
+    fn default() -> Self {
+        Self {
+            prefix: String::new(),
+            presentation: Presentation { uid: 0, gid: 0, file_mode: 0o644, dir_mode: 0o755 },
+            metadata_ttl: Duration::from_secs(1),
+            list_page_size: 1000,
+        }
+    }
+}
+
+/// A looked-up entry: its attributes and how long the kernel may keep them.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub attr: Attr,
+    pub ttl: Duration,
+}
+
+/// Where readdir puts entries; FUSE's reply in production, a `Vec` in tests.
+pub trait DirReplier {
+    /// Add an entry; `offset` is the offset of the *next* entry. Returns true when full.
+    fn add(&mut self, ino: u64, offset: u64, kind: Kind, name: &str) -> bool;
+}
+
+struct DirEntryOut {
+    ino: u64,
+    kind: Kind,
+    name: String,
+}
+
+struct DirHandle {
+    ino: u64,
+    path: String,
+    merger: ListingMerger,
+    entries: Vec<DirEntryOut>,
+    token: Option<String>,
+    done: bool,
+}
+
+struct FileHandle {
+    reader: Reader,
+}
+
+/// Filesystem statistics shown by `df`.
+#[derive(Clone, Copy, Debug)]
+pub struct StatFs {
+    pub blocks: u64,
+    pub bfree: u64,
+    pub files: u64,
+    pub ffree: u64,
+    pub bsize: u32,
+    pub namelen: u32,
+}
+
+/// The filesystem over an object store.
+pub struct S3Fs<S: ObjectStore> {
+    store: Arc<S>,
+    config: FsConfig,
+    inodes: Mutex<InodeTable>,
+    dirs: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<DirHandle>>>>,
+    files: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<FileHandle>>>>,
+    next_fh: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding one of these locks would already have failed that request; the data
+    // (plain maps) stays usable, so keep serving rather than poisoning the whole mount.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl<S: ObjectStore> S3Fs<S> {
+    /// A filesystem over `store` with `config`.
+    pub fn new(store: Arc<S>, config: FsConfig) -> Self {
+        Self {
+            store,
+            config,
+            inodes: Mutex::new(InodeTable::new(SystemTime::now())),
+            dirs: Mutex::new(HashMap::new()),
+            files: Mutex::new(HashMap::new()),
+            next_fh: AtomicU64::new(1),
+        }
+    }
+
+    /// The store underneath.
+    pub fn store(&self) -> &Arc<S> {
+        &self.store
+    }
+
+    fn fresh_until(&self) -> Instant {
+        Instant::now() + self.config.metadata_ttl
+    }
+
+    fn entry(&self, ino: u64, stat: &Stat) -> Entry {
+        Entry { attr: self.config.presentation.attr(ino, stat), ttl: self.config.metadata_ttl }
+    }
+
+    fn file_stat(meta: &ObjectMeta) -> Stat {
+        Stat { kind: Kind::File, size: meta.size, mtime: meta.last_modified, etag: meta.etag.clone() }
+    }
+
+    fn inode(&self, ino: u64) -> FsResult<inode::Inode> {
+        lock(&self.inodes)
+            .get(ino)
+            .cloned()
+            .ok_or_else(|| FsError::new(libc::ESTALE, format!("inode {ino} is no longer known")))
+    }
+
+    fn dir_path(&self, ino: u64) -> FsResult<String> {
+        let inode = self.inode(ino)?;
+        if inode.stat.kind != Kind::Dir {
+            return Err(FsError::quiet(libc::ENOTDIR, format!("{} is not a directory", inode.path)));
+        }
+        Ok(inode.path)
+    }
+
+    /// lookup: find `name` in directory `parent`.
+    pub async fn lookup(&self, parent: u64, name: &std::ffi::OsStr) -> FsResult<Entry> {
+        let name = path::check_name(name)?;
+        let dir = self.dir_path(parent)?;
+        let rel = path::join(&dir, name);
+        let key = path::object_key(&self.config.prefix, &rel);
+        if key.len() > path::KEY_MAX {
+            return Err(FsError::new(libc::ENAMETOOLONG, format!("key of {} bytes is longer than 1024", key.len())));
+        }
+        {
+            let mut table = lock(&self.inodes);
+            let now = Instant::now();
+            if let Some(i) = table.by_path(&rel).filter(|i| i.fresh_until > now).map(|i| (i.ino, i.stat.clone())) {
+                table.add_lookup(i.0);
+                return Ok(self.entry(i.0, &i.1));
+            }
+            if table.known_missing(&rel, now) {
+                return Err(FsError::quiet(libc::ENOENT, format!("{rel} does not exist (cached)")));
+            }
+        }
+        let stat = self.stat_remote(&rel, &key).await?;
+        let mut table = lock(&self.inodes);
+        match stat {
+            Some(stat) => {
+                let ino = table.upsert(&rel, stat.clone(), self.fresh_until());
+                table.add_lookup(ino);
+                Ok(self.entry(ino, &stat))
+            }
+            None => {
+                table.set_missing(&rel, self.fresh_until());
+                Err(FsError::quiet(libc::ENOENT, format!("{rel} does not exist")))
+            }
+        }
+    }
+
+    /// HEAD `key` and list `key/` in parallel: a directory, a file, or nothing.
+    async fn stat_remote(&self, rel: &str, key: &str) -> FsResult<Option<Stat>> {
+        let list_req = ListRequest {
+            prefix: path::dir_prefix(&self.config.prefix, rel),
+            delimiter: Some("/".into()),
+            continuation: None,
+            max_keys: Some(1),
+        };
+        let (head, list) = tokio::join!(self.store.head_object(key), self.store.list_objects(&list_req));
+        let page = list?;
+        if !page.objects.is_empty() || !page.prefixes.is_empty() {
+            return Ok(Some(Stat::dir(self.root_mtime())));
+        }
+        match head {
+            Ok(meta) => Ok(Some(Self::file_stat(&meta))),
+            Err(StoreError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn root_mtime(&self) -> SystemTime {
+        lock(&self.inodes).get(ROOT_INO).map_or(SystemTime::UNIX_EPOCH, |i| i.stat.mtime)
+    }
+
+    /// forget: the kernel dropped `n` references to `ino`.
+    pub fn forget(&self, ino: u64, n: u64) {
+        lock(&self.inodes).forget(ino, n);
+    }
+
+    /// getattr: attributes of `ino`, refreshed by a HEAD once stale.
+    pub async fn getattr(&self, ino: u64) -> FsResult<Entry> {
+        let inode = self.inode(ino)?;
+        if inode.fresh_until > Instant::now() || inode.stat.kind == Kind::Dir {
+            return Ok(self.entry(ino, &inode.stat));
+        }
+        let key = path::object_key(&self.config.prefix, &inode.path);
+        let meta = self.store.head_object(&key).await?;
+        let stat = Self::file_stat(&meta);
+        let mut table = lock(&self.inodes);
+        let ino = table.upsert(&inode.path, stat.clone(), self.fresh_until());
+        Ok(self.entry(ino, &stat))
+    }
+
+    /// opendir: start a listing of directory `ino`; returns the handle.
+    pub async fn opendir(&self, ino: u64) -> FsResult<u64> {
+        let path = self.dir_path(ino)?;
+        let prefix = path::dir_prefix(&self.config.prefix, &path);
+        let handle = DirHandle {
+            ino,
+            path,
+            merger: ListingMerger::new(&prefix),
+            entries: Vec::new(),
+            token: None,
+            done: false,
+        };
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        lock(&self.dirs).insert(fh, Arc::new(tokio::sync::Mutex::new(handle)));
+        Ok(fh)
+    }
+
+    /// readdir: entries of handle `fh` from `offset` on, listing more pages only when needed.
+    pub async fn readdir(&self, fh: u64, offset: u64, out: &mut dyn DirReplier) -> FsResult<()> {
+        let handle = lock(&self.dirs)
+            .get(&fh)
+            .cloned()
+            .ok_or_else(|| FsError::new(libc::EBADF, format!("no directory handle {fh}")))?;
+        let mut dir = handle.lock().await;
+        let mut offset = offset;
+        if offset == 0 {
+            if out.add(dir.ino, 1, Kind::Dir, ".") {
+                return Ok(());
+            }
+            offset = 1;
+        }
+        if offset == 1 {
+            // The parent's number is not needed by the kernel; the directory's own is fine.
+            if out.add(dir.ino, 2, Kind::Dir, "..") {
+                return Ok(());
+            }
+            offset = 2;
+        }
+        loop {
+            let mut i = (offset - 2) as usize;
+            while let Some(e) = dir.entries.get(i) {
+                if out.add(e.ino, i as u64 + 3, e.kind, &e.name) {
+                    return Ok(());
+                }
+                i += 1;
+            }
+            offset = i as u64 + 2;
+            if dir.done {
+                return Ok(());
+            }
+            self.list_next_page(&mut dir).await?;
+        }
+    }
+
+    async fn list_next_page(&self, dir: &mut DirHandle) -> FsResult<()> {
+        let req = ListRequest {
+            prefix: path::dir_prefix(&self.config.prefix, &dir.path),
+            delimiter: Some("/".into()),
+            continuation: dir.token.clone(),
+            max_keys: Some(self.config.list_page_size),
+        };
+        let page = self.store.list_objects(&req).await?;
+        let next = page.next.clone();
+        let last = next.is_none();
+        let listed = dir.merger.push_page(page, last);
+        debug!(dir = dir.path.as_str(), entries = listed.len(), more = !last, "listed a page");
+        let until = self.fresh_until();
+        let root_mtime = self.root_mtime();
+        let mut table = lock(&self.inodes);
+        for l in listed {
+            let rel = path::join(&dir.path, &l.name);
+            let stat = match &l.object {
+                Some(o) => Self::file_stat(o),
+                None => Stat::dir(root_mtime),
+            };
+            let ino = table.upsert(&rel, stat, until);
+            dir.entries.push(DirEntryOut { ino, kind: l.kind, name: l.name });
+        }
+        dir.token = next;
+        dir.done = last;
+        Ok(())
+    }
+
+    /// releasedir: drop handle `fh`.
+    pub fn releasedir(&self, fh: u64) {
+        lock(&self.dirs).remove(&fh);
+    }
+
+    /// open: open file `ino` for reading; returns the handle.
+    pub async fn open(&self, ino: u64, flags: i32) -> FsResult<u64> {
+        if flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0 {
+            return Err(FsError::new(libc::EROFS, "writing is not supported yet by this mount".to_string()));
+        }
+        let inode = self.inode(ino)?;
+        if inode.stat.kind == Kind::Dir {
+            return Err(FsError::quiet(libc::EISDIR, format!("{} is a directory", inode.path)));
+        }
+        // Close-to-open consistency: a stale entry is re-checked so the reader sees the current
+        // object (and its ETag) at open time.
+        let stat = if inode.fresh_until > Instant::now() {
+            inode.stat
+        } else {
+            self.getattr(ino).await?;
+            self.inode(ino)?.stat
+        };
+        let key = path::object_key(&self.config.prefix, &inode.path);
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        let handle = FileHandle { reader: Reader::new(key, stat.etag, stat.size) };
+        lock(&self.files).insert(fh, Arc::new(tokio::sync::Mutex::new(handle)));
+        Ok(fh)
+    }
+
+    /// read: up to `size` bytes at `offset` of handle `fh`.
+    pub async fn read(&self, fh: u64, offset: u64, size: u32) -> FsResult<Bytes> {
+        let handle = lock(&self.files)
+            .get(&fh)
+            .cloned()
+            .ok_or_else(|| FsError::new(libc::EBADF, format!("no file handle {fh}")))?;
+        let mut h = handle.lock().await;
+        h.reader.read(self.store.as_ref(), offset, size).await
+    }
+
+    /// release: close handle `fh`.
+    pub async fn release(&self, fh: u64) -> FsResult<()> {
+        lock(&self.files).remove(&fh);
+        Ok(())
+    }
+
+    /// statfs: S3 has no capacity; report a large, mostly free filesystem so tools don't refuse.
+    pub fn statfs(&self) -> StatFs {
+        StatFs { blocks: 1 << 40, bfree: 1 << 40, files: 1 << 30, ffree: 1 << 30, bsize: 4096, namelen: 255 }
+    }
+}

@@ -1,0 +1,20 @@
+//! cosmount: mount an IBM Cloud Object Storage (or any S3-compatible) bucket as a folder.
+//!
+//! Layers, from the kernel down:
+//! - [`fuse`]: the thin `fuser::Filesystem` adapter (replies and errno, nothing else);
+//! - [`fs`]: the filesystem as async methods returning values ([`fs::S3Fs`]), testable without FUSE;
+//! - [`store`]: the [`store::ObjectStore`] trait, with aws-sdk-s3 ([`store::s3`]) and in-memory
+//!   ([`store::memory`]) implementations;
+//! - [`cli`], [`config`], [`run`], [`daemon`], [`logging`]: the command line and the process.
+//!
+//! Errors are [`error::FsError`] values carrying their errno from birth.
+
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod error;
+pub mod fs;
+pub mod fuse;
+pub mod logging;
+pub mod run;
+pub mod store;

@@ -1,0 +1,204 @@
+//! `run`: checks before mounting, the mount itself, signals, and a clean unmount.
+//!
+//! Order: check the mount point (exists, is a directory, is not a mount already, is empty),
+//! check the bucket with one bounded ListObjectsV2 (so a typo, bad credentials or an unreachable
+//! endpoint fail in seconds with a specific message, before the kernel sees anything), mount,
+//! report readiness, serve until unmounted. SIGINT/SIGTERM unmount; `fusermount3 -u`/`umount`
+//! end the session the same way; both exit 0.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio::signal::unix::{signal, SignalKind};
+use tracing::{error, info};
+
+use crate::config::MountConfig;
+use crate::fs::S3Fs;
+use crate::fuse::FuseFs;
+use crate::store::s3::S3Store;
+use crate::store::{ListRequest, ObjectStore, StoreError};
+
+/// Mount and serve until unmounted.
+pub fn run(config: MountConfig) -> Result<(), String> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("cosmount-io")
+        .build()
+        .map_err(|e| format!("cannot start the I/O runtime: {e}"))?;
+    check_mountpoint(&config.mountpoint, config.allow_non_empty)?;
+    let store = rt.block_on(S3Store::connect(&config.s3));
+    rt.block_on(check_bucket(&store, &config))?;
+
+    let fs = Arc::new(S3Fs::new(Arc::new(store), config.fs.clone()));
+    let fuse = FuseFs::new(fs, rt.handle().clone());
+    let mut options = vec![
+        fuser::MountOption::FSName(format!("cosmount:{}", config.s3.bucket)),
+        fuser::MountOption::Subtype("cosmount".into()),
+        fuser::MountOption::DefaultPermissions,
+        fuser::MountOption::NoDev,
+        fuser::MountOption::NoSuid,
+        fuser::MountOption::NoAtime,
+    ];
+    options.push(if config.read_only { fuser::MountOption::RO } else { fuser::MountOption::RW });
+    let mut fuse_config = fuser::Config::default();
+    fuse_config.mount_options = options;
+    fuse_config.acl = if config.allow_other {
+        fuser::SessionACL::All
+    } else if config.allow_root {
+        fuser::SessionACL::RootAndOwner
+    } else {
+        fuser::SessionACL::Owner
+    };
+    fuse_config.n_threads = Some(config.fuse_threads);
+    let mnt = config.mountpoint.display().to_string();
+    let mut session = fuser::Session::new(fuse, &config.mountpoint, &fuse_config)
+        .map_err(|e| format!("mounting on {mnt} failed: {e} (is fuse3 installed and /dev/fuse usable?)"))?;
+    info!(bucket = config.s3.bucket.as_str(), prefix = config.fs.prefix.as_str(), mountpoint = mnt.as_str(), "mounted");
+
+    let unmounter = session.unmount_callable();
+    let signal_mnt = mnt.clone();
+    rt.spawn(async move {
+        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+            error!("cannot install signal handlers; unmount with fusermount3 -u");
+            return;
+        };
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        info!(signal = name, "unmounting {signal_mnt}");
+        let mut unmounter = unmounter;
+        let result = tokio::task::spawn_blocking(move || unmounter.unmount()).await;
+        if let Ok(Err(e)) = result {
+            error!("unmounting {signal_mnt} failed: {e}; is a process still using it? try fusermount3 -u -z");
+        }
+    });
+    crate::daemon::notify_ready();
+    session.run().map_err(|e| format!("the FUSE session on {mnt} ended with an error: {e}"))?;
+    info!(mountpoint = mnt.as_str(), "unmounted");
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    Ok(())
+}
+
+/// The mount point must exist, be a directory, not be mounted on already, and be empty.
+pub fn check_mountpoint(path: &Path, allow_non_empty: bool) -> Result<(), String> {
+    let shown = path.display();
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(format!("mount point {shown} does not exist: create it with `mkdir -p {shown}`"));
+        }
+        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
+            return Err(format!(
+                "{shown} is a FUSE mount whose daemon has gone (Transport endpoint is not connected): \
+                 clean it up with `fusermount3 -u {shown}` and mount again"
+            ));
+        }
+        Err(e) => return Err(format!("cannot use mount point {shown}: {e}")),
+    };
+    if !meta.is_dir() {
+        return Err(format!("mount point {shown} is not a directory"));
+    }
+    let canonical = std::fs::canonicalize(path).map_err(|e| format!("cannot resolve mount point {shown}: {e}"))?;
+    if let Some(fstype) = mounted_at(&canonical) {
+        return Err(format!(
+            "{shown} is already a mount point ({fstype}): unmount it first (`fusermount3 -u {shown}` or `umount {shown}`)"
+        ));
+    }
+    let non_empty = std::fs::read_dir(path).map(|mut d| d.next().is_some()).unwrap_or(false);
+    if non_empty && !allow_non_empty {
+        return Err(format!(
+            "mount point {shown} is not empty; its files would be hidden while mounted. \
+             Use an empty directory, or pass --allow-non-empty"
+        ));
+    }
+    Ok(())
+}
+
+/// The filesystem type mounted exactly at `path`, from /proc/self/mountinfo.
+pub fn mounted_at(path: &Path) -> Option<String> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let want = path.to_str()?;
+    info.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let mount_point = unescape_mountinfo(fields.get(4)?);
+        if mount_point != want {
+            return None;
+        }
+        let sep = fields.iter().position(|f| *f == "-")?;
+        fields.get(sep + 1).map(|s| s.to_string())
+    })
+}
+
+fn unescape_mountinfo(s: &str) -> String {
+    let mut out = Vec::with_capacity(s.len());
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
+            out.push(v);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// One bounded listing of the mounted prefix, turned into a message that says what to do.
+pub async fn check_bucket(store: &S3Store, config: &MountConfig) -> Result<(), String> {
+    let req = ListRequest { prefix: config.fs.prefix.clone(), delimiter: Some("/".into()), max_keys: Some(1), continuation: None };
+    let what = store.describe();
+    let secs = config.check_timeout.as_secs();
+    let result = tokio::time::timeout(config.check_timeout, store.list_objects(&req)).await;
+    match result {
+        Err(_) => Err(format!(
+            "no answer from {what} within {secs} s: check --endpoint-url (scheme, host, port) and the network"
+        )),
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(match e {
+            StoreError::NoSuchBucket { .. } => format!(
+                "{what}: the bucket does not exist. Check the bucket name, --endpoint-url and --region"
+            ),
+            StoreError::AccessDenied { message, .. } => format!(
+                "access denied to {what} ({message}): check the credentials (environment, ~/.aws/credentials, \
+                 --profile) and that they may list the bucket"
+            ),
+            StoreError::Unreachable { message, .. } => format!(
+                "cannot reach {what}: {message}. Check --endpoint-url (http:// or https://, host and port) \
+                 and that the server is running"
+            ),
+            StoreError::BadResponse { message, .. } => format!(
+                "{what} did not answer like an S3 server ({message}): is --endpoint-url an S3 endpoint?"
+            ),
+            other => format!("checking {what} failed: {other}"),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_escapes() {
+        assert_eq!(unescape_mountinfo("/mnt/a\\040b"), "/mnt/a b");
+        assert_eq!(unescape_mountinfo("/plain"), "/plain");
+        assert!(mounted_at(Path::new("/")).is_some());
+    }
+
+    #[test]
+    fn mountpoint_checks_name_the_problem() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert!(check_mountpoint(dir.path(), false).is_ok());
+        let missing = dir.path().join("nope");
+        assert!(check_mountpoint(&missing, false).unwrap_err().contains("does not exist"));
+        let file = dir.path().join("f");
+        std::fs::write(&file, b"x").expect("write");
+        assert!(check_mountpoint(&file, false).unwrap_err().contains("not a directory"));
+        assert!(check_mountpoint(dir.path(), false).unwrap_err().contains("not empty"));
+        assert!(check_mountpoint(dir.path(), true).is_ok());
+    }
+}

@@ -1,0 +1,253 @@
+//! `MemoryStore`: an in-memory [`ObjectStore`] for unit tests.
+//!
+//! It follows ListObjectsV2 semantics closely enough to exercise the pitfalls of building
+//! directories from listings: keys are ordered bytewise, common prefixes are grouped at the
+//! delimiter and count once towards the page size, continuation tokens resume after the last
+//! key or prefix returned. The page size can be capped to force pagination in tests, and every
+//! operation is counted so tests can assert how many requests a filesystem call cost.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use super::{ListPage, ListRequest, ObjectMeta, ObjectStore, PutOptions, StoreError};
+
+#[derive(Clone, Debug)]
+struct Stored {
+    body: Bytes,
+    meta: ObjectMeta,
+}
+
+/// Per-operation request counters.
+#[derive(Debug, Default)]
+pub struct OpCounts {
+    pub head: AtomicUsize,
+    pub list: AtomicUsize,
+    pub get: AtomicUsize,
+    pub put: AtomicUsize,
+    pub delete: AtomicUsize,
+}
+
+/// An in-memory bucket.
+#[derive(Debug)]
+pub struct MemoryStore {
+    objects: Mutex<BTreeMap<String, Stored>>,
+    max_page: usize,
+    etag_seq: AtomicU64,
+    /// Request counters, for tests.
+    pub counts: OpCounts,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryStore {
+    /// An empty bucket with S3's page size of 1000.
+    pub fn new() -> Self {
+        Self::with_page_size(1000)
+    }
+
+    /// An empty bucket whose listings never return more than `max_page` entries per page.
+    pub fn with_page_size(max_page: usize) -> Self {
+        Self {
+            objects: Mutex::new(BTreeMap::new()),
+            max_page: max_page.max(1),
+            etag_seq: AtomicU64::new(1),
+            counts: OpCounts::default(),
+        }
+    }
+
+    /// Store `body` under `key` directly (an out-of-band write by another client).
+    pub fn insert(&self, key: &str, body: impl Into<Bytes>) {
+        let body = body.into();
+        let meta = ObjectMeta {
+            key: key.to_string(),
+            size: body.len() as u64,
+            etag: Some(format!("\"{:x}\"", self.etag_seq.fetch_add(1, Ordering::Relaxed))),
+            last_modified: SystemTime::now(),
+            metadata: HashMap::new(),
+        };
+        self.lock().insert(key.to_string(), Stored { body, meta });
+    }
+
+    /// The body stored under `key`, if any.
+    pub fn body(&self, key: &str) -> Option<Bytes> {
+        self.lock().get(key).map(|s| s.body.clone())
+    }
+
+    /// All keys, in order.
+    pub fn keys(&self) -> Vec<String> {
+        self.lock().keys().cloned().collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Stored>> {
+        // A poisoned lock only means a test thread panicked; the map itself is still consistent.
+        self.objects.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[async_trait]
+impl ObjectStore for MemoryStore {
+    async fn head_object(&self, key: &str) -> Result<ObjectMeta, StoreError> {
+        self.counts.head.fetch_add(1, Ordering::Relaxed);
+        self.lock()
+            .get(key)
+            .map(|s| s.meta.clone())
+            .ok_or_else(|| StoreError::NotFound { key: key.to_string() })
+    }
+
+    async fn list_objects(&self, req: &ListRequest) -> Result<ListPage, StoreError> {
+        self.counts.list.fetch_add(1, Ordering::Relaxed);
+        let limit = req.max_keys.map_or(self.max_page, |m| (m.max(1) as usize).min(self.max_page));
+        let map = self.lock();
+        let mut page = ListPage::default();
+        let mut count = 0usize;
+        let mut last: Option<String> = None;
+        let mut truncated = false;
+        // Tokens are "K<key>" after an object and "P<prefix>" after a common prefix.
+        let (after, skip_prefix) = match req.continuation.as_deref() {
+            Some(t) if t.starts_with('P') => (t[1..].to_string(), true),
+            Some(t) => (t.get(1..).unwrap_or_default().to_string(), false),
+            None => (String::new(), false),
+        };
+        let from = if after.as_str() > req.prefix.as_str() { after.clone() } else { req.prefix.clone() };
+        for (key, stored) in map.range(from..) {
+            if !key.starts_with(&req.prefix) {
+                break;
+            }
+            if req.continuation.is_some() && (key.as_str() <= after.as_str() || skip_prefix && key.starts_with(&after)) {
+                continue;
+            }
+            let rest = &key[req.prefix.len()..];
+            let common = req
+                .delimiter
+                .as_deref()
+                .and_then(|d| rest.find(d).map(|i| format!("{}{}", req.prefix, &rest[..i + d.len()])));
+            if let Some(cp) = &common {
+                if page.prefixes.last() == Some(cp) {
+                    continue;
+                }
+            }
+            if count == limit {
+                truncated = true;
+                break;
+            }
+            count += 1;
+            match common {
+                Some(cp) => {
+                    last = Some(format!("P{cp}"));
+                    page.prefixes.push(cp);
+                }
+                None => {
+                    last = Some(format!("K{key}"));
+                    page.objects.push(stored.meta.clone());
+                }
+            }
+        }
+        if truncated {
+            page.next = last;
+        }
+        Ok(page)
+    }
+
+    async fn get_range(&self, key: &str, range: Range<u64>, if_match: Option<&str>) -> Result<Bytes, StoreError> {
+        self.counts.get.fetch_add(1, Ordering::Relaxed);
+        let map = self.lock();
+        let stored = map.get(key).ok_or_else(|| StoreError::NotFound { key: key.to_string() })?;
+        if let Some(want) = if_match {
+            if stored.meta.etag.as_deref() != Some(want) {
+                return Err(StoreError::PreconditionFailed { key: key.to_string() });
+            }
+        }
+        let len = stored.body.len() as u64;
+        let start = range.start.min(len) as usize;
+        let end = range.end.min(len) as usize;
+        Ok(stored.body.slice(start..end.max(start)))
+    }
+
+    async fn put_object(&self, key: &str, body: Bytes, opts: &PutOptions) -> Result<Option<String>, StoreError> {
+        self.counts.put.fetch_add(1, Ordering::Relaxed);
+        let etag = format!("\"{:x}\"", self.etag_seq.fetch_add(1, Ordering::Relaxed));
+        let meta = ObjectMeta {
+            key: key.to_string(),
+            size: body.len() as u64,
+            etag: Some(etag.clone()),
+            last_modified: SystemTime::now(),
+            metadata: opts.metadata.clone(),
+        };
+        self.lock().insert(key.to_string(), Stored { body, meta });
+        Ok(Some(etag))
+    }
+
+    async fn delete_object(&self, key: &str) -> Result<(), StoreError> {
+        self.counts.delete.fetch_add(1, Ordering::Relaxed);
+        self.lock().remove(key);
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        "in-memory bucket".to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(keys: &[&str], page: usize) -> MemoryStore {
+        let s = MemoryStore::with_page_size(page);
+        for k in keys {
+            s.insert(k, Bytes::from_static(b"x"));
+        }
+        s
+    }
+
+    async fn list_all(s: &MemoryStore, prefix: &str) -> (Vec<String>, Vec<String>, usize) {
+        let mut req = ListRequest { prefix: prefix.to_string(), delimiter: Some("/".into()), ..Default::default() };
+        let (mut objs, mut prefs, mut pages) = (vec![], vec![], 0);
+        loop {
+            let page = s.list_objects(&req).await.expect("list");
+            pages += 1;
+            objs.extend(page.objects.into_iter().map(|o| o.key));
+            prefs.extend(page.prefixes);
+            match page.next {
+                Some(t) => req.continuation = Some(t),
+                None => break,
+            }
+        }
+        (objs, prefs, pages)
+    }
+
+    #[tokio::test]
+    async fn pagination_groups_prefixes_once_at_every_page_size() {
+        let keys = ["a", "a-/x", "a/1", "a/2", "a/3", "b", "c/d/e", "c/f"];
+        for page in [1, 2, 3, 1000] {
+            let s = store(&keys, page);
+            let (objs, prefs, pages) = list_all(&s, "").await;
+            assert_eq!(objs, vec!["a", "b"], "page size {page}");
+            assert_eq!(prefs, vec!["a-/", "a/", "c/"], "page size {page}");
+            assert_eq!(pages, if page == 1000 { 1 } else { 5usize.div_ceil(page) }, "page size {page}");
+        }
+    }
+
+    #[tokio::test]
+    async fn listing_under_a_prefix_and_ranges() {
+        let s = store(&["p/a", "p/b/c", "q"], 1);
+        let (objs, prefs, _) = list_all(&s, "p/").await;
+        assert_eq!(objs, vec!["p/a"]);
+        assert_eq!(prefs, vec!["p/b/"]);
+        s.insert("k", Bytes::from_static(b"0123456789"));
+        assert_eq!(&s.get_range("k", 2..5, None).await.expect("get")[..], b"234");
+        assert_eq!(&s.get_range("k", 8..50, None).await.expect("get")[..], b"89");
+        assert!(s.get_range("k", 20..30, None).await.expect("get").is_empty());
+        assert!(matches!(s.get_range("k", 0..1, Some("\"nope\"")).await, Err(StoreError::PreconditionFailed { .. })));
+    }
+}

@@ -1,0 +1,114 @@
+//! The object-store seam: everything cosmount needs from S3, as one async trait.
+//!
+//! `fs/` talks only to [`ObjectStore`]; [`s3::S3Store`] implements it with aws-sdk-s3 and
+//! [`memory::MemoryStore`] with a `BTreeMap` for unit tests. Methods are named after the S3
+//! operations they stand for, and every failure is reduced here to a small set of kinds
+//! ([`StoreError`]); only `s3.rs` ever looks at SDK errors, service codes or HTTP statuses.
+
+pub mod memory;
+pub mod s3;
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+/// What a listing or a HEAD says about one object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectMeta {
+    /// Full key in the bucket.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// ETag as the server sent it (quotes included), if any.
+    pub etag: Option<String>,
+    /// Last-Modified.
+    pub last_modified: SystemTime,
+    /// User metadata (`x-amz-meta-*`, without the prefix, lower-case). Listings never carry it.
+    pub metadata: HashMap<String, String>,
+}
+
+/// One ListObjectsV2 request.
+#[derive(Clone, Debug, Default)]
+pub struct ListRequest {
+    /// Only keys starting with this.
+    pub prefix: String,
+    /// Group keys sharing the next `delimiter` into common prefixes (we always use `/`).
+    pub delimiter: Option<String>,
+    /// Continuation token from the previous page.
+    pub continuation: Option<String>,
+    /// Page size (the server may return fewer); `None` means the server default (1000).
+    pub max_keys: Option<i32>,
+}
+
+/// One page of a ListObjectsV2 answer.
+#[derive(Clone, Debug, Default)]
+pub struct ListPage {
+    /// Objects, in key order.
+    pub objects: Vec<ObjectMeta>,
+    /// Common prefixes (each ends with the delimiter), in key order.
+    pub prefixes: Vec<String>,
+    /// Token for the next page; `None` when the listing is complete.
+    pub next: Option<String>,
+}
+
+/// Kinds of failure the filesystem layer distinguishes. Messages are complete sentences fit for
+/// the log and the user; they never contain secrets.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The key does not exist.
+    #[error("no such key: {key}")]
+    NotFound { key: String },
+    /// The bucket does not exist at this endpoint.
+    #[error("bucket {bucket:?} does not exist at {endpoint}")]
+    NoSuchBucket { bucket: String, endpoint: String },
+    /// Credentials were rejected or lack permission.
+    #[error("access denied by {endpoint}: {message}")]
+    AccessDenied { endpoint: String, message: String },
+    /// A conditional request failed: the object changed under us.
+    #[error("object {key} changed on the server (precondition failed)")]
+    PreconditionFailed { key: String },
+    /// The endpoint could not be reached (connection refused, DNS, TLS, timeout).
+    #[error("cannot reach {endpoint}: {message}")]
+    Unreachable { endpoint: String, message: String },
+    /// The endpoint answered with something that is not S3.
+    #[error("{endpoint} did not answer like an S3 server: {message}")]
+    BadResponse { endpoint: String, message: String },
+    /// Anything else the service reported.
+    #[error("{op} failed: {message}")]
+    Other { op: &'static str, message: String },
+}
+
+/// Options for a PutObject.
+#[derive(Clone, Debug, Default)]
+pub struct PutOptions {
+    /// User metadata to store with the object.
+    pub metadata: HashMap<String, String>,
+    /// Content-Type, if known.
+    pub content_type: Option<String>,
+}
+
+/// The S3 operations cosmount uses. Implementations must be cheap to share (`Arc`).
+#[async_trait]
+pub trait ObjectStore: Send + Sync + 'static {
+    /// HeadObject: size, ETag, Last-Modified and user metadata of `key`.
+    async fn head_object(&self, key: &str) -> Result<ObjectMeta, StoreError>;
+
+    /// ListObjectsV2: one page.
+    async fn list_objects(&self, req: &ListRequest) -> Result<ListPage, StoreError>;
+
+    /// GetObject with a byte range (clamped by the server at the end of the object). With
+    /// `if_match`, fails with [`StoreError::PreconditionFailed`] when the ETag differs.
+    async fn get_range(&self, key: &str, range: Range<u64>, if_match: Option<&str>) -> Result<Bytes, StoreError>;
+
+    /// PutObject of a whole body (with an integrity checksum); returns the new ETag.
+    async fn put_object(&self, key: &str, body: Bytes, opts: &PutOptions) -> Result<Option<String>, StoreError>;
+
+    /// DeleteObject.
+    async fn delete_object(&self, key: &str) -> Result<(), StoreError>;
+
+    /// A short description of where the store lives (bucket and endpoint), for messages.
+    fn describe(&self) -> String;
+}

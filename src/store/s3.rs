@@ -1,0 +1,244 @@
+//! `S3Store`: the [`ObjectStore`] over aws-sdk-s3, for AWS, IBM COS and other S3-compatible servers.
+//!
+//! This is the only module that looks inside SDK errors. The mapping:
+//! - no connection, DNS or TLS failure, or a timeout → [`StoreError::Unreachable`] (after the SDK's
+//!   own retries, see [`S3Settings`]);
+//! - 404 on an object → `NotFound`; `NoSuchBucket` (any operation) → `NoSuchBucket`;
+//! - 401/403, `AccessDenied`, `InvalidAccessKeyId`, `SignatureDoesNotMatch` → `AccessDenied`;
+//! - 412 → `PreconditionFailed`;
+//! - an answer that is not S3 (HTML, garbage) → `BadResponse`; anything else → `Other`.
+//!
+//! Uploads carry an integrity checksum: the SDK adds a CRC32 `x-amz-checksum-*` header to every
+//! PutObject/UploadPart by default, which IBM COS protected buckets require.
+
+use std::ops::Range;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::Client;
+use bytes::Bytes;
+
+use super::{ListPage, ListRequest, ObjectMeta, ObjectStore, PutOptions, StoreError};
+
+/// How to reach the bucket.
+#[derive(Clone, Debug)]
+pub struct S3Settings {
+    /// Bucket name.
+    pub bucket: String,
+    /// Endpoint URL (`None`: the SDK's default for the region).
+    pub endpoint_url: Option<String>,
+    /// Region (COS: the location such as `us-south`).
+    pub region: Option<String>,
+    /// Path-style addressing (needed by most local servers and handy for COS).
+    pub force_path_style: bool,
+    /// AWS shared-config profile.
+    pub profile: Option<String>,
+    /// Connect timeout for each attempt.
+    pub connect_timeout: Duration,
+    /// Time limit for each attempt (one HTTP request).
+    pub attempt_timeout: Duration,
+    /// Attempts per request, including the first (SDK standard retry mode, jittered backoff).
+    pub max_attempts: u32,
+}
+
+impl Default for S3Settings {
+    fn default() -> Self {
+        Self {
+            bucket: String::new(),
+            endpoint_url: None,
+            region: None,
+            force_path_style: false,
+            profile: None,
+            connect_timeout: Duration::from_secs(5),
+            attempt_timeout: Duration::from_secs(60),
+            max_attempts: 4,
+        }
+    }
+}
+
+/// An S3 bucket reached through aws-sdk-s3.
+#[derive(Clone, Debug)]
+pub struct S3Store {
+    client: Client,
+    bucket: String,
+    endpoint: String,
+}
+
+impl S3Store {
+    /// Build the SDK client from the settings and the AWS default credential chain.
+    pub async fn connect(settings: &S3Settings) -> Self {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let Some(region) = &settings.region {
+            loader = loader.region(aws_config::Region::new(region.clone()));
+        }
+        if let Some(profile) = &settings.profile {
+            loader = loader.profile_name(profile);
+        }
+        let sdk = loader.load().await;
+        let timeouts = aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(settings.connect_timeout)
+            .operation_attempt_timeout(settings.attempt_timeout)
+            .build();
+        let mut builder = aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(settings.force_path_style)
+            .timeout_config(timeouts)
+            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(settings.max_attempts.max(1)));
+        if sdk.region().is_none() {
+            // S3-compatible servers ignore the region, but SigV4 needs one.
+            builder = builder.region(aws_config::Region::new("us-east-1"));
+        }
+        if let Some(url) = &settings.endpoint_url {
+            builder = builder.endpoint_url(url);
+        }
+        let endpoint = settings.endpoint_url.clone().unwrap_or_else(|| {
+            format!("the AWS endpoint for region {}", sdk.region().map_or("us-east-1", |r| r.as_ref()))
+        });
+        Self { client: Client::from_conf(builder.build()), bucket: settings.bucket.clone(), endpoint }
+    }
+
+    /// The underlying SDK client (tests and tools use it to check the bucket's state).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    fn map_err<E>(&self, op: &'static str, key: &str, err: SdkError<E, HttpResponse>) -> StoreError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let endpoint = self.endpoint.clone();
+        let status = err.raw_response().map(|r| r.status().as_u16());
+        let code = err.as_service_error().and_then(|e| e.code()).map(str::to_string);
+        let message = format!("{}", DisplayErrorContext(&err));
+        match (&err, status, code.as_deref()) {
+            (SdkError::DispatchFailure(_) | SdkError::TimeoutError(_), _, _) => {
+                StoreError::Unreachable { endpoint, message }
+            }
+            (_, _, Some("NoSuchBucket")) => StoreError::NoSuchBucket { bucket: self.bucket.clone(), endpoint },
+            (_, _, Some("NoSuchKey")) | (_, Some(404), _) => StoreError::NotFound { key: key.to_string() },
+            (_, _, Some("AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "InvalidToken"))
+            | (_, Some(401 | 403), _) => StoreError::AccessDenied { endpoint, message: code.unwrap_or(message) },
+            (_, Some(412), _) | (_, _, Some("PreconditionFailed")) => StoreError::PreconditionFailed { key: key.to_string() },
+            (SdkError::ResponseError(_), _, _) => StoreError::BadResponse { endpoint, message },
+            (_, Some(s), None) if (200..300).contains(&s) => StoreError::BadResponse { endpoint, message },
+            _ => StoreError::Other { op, message },
+        }
+    }
+}
+
+fn to_system_time(t: Option<&aws_smithy_types::DateTime>) -> SystemTime {
+    t.and_then(|t| SystemTime::try_from(*t).ok()).unwrap_or(SystemTime::UNIX_EPOCH)
+}
+
+#[async_trait]
+impl ObjectStore for S3Store {
+    async fn head_object(&self, key: &str) -> Result<ObjectMeta, StoreError> {
+        let out = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| self.map_err("HeadObject", key, e))?;
+        Ok(ObjectMeta {
+            key: key.to_string(),
+            size: out.content_length().unwrap_or(0).max(0) as u64,
+            etag: out.e_tag().map(str::to_string),
+            last_modified: to_system_time(out.last_modified()),
+            metadata: out.metadata().cloned().unwrap_or_default(),
+        })
+    }
+
+    async fn list_objects(&self, req: &ListRequest) -> Result<ListPage, StoreError> {
+        let out = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&req.prefix)
+            .set_delimiter(req.delimiter.clone())
+            .set_continuation_token(req.continuation.clone())
+            .set_max_keys(req.max_keys)
+            .send()
+            .await
+            .map_err(|e| self.map_err("ListObjectsV2", &req.prefix, e))?;
+        let objects = out
+            .contents()
+            .iter()
+            .filter_map(|o| {
+                Some(ObjectMeta {
+                    key: o.key()?.to_string(),
+                    size: o.size().unwrap_or(0).max(0) as u64,
+                    etag: o.e_tag().map(str::to_string),
+                    last_modified: to_system_time(o.last_modified()),
+                    metadata: Default::default(),
+                })
+            })
+            .collect();
+        let prefixes = out.common_prefixes().iter().filter_map(|p| p.prefix().map(str::to_string)).collect();
+        let next = match out.is_truncated() {
+            Some(true) => out.next_continuation_token().filter(|t| !t.is_empty()).map(str::to_string),
+            _ => None,
+        };
+        Ok(ListPage { objects, prefixes, next })
+    }
+
+    async fn get_range(&self, key: &str, range: Range<u64>, if_match: Option<&str>) -> Result<Bytes, StoreError> {
+        if range.end <= range.start {
+            return Ok(Bytes::new());
+        }
+        let result = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .range(format!("bytes={}-{}", range.start, range.end - 1))
+            .set_if_match(if_match.map(str::to_string))
+            .send()
+            .await;
+        let out = match result {
+            Ok(out) => out,
+            // Asking at or past the end of the object: nothing to read.
+            Err(e) if e.raw_response().map(|r| r.status().as_u16()) == Some(416) => return Ok(Bytes::new()),
+            Err(e) => return Err(self.map_err("GetObject", key, e)),
+        };
+        let body = out.body.collect().await.map_err(|e| StoreError::Unreachable {
+            endpoint: self.endpoint.clone(),
+            message: format!("reading the body of {key} failed: {}", DisplayErrorContext(&e)),
+        })?;
+        Ok(body.into_bytes())
+    }
+
+    async fn put_object(&self, key: &str, body: Bytes, opts: &PutOptions) -> Result<Option<String>, StoreError> {
+        let metadata = (!opts.metadata.is_empty()).then(|| opts.metadata.clone());
+        let out = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(ByteStream::from(body))
+            .set_metadata(metadata)
+            .set_content_type(opts.content_type.clone())
+            .send()
+            .await
+            .map_err(|e| self.map_err("PutObject", key, e))?;
+        Ok(out.e_tag().map(str::to_string))
+    }
+
+    async fn delete_object(&self, key: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| self.map_err("DeleteObject", key, e))?;
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        format!("bucket {:?} at {}", self.bucket, self.endpoint)
+    }
+}
