@@ -57,6 +57,7 @@ impl From<StoreError> for FsError {
             StoreError::NotFound { .. } => FsError::quiet(libc::ENOENT, message),
             StoreError::NoSuchBucket { .. } => FsError::new(libc::ENOENT, message),
             StoreError::AccessDenied { .. } => FsError::new(libc::EACCES, message),
+            StoreError::Credentials { .. } => FsError::new(libc::EACCES, message),
             StoreError::PreconditionFailed { .. } => FsError::new(libc::ESTALE, message),
             StoreError::Unreachable { .. } => FsError::new(libc::EIO, message),
             StoreError::BadResponse { .. } => FsError::new(libc::EIO, message),

@@ -1,5 +1,5 @@
 //! Logging: tracing with an EnvFilter taken from `--log-filter`, `--debug` or `COSMOUNT_LOG`
-//! (in that order; default `warn,cosmount=info`), written to stderr or appended to `--log-file`.
+//! (in that order; default `warn,aws_config=error,cosmount=info`), written to stderr or appended to `--log-file`.
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -18,7 +18,7 @@ pub fn init(filter: Option<&str>, debug: bool, file: Option<&Path>) -> Result<De
     let spec = match (filter, debug) {
         (Some(f), _) => f.to_string(),
         (None, true) => "debug".to_string(),
-        (None, false) => std::env::var("COSMOUNT_LOG").unwrap_or_else(|_| "warn,cosmount=info".to_string()),
+        (None, false) => std::env::var("COSMOUNT_LOG").unwrap_or_else(|_| "warn,aws_config=error,cosmount=info".to_string()),
     };
     let env_filter = EnvFilter::try_new(&spec).map_err(|e| format!("invalid log filter {spec:?}: {e}"))?;
     let builder = tracing_subscriber::fmt().with_env_filter(env_filter).with_target(false);
@@ -36,7 +36,7 @@ pub fn init(filter: Option<&str>, debug: bool, file: Option<&Path>) -> Result<De
             Ok(Destination::File)
         }
         None => {
-            builder.with_writer(std::io::stderr).try_init().map_err(|e| e.to_string())?;
+            builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).with_writer(std::io::stderr).try_init().map_err(|e| e.to_string())?;
             Ok(Destination::Stderr)
         }
     }

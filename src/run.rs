@@ -166,6 +166,10 @@ pub async fn check_bucket(store: &S3Store, config: &MountConfig) -> Result<(), S
                 "access denied to {what} ({message}): check the credentials (environment, ~/.aws/credentials, \
                  --profile) and that they may list the bucket"
             ),
+            StoreError::Credentials { message } => format!(
+                "no usable credentials for {what}: {message}. Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, \
+                 add them to ~/.aws/credentials, or pick a profile with --profile"
+            ),
             StoreError::Unreachable { message, .. } => format!(
                 "cannot reach {what}: {message}. Check --endpoint-url (http:// or https://, host and port) \
                  and that the server is running"

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 pub const ROOT_INO: u64 = 1;
 
 /// What an inode is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
     /// A regular file (an object).
     File,

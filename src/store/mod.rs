@@ -67,6 +67,9 @@ pub enum StoreError {
     /// Credentials were rejected or lack permission.
     #[error("access denied by {endpoint}: {message}")]
     AccessDenied { endpoint: String, message: String },
+    /// No usable credentials were found (or loading them failed).
+    #[error("no usable credentials: {message}")]
+    Credentials { message: String },
     /// A conditional request failed: the object changed under us.
     #[error("object {key} changed on the server (precondition failed)")]
     PreconditionFailed { key: String },

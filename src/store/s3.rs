@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use aws_sdk_s3::config::http::HttpResponse;
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
 use bytes::Bytes;
@@ -71,9 +71,22 @@ impl S3Store {
     /// Build the SDK client from the settings and the AWS default credential chain.
     pub async fn connect(settings: &S3Settings) -> Self {
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-        if let Some(region) = &settings.region {
-            loader = loader.region(aws_config::Region::new(region.clone()));
-        }
+        // Region: the flag, else AWS_REGION/AWS_DEFAULT_REGION, else the profile's; never the EC2
+        // metadata service (off EC2 it only costs a timeout and a warning).
+        let region = settings.region.clone().or_else(|| {
+            ["AWS_REGION", "AWS_DEFAULT_REGION"].iter().find_map(|v| std::env::var(v).ok().filter(|r| !r.is_empty()))
+        });
+        let region = match region {
+            Some(r) => Some(r),
+            None => {
+                let mut p = aws_config::profile::ProfileFileRegionProvider::builder();
+                if let Some(name) = &settings.profile {
+                    p = p.profile_name(name);
+                }
+                aws_config::meta::region::ProvideRegion::region(&p.build()).await.map(|r| r.to_string())
+            }
+        };
+        loader = loader.region(aws_config::Region::new(region.unwrap_or_else(|| "us-east-1".to_string())));
         if let Some(profile) = &settings.profile {
             loader = loader.profile_name(profile);
         }
@@ -86,10 +99,6 @@ impl S3Store {
             .force_path_style(settings.force_path_style)
             .timeout_config(timeouts)
             .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(settings.max_attempts.max(1)));
-        if sdk.region().is_none() {
-            // S3-compatible servers ignore the region, but SigV4 needs one.
-            builder = builder.region(aws_config::Region::new("us-east-1"));
-        }
         if let Some(url) = &settings.endpoint_url {
             builder = builder.endpoint_url(url);
         }
@@ -111,8 +120,14 @@ impl S3Store {
         let endpoint = self.endpoint.clone();
         let status = err.raw_response().map(|r| r.status().as_u16());
         let code = err.as_service_error().and_then(|e| e.code()).map(str::to_string);
-        let message = format!("{}", DisplayErrorContext(&err));
+        let mut message = error_chain(&err);
+        if message.contains("TLS handshake") || message.contains("InvalidContentType") {
+            message.push_str(" (does the server speak plain http? then use an http:// endpoint URL)");
+        }
         match (&err, status, code.as_deref()) {
+            (SdkError::DispatchFailure(_), _, _) if message.contains("credentials") => {
+                StoreError::Credentials { message }
+            }
             (SdkError::DispatchFailure(_) | SdkError::TimeoutError(_), _, _) => {
                 StoreError::Unreachable { endpoint, message }
             }
@@ -126,6 +141,20 @@ impl S3Store {
             _ => StoreError::Other { op, message },
         }
     }
+}
+
+/// An error and its causes, as "outer: cause: root cause", without repeats or debug dumps.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cur {
+        let s = e.to_string();
+        if !s.is_empty() && !parts.last().is_some_and(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+        cur = e.source();
+    }
+    parts.join(": ")
 }
 
 fn to_system_time(t: Option<&aws_smithy_types::DateTime>) -> SystemTime {
@@ -206,7 +235,7 @@ impl ObjectStore for S3Store {
         };
         let body = out.body.collect().await.map_err(|e| StoreError::Unreachable {
             endpoint: self.endpoint.clone(),
-            message: format!("reading the body of {key} failed: {}", DisplayErrorContext(&e)),
+            message: format!("reading the body of {key} failed: {}", error_chain(&e)),
         })?;
         Ok(body.into_bytes())
     }

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The README's test command, and what CI runs: installs what is missing (scripts/setup.sh), then
+# cargo fmt --check, clippy with warnings denied, and the whole test suite, including the tests
+# that mount the built binary with FUSE over a local S3 server (moto, started by the tests).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh
+export COSMOUNT_TEST_PYTHON="$PWD/.venv/bin/python"
+
+echo "== cargo fmt --check"
+cargo fmt --check
+echo "== cargo clippy --all-targets -- -D warnings"
+cargo clippy --quiet --all-targets -- -D warnings
+echo "== cargo test"
+cargo test --all-targets 2>&1 | tee target/test-output.log
+echo "== benchmark harness smoke run"
+if [ -x scripts/bench.sh ]; then bash scripts/bench.sh --quick; fi

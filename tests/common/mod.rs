@@ -1,0 +1,253 @@
+//! Shared harness for the real-mount tests: one local S3 server (moto) per test binary, a bucket
+//! per test, and `Mount`, which runs the built `cosmount` binary on a temporary directory and
+//! unmounts it (and reaps the daemon) when dropped.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use aws_credential_types::Credentials;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::Client;
+
+pub const ACCESS_KEY: &str = "cosmount-test";
+pub const SECRET_KEY: &str = "cosmount-test-secret";
+
+struct Server {
+    endpoint: String,
+    _child: Mutex<Child>,
+    _stdin: Mutex<ChildStdin>,
+}
+
+fn python() -> PathBuf {
+    std::env::var_os("COSMOUNT_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"))
+}
+
+fn server() -> &'static Server {
+    static SERVER: OnceLock<Server> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/moto_server.py");
+        let py = python();
+        let mut child = Command::new(&py)
+            .arg(&script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {} (run scripts/setup.sh first): {e}", py.display()));
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("read port");
+        let port: u16 = line.trim().strip_prefix("PORT ").and_then(|p| p.parse().ok()).expect("moto printed its port");
+        let stdin = child.stdin.take().expect("stdin");
+        Server { endpoint: format!("http://127.0.0.1:{port}"), _child: Mutex::new(child), _stdin: Mutex::new(stdin) }
+    })
+}
+
+/// Endpoint URL of the local S3 server.
+pub fn endpoint() -> String {
+    server().endpoint.clone()
+}
+
+/// A runtime for the tests' own S3 calls.
+pub fn rt() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt"))
+}
+
+/// A raw S3 client on the local server, to fill buckets and check their state.
+pub fn client() -> Client {
+    let conf = aws_sdk_s3::Config::builder()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new("us-east-1"))
+        .endpoint_url(endpoint())
+        .force_path_style(true)
+        .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "tests"))
+        .build();
+    Client::from_conf(conf)
+}
+
+/// A fresh bucket named after the test.
+pub fn bucket(hint: &str) -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let clean: String = hint.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).take(30).collect();
+    let name = format!("t{}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed), clean.trim_matches('-'));
+    let c = client();
+    rt().block_on(c.create_bucket().bucket(&name).send()).expect("create bucket");
+    name
+}
+
+/// Put objects (key, body) into `bucket`, 16 at a time.
+pub fn put_all(bucket: &str, objects: Vec<(String, Vec<u8>)>) {
+    let c = client();
+    rt().block_on(async {
+        use futures::stream::{self, StreamExt};
+        let results: Vec<_> = stream::iter(objects)
+            .map(|(k, v)| {
+                let c = c.clone();
+                async move { c.put_object().bucket(bucket).key(&k).body(ByteStream::from(v)).send().await.map(|_| k) }
+            })
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        for r in results {
+            r.expect("put object");
+        }
+    });
+}
+
+/// Deterministic test bytes.
+pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    let mut x = u32::from(seed) * 2_654_435_761 + 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 8) as u8
+        })
+        .collect()
+}
+
+/// Path of the built binary.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_cosmount")
+}
+
+/// A `cosmount` command with the test server's credentials in its environment.
+pub fn cosmount_cmd() -> Command {
+    let mut c = Command::new(bin());
+    c.env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env("AWS_REGION", "us-east-1")
+        .env_remove("AWS_PROFILE")
+        .env_remove("COSMOUNT_LOG");
+    c
+}
+
+/// Whether a filesystem is mounted exactly at `path`.
+pub fn is_mounted(path: &Path) -> bool {
+    let Ok(canon) = std::fs::canonicalize(path) else { return false };
+    let want = canon.to_string_lossy().replace(' ', "\\040");
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .map(|s| s.lines().any(|l| l.split(' ').nth(4) == Some(want.as_str())))
+        .unwrap_or(false)
+}
+
+/// Run a shell command line, returning its output (asserting nothing).
+pub fn sh(script: &str) -> Output {
+    Command::new("bash").arg("-c").arg(script).output().expect("bash")
+}
+
+/// Run a shell command line that must succeed; returns stdout.
+pub fn sh_ok(script: &str) -> String {
+    let out = sh(script);
+    assert!(out.status.success(), "`{script}` failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A live mount of a bucket by the built binary (in the foreground, as a child of the test).
+pub struct Mount {
+    pub dir: tempfile::TempDir,
+    pub child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl Mount {
+    /// Mount `source` (`bucket` or `bucket:prefix`) with extra arguments.
+    pub fn new(source: &str, extra: &[&str]) -> Mount {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let name = dir.path().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.log"));
+        let child = cosmount_cmd()
+            .arg(source)
+            .arg(dir.path())
+            .args(["--endpoint-url", &endpoint(), "--force-path-style", "--foreground"])
+            .args(["--log-file", log.to_str().expect("utf8"), "--log-filter", "debug"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn cosmount");
+        let mut m = Mount { dir, child: Some(child), log };
+        m.wait_mounted();
+        m
+    }
+
+    fn wait_mounted(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if is_mounted(self.path()) {
+                return;
+            }
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    let out = self.child.take().map(|c| c.wait_with_output());
+                    let err = out.and_then(|o| o.ok()).map(|o| String::from_utf8_lossy(&o.stderr).into_owned());
+                    panic!("cosmount exited with {status} before mounting: {}", err.unwrap_or_default());
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("mount did not appear within 20 s");
+    }
+
+    /// The mount point.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `path` inside the mount, as a string for shell commands.
+    pub fn p(&self, rel: &str) -> String {
+        self.path().join(rel).to_string_lossy().into_owned()
+    }
+
+    /// Unmount with fusermount3 and return the daemon's exit status.
+    pub fn unmount(&mut self) -> std::process::ExitStatus {
+        let out = Command::new("fusermount3").arg("-u").arg(self.path()).output().expect("fusermount3");
+        assert!(out.status.success(), "fusermount3 -u failed: {}", String::from_utf8_lossy(&out.stderr));
+        self.wait_exit()
+    }
+
+    /// Wait (bounded) for the daemon to exit.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("daemon still tracked");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(s) = child.try_wait().expect("wait") {
+                return s;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("cosmount did not exit within 15 s of unmounting");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        if is_mounted(self.path()) {
+            let _ = Command::new("fusermount3").arg("-u").arg("-z").arg(self.path()).output();
+        }
+        if let Some(mut child) = self.child.take() {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

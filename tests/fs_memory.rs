@@ -1,0 +1,161 @@
+//! The filesystem layer without FUSE, over the in-memory store: listings at several page sizes,
+//! the listing pitfalls, what lookups cost, and reads.
+
+use std::ffi::OsStr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use cosmount::fs::inode::{Kind, ROOT_INO};
+use cosmount::fs::{DirReplier, FsConfig, S3Fs};
+use cosmount::store::memory::MemoryStore;
+
+#[derive(Default)]
+struct Collect {
+    entries: Vec<(u64, u64, Kind, String)>,
+    limit: usize,
+}
+
+impl DirReplier for Collect {
+    fn add(&mut self, ino: u64, offset: u64, kind: Kind, name: &str) -> bool {
+        if self.limit != 0 && self.entries.len() >= self.limit {
+            return true;
+        }
+        self.entries.push((ino, offset, kind, name.to_string()));
+        false
+    }
+}
+
+fn fs_with(keys: &[&str], page: usize, prefix: &str) -> S3Fs<MemoryStore> {
+    let store = MemoryStore::with_page_size(page);
+    for k in keys {
+        store.insert(k, k.as_bytes().to_vec());
+    }
+    S3Fs::new(Arc::new(store), FsConfig { prefix: prefix.into(), list_page_size: 1000, ..FsConfig::default() })
+}
+
+/// List a directory completely, `chunk` entries per readdir call (as a small kernel buffer would).
+async fn list(fs: &S3Fs<MemoryStore>, ino: u64, chunk: usize) -> Vec<(String, Kind)> {
+    let fh = fs.opendir(ino).await.expect("opendir");
+    let mut all = Vec::new();
+    let mut offset = 0;
+    loop {
+        let mut c = Collect { limit: chunk, ..Default::default() };
+        fs.readdir(fh, offset, &mut c).await.expect("readdir");
+        if c.entries.is_empty() {
+            break;
+        }
+        offset = c.entries.last().map(|e| e.1).unwrap_or(offset);
+        all.extend(c.entries.into_iter().map(|e| (e.3, e.2)));
+    }
+    fs.releasedir(fh);
+    all.into_iter().filter(|(n, _)| n != "." && n != "..").collect()
+}
+
+const TREE: &[&str] = &[
+    "a", "a-/x", "a.txt", "a/1", "a/2", "b//c", "dir-marker/", "f", "f/", "g/..", "h/./i", "z",
+];
+
+#[tokio::test]
+async fn listing_is_the_same_at_page_sizes_1_2_3_and_1000() {
+    let expected = {
+        let mut v = vec![
+            ("a".to_string(), Kind::Dir),
+            ("a-".to_string(), Kind::Dir),
+            ("a.txt".to_string(), Kind::File),
+            ("b".to_string(), Kind::Dir),
+            ("dir-marker".to_string(), Kind::Dir),
+            ("f".to_string(), Kind::Dir),
+            ("g".to_string(), Kind::Dir),
+            ("h".to_string(), Kind::Dir),
+            ("z".to_string(), Kind::File),
+        ];
+        v.sort();
+        v
+    };
+    for page in [1, 2, 3, 1000] {
+        for chunk in [1, 2, 1000] {
+            let fs = fs_with(TREE, page, "");
+            let mut got = list(&fs, ROOT_INO, chunk).await;
+            got.sort();
+            assert_eq!(got, expected, "page size {page}, {chunk} entries per readdir");
+        }
+    }
+}
+
+#[tokio::test]
+async fn unusable_names_inside_directories_are_skipped() {
+    let fs = fs_with(TREE, 2, "");
+    let b = fs.lookup(ROOT_INO, OsStr::new("b")).await.expect("b");
+    assert!(list(&fs, b.attr.ino, 10).await.is_empty(), "b//c has an empty segment");
+    let g = fs.lookup(ROOT_INO, OsStr::new("g")).await.expect("g");
+    assert!(list(&fs, g.attr.ino, 10).await.is_empty(), "g/.. cannot be a name");
+    let f = fs.lookup(ROOT_INO, OsStr::new("f")).await.expect("f");
+    assert_eq!(f.attr.kind, Kind::Dir, "f/ marker makes f a directory, hiding the file f");
+    assert!(list(&fs, f.attr.ino, 10).await.is_empty());
+}
+
+#[tokio::test]
+async fn offsets_are_stable_across_calls_and_rewinds() {
+    let keys: Vec<String> = (0..50).map(|i| format!("k{i:02}")).collect();
+    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let fs = fs_with(&refs, 7, "");
+    let fh = fs.opendir(ROOT_INO).await.expect("opendir");
+    let mut first = Collect { limit: 20, ..Default::default() };
+    fs.readdir(fh, 0, &mut first).await.expect("readdir");
+    // Re-reading from an offset we were given returns the same next entries.
+    let at = first.entries[9].1;
+    let mut again = Collect { limit: 5, ..Default::default() };
+    fs.readdir(fh, at, &mut again).await.expect("readdir");
+    assert_eq!(again.entries[..], first.entries[10..15]);
+    let mut rewind = Collect::default();
+    fs.readdir(fh, 0, &mut rewind).await.expect("readdir");
+    assert_eq!(rewind.entries.len(), 52);
+    assert_eq!(rewind.entries[..20], first.entries[..]);
+}
+
+#[tokio::test]
+async fn streaming_lists_one_page_for_the_first_entries() {
+    let keys: Vec<String> = (0..5000).map(|i| format!("k{i:05}")).collect();
+    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let fs = fs_with(&refs, 1000, "");
+    let fh = fs.opendir(ROOT_INO).await.expect("opendir");
+    let mut c = Collect { limit: 100, ..Default::default() };
+    fs.readdir(fh, 0, &mut c).await.expect("readdir");
+    assert_eq!(fs.store().counts.list.load(Ordering::Relaxed), 1, "first 100 entries need one page");
+}
+
+#[tokio::test]
+async fn lookups_after_a_listing_cost_no_requests_and_misses_are_cached() {
+    let fs = fs_with(&["d/x", "d/y", "d/z/w"], 1000, "");
+    let d = fs.lookup(ROOT_INO, OsStr::new("d")).await.expect("d");
+    let _ = list(&fs, d.attr.ino, 1000).await;
+    let before = (fs.store().counts.head.load(Ordering::Relaxed), fs.store().counts.list.load(Ordering::Relaxed));
+    for n in ["x", "y", "z"] {
+        fs.lookup(d.attr.ino, OsStr::new(n)).await.expect("lookup");
+    }
+    let after = (fs.store().counts.head.load(Ordering::Relaxed), fs.store().counts.list.load(Ordering::Relaxed));
+    assert_eq!(before, after, "entries from the listing answer lookups");
+    let miss = fs.lookup(d.attr.ino, OsStr::new("nope")).await.unwrap_err();
+    assert_eq!(miss.errno, libc::ENOENT);
+    let heads = fs.store().counts.head.load(Ordering::Relaxed);
+    let miss = fs.lookup(d.attr.ino, OsStr::new("nope")).await.unwrap_err();
+    assert_eq!(miss.errno, libc::ENOENT);
+    assert_eq!(fs.store().counts.head.load(Ordering::Relaxed), heads, "negative entries are cached");
+}
+
+#[tokio::test]
+async fn prefix_mount_reads_and_errors() {
+    let fs = fs_with(&["p/q/file", "p/q/sub/x", "p/other"], 1000, "p/q/");
+    let names = list(&fs, ROOT_INO, 1000).await;
+    assert_eq!(names, vec![("file".to_string(), Kind::File), ("sub".to_string(), Kind::Dir)]);
+    let f = fs.lookup(ROOT_INO, OsStr::new("file")).await.expect("file");
+    assert_eq!(f.attr.size, "p/q/file".len() as u64);
+    let fh = fs.open(f.attr.ino, libc::O_RDONLY).await.expect("open");
+    assert_eq!(&fs.read(fh, 2, 100).await.expect("read")[..], b"q/file");
+    assert!(fs.read(fh, 100, 10).await.expect("read").is_empty());
+    fs.release(fh).await.expect("release");
+    assert_eq!(fs.open(f.attr.ino, libc::O_WRONLY).await.unwrap_err().errno, libc::EROFS);
+    let long = "n".repeat(256);
+    assert_eq!(fs.lookup(ROOT_INO, OsStr::new(&long)).await.unwrap_err().errno, libc::ENAMETOOLONG);
+    assert_eq!(fs.lookup(f.attr.ino, OsStr::new("x")).await.unwrap_err().errno, libc::ENOTDIR);
+}
