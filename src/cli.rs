@@ -124,7 +124,9 @@ fn parse_seconds(s: &str) -> Result<Duration, String> {
     if s == "indefinite" {
         return Ok(Duration::from_secs(100 * 365 * 86_400));
     }
-    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number of seconds (or \"indefinite\")"))?;
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds (or \"indefinite\")"))?;
     if !(0.0..=1e9).contains(&v) {
         return Err(format!("{s:?} is out of range"));
     }
@@ -137,7 +139,10 @@ pub fn check_bucket_name(name: &str) -> Result<(), String> {
     if name.len() < 3 || name.len() > 63 {
         return bad("bucket names are 3 to 63 characters long");
     }
-    if !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.') {
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+    {
         return bad("only lower-case letters, digits, '-' and '.' are allowed");
     }
     let first_last_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
@@ -176,7 +181,12 @@ impl Cli {
             },
             fs: FsConfig {
                 prefix,
-                presentation: Presentation { uid, gid, file_mode: self.file_mode, dir_mode: self.dir_mode },
+                presentation: Presentation {
+                    uid,
+                    gid,
+                    file_mode: self.file_mode,
+                    dir_mode: self.dir_mode,
+                },
                 metadata_ttl: self.metadata_ttl,
                 ..FsConfig::default()
             },
@@ -203,14 +213,31 @@ mod tests {
 
     #[test]
     fn bucket_prefix_modes_and_validation() {
-        let c = parse(&["my-bucket:some/prefix", "/mnt", "--file-mode", "600", "--dir-mode", "0o700"]).expect("ok");
+        let c = parse(&[
+            "my-bucket:some/prefix",
+            "/mnt",
+            "--file-mode",
+            "600",
+            "--dir-mode",
+            "0o700",
+        ])
+        .expect("ok");
         assert_eq!(c.s3.bucket, "my-bucket");
         assert_eq!(c.fs.prefix, "some/prefix/");
-        assert_eq!((c.fs.presentation.file_mode, c.fs.presentation.dir_mode), (0o600, 0o700));
-        assert!(parse(&["Bad_Bucket", "/mnt"]).unwrap_err().contains("invalid bucket name"));
+        assert_eq!(
+            (c.fs.presentation.file_mode, c.fs.presentation.dir_mode),
+            (0o600, 0o700)
+        );
+        assert!(parse(&["Bad_Bucket", "/mnt"])
+            .unwrap_err()
+            .contains("invalid bucket name"));
         assert!(parse(&["ab", "/mnt"]).unwrap_err().contains("3 to 63"));
-        assert!(parse(&["bucket", "/mnt", "--endpoint-url", "localhost:9000"]).unwrap_err().contains("http://"));
-        assert!(parse(&["bucket", "/mnt", "--file-mode", "9"]).unwrap_err().contains("octal"));
+        assert!(parse(&["bucket", "/mnt", "--endpoint-url", "localhost:9000"])
+            .unwrap_err()
+            .contains("http://"));
+        assert!(parse(&["bucket", "/mnt", "--file-mode", "9"])
+            .unwrap_err()
+            .contains("octal"));
         assert!(parse(&["bucket", "/mnt", "--allow-other", "--allow-root"]).is_err());
         let c = parse(&["bucket", "/mnt", "--metadata-ttl", "indefinite"]).expect("ok");
         assert!(c.fs.metadata_ttl > Duration::from_secs(86_400 * 365));

@@ -25,12 +25,20 @@ pub struct FsError {
 impl FsError {
     /// An error with an explicit errno, logged at WARN.
     pub fn new(errno: i32, message: impl Into<String>) -> Self {
-        Self { errno, message: message.into(), level: Level::WARN }
+        Self {
+            errno,
+            message: message.into(),
+            level: Level::WARN,
+        }
     }
 
     /// An error that is an ordinary answer (ENOENT, ENOTEMPTY, ...), logged at DEBUG.
     pub fn quiet(errno: i32, message: impl Into<String>) -> Self {
-        Self { errno, message: message.into(), level: Level::DEBUG }
+        Self {
+            errno,
+            message: message.into(),
+            level: Level::DEBUG,
+        }
     }
 }
 

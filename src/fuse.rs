@@ -9,8 +9,8 @@ use std::ffi::OsStr;
 use std::sync::Arc;
 
 use fuser::{
-    Errno, FileAttr, FileHandle, FileType, FopenFlags, Generation, INodeNo, LockOwner, OpenFlags, ReplyAttr,
-    ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, Request,
+    Errno, FileAttr, FileHandle, FileType, FopenFlags, Generation, INodeNo, LockOwner, OpenFlags, ReplyAttr, ReplyData,
+    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, Request,
 };
 use tokio::runtime::Handle;
 use tracing::{debug, event, Level};
@@ -153,7 +153,9 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
 
     fn readdir(&self, _req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
         let _s = tracing::debug_span!("readdir", ino = ino.0, fh = fh.0, offset).entered();
-        let result = self.rt.block_on(self.fs.readdir(fh.0, offset, &mut FuseDirReplier(&mut reply)));
+        let result = self
+            .rt
+            .block_on(self.fs.readdir(fh.0, offset, &mut FuseDirReplier(&mut reply)));
         match result {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(reply_error("readdir", e)),
@@ -167,7 +169,9 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
         let s = self.fs.statfs();
-        reply.statfs(s.blocks, s.bfree, s.bfree, s.files, s.ffree, s.bsize, s.namelen, s.bsize);
+        reply.statfs(
+            s.blocks, s.bfree, s.bfree, s.files, s.ffree, s.bsize, s.namelen, s.bsize,
+        );
     }
 
     fn destroy(&mut self) {

@@ -39,7 +39,11 @@ pub fn run(config: MountConfig) -> Result<(), String> {
         fuser::MountOption::NoSuid,
         fuser::MountOption::NoAtime,
     ];
-    options.push(if config.read_only { fuser::MountOption::RO } else { fuser::MountOption::RW });
+    options.push(if config.read_only {
+        fuser::MountOption::RO
+    } else {
+        fuser::MountOption::RW
+    });
     let mut fuse_config = fuser::Config::default();
     fuse_config.mount_options = options;
     fuse_config.acl = if config.allow_other {
@@ -53,7 +57,12 @@ pub fn run(config: MountConfig) -> Result<(), String> {
     let mnt = config.mountpoint.display().to_string();
     let mut session = fuser::Session::new(fuse, &config.mountpoint, &fuse_config)
         .map_err(|e| format!("mounting on {mnt} failed: {e} (is fuse3 installed and /dev/fuse usable?)"))?;
-    info!(bucket = config.s3.bucket.as_str(), prefix = config.fs.prefix.as_str(), mountpoint = mnt.as_str(), "mounted");
+    info!(
+        bucket = config.s3.bucket.as_str(),
+        prefix = config.fs.prefix.as_str(),
+        mountpoint = mnt.as_str(),
+        "mounted"
+    );
 
     let unmounter = session.unmount_callable();
     let signal_mnt = mnt.clone();
@@ -74,7 +83,9 @@ pub fn run(config: MountConfig) -> Result<(), String> {
         }
     });
     crate::daemon::notify_ready();
-    session.run().map_err(|e| format!("the FUSE session on {mnt} ended with an error: {e}"))?;
+    session
+        .run()
+        .map_err(|e| format!("the FUSE session on {mnt} ended with an error: {e}"))?;
     info!(mountpoint = mnt.as_str(), "unmounted");
     rt.shutdown_timeout(std::time::Duration::from_secs(2));
     Ok(())
@@ -86,7 +97,9 @@ pub fn check_mountpoint(path: &Path, allow_non_empty: bool) -> Result<(), String
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(format!("mount point {shown} does not exist: create it with `mkdir -p {shown}`"));
+            return Err(format!(
+                "mount point {shown} does not exist: create it with `mkdir -p {shown}`"
+            ));
         }
         Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
             return Err(format!(
@@ -149,7 +162,12 @@ fn unescape_mountinfo(s: &str) -> String {
 
 /// One bounded listing of the mounted prefix, turned into a message that says what to do.
 pub async fn check_bucket(store: &S3Store, config: &MountConfig) -> Result<(), String> {
-    let req = ListRequest { prefix: config.fs.prefix.clone(), delimiter: Some("/".into()), max_keys: Some(1), continuation: None };
+    let req = ListRequest {
+        prefix: config.fs.prefix.clone(),
+        delimiter: Some("/".into()),
+        max_keys: Some(1),
+        continuation: None,
+    };
     let what = store.describe();
     let secs = config.check_timeout.as_secs();
     let result = tokio::time::timeout(config.check_timeout, store.list_objects(&req)).await;
@@ -159,9 +177,9 @@ pub async fn check_bucket(store: &S3Store, config: &MountConfig) -> Result<(), S
         )),
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(match e {
-            StoreError::NoSuchBucket { .. } => format!(
-                "{what}: the bucket does not exist. Check the bucket name, --endpoint-url and --region"
-            ),
+            StoreError::NoSuchBucket { .. } => {
+                format!("{what}: the bucket does not exist. Check the bucket name, --endpoint-url and --region")
+            }
             StoreError::AccessDenied { message, .. } => format!(
                 "access denied to {what} ({message}): check the credentials (environment, ~/.aws/credentials, \
                  --profile) and that they may list the bucket"
@@ -174,9 +192,9 @@ pub async fn check_bucket(store: &S3Store, config: &MountConfig) -> Result<(), S
                 "cannot reach {what}: {message}. Check --endpoint-url (http:// or https://, host and port) \
                  and that the server is running"
             ),
-            StoreError::BadResponse { message, .. } => format!(
-                "{what} did not answer like an S3 server ({message}): is --endpoint-url an S3 endpoint?"
-            ),
+            StoreError::BadResponse { message, .. } => {
+                format!("{what} did not answer like an S3 server ({message}): is --endpoint-url an S3 endpoint?")
+            }
             other => format!("checking {what} failed: {other}"),
         }),
     }
@@ -198,7 +216,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         assert!(check_mountpoint(dir.path(), false).is_ok());
         let missing = dir.path().join("nope");
-        assert!(check_mountpoint(&missing, false).unwrap_err().contains("does not exist"));
+        assert!(check_mountpoint(&missing, false)
+            .unwrap_err()
+            .contains("does not exist"));
         let file = dir.path().join("f");
         std::fs::write(&file, b"x").expect("write");
         assert!(check_mountpoint(&file, false).unwrap_err().contains("not a directory"));

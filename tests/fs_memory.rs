@@ -30,7 +30,14 @@ fn fs_with(keys: &[&str], page: usize, prefix: &str) -> S3Fs<MemoryStore> {
     for k in keys {
         store.insert(k, k.as_bytes().to_vec());
     }
-    S3Fs::new(Arc::new(store), FsConfig { prefix: prefix.into(), list_page_size: 1000, ..FsConfig::default() })
+    S3Fs::new(
+        Arc::new(store),
+        FsConfig {
+            prefix: prefix.into(),
+            list_page_size: 1000,
+            ..FsConfig::default()
+        },
+    )
 }
 
 /// List a directory completely, `chunk` entries per readdir call (as a small kernel buffer would).
@@ -39,7 +46,10 @@ async fn list(fs: &S3Fs<MemoryStore>, ino: u64, chunk: usize) -> Vec<(String, Ki
     let mut all = Vec::new();
     let mut offset = 0;
     loop {
-        let mut c = Collect { limit: chunk, ..Default::default() };
+        let mut c = Collect {
+            limit: chunk,
+            ..Default::default()
+        };
         fs.readdir(fh, offset, &mut c).await.expect("readdir");
         if c.entries.is_empty() {
             break;
@@ -52,7 +62,18 @@ async fn list(fs: &S3Fs<MemoryStore>, ino: u64, chunk: usize) -> Vec<(String, Ki
 }
 
 const TREE: &[&str] = &[
-    "a", "a-/x", "a.txt", "a/1", "a/2", "b//c", "dir-marker/", "f", "f/", "g/..", "h/./i", "z",
+    "a",
+    "a-/x",
+    "a.txt",
+    "a/1",
+    "a/2",
+    "b//c",
+    "dir-marker/",
+    "f",
+    "f/",
+    "g/..",
+    "h/./i",
+    "z",
 ];
 
 #[tokio::test]
@@ -90,7 +111,11 @@ async fn unusable_names_inside_directories_are_skipped() {
     let g = fs.lookup(ROOT_INO, OsStr::new("g")).await.expect("g");
     assert!(list(&fs, g.attr.ino, 10).await.is_empty(), "g/.. cannot be a name");
     let f = fs.lookup(ROOT_INO, OsStr::new("f")).await.expect("f");
-    assert_eq!(f.attr.kind, Kind::Dir, "f/ marker makes f a directory, hiding the file f");
+    assert_eq!(
+        f.attr.kind,
+        Kind::Dir,
+        "f/ marker makes f a directory, hiding the file f"
+    );
     assert!(list(&fs, f.attr.ino, 10).await.is_empty());
 }
 
@@ -100,11 +125,17 @@ async fn offsets_are_stable_across_calls_and_rewinds() {
     let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
     let fs = fs_with(&refs, 7, "");
     let fh = fs.opendir(ROOT_INO).await.expect("opendir");
-    let mut first = Collect { limit: 20, ..Default::default() };
+    let mut first = Collect {
+        limit: 20,
+        ..Default::default()
+    };
     fs.readdir(fh, 0, &mut first).await.expect("readdir");
     // Re-reading from an offset we were given returns the same next entries.
     let at = first.entries[9].1;
-    let mut again = Collect { limit: 5, ..Default::default() };
+    let mut again = Collect {
+        limit: 5,
+        ..Default::default()
+    };
     fs.readdir(fh, at, &mut again).await.expect("readdir");
     assert_eq!(again.entries[..], first.entries[10..15]);
     let mut rewind = Collect::default();
@@ -119,9 +150,16 @@ async fn streaming_lists_one_page_for_the_first_entries() {
     let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
     let fs = fs_with(&refs, 1000, "");
     let fh = fs.opendir(ROOT_INO).await.expect("opendir");
-    let mut c = Collect { limit: 100, ..Default::default() };
+    let mut c = Collect {
+        limit: 100,
+        ..Default::default()
+    };
     fs.readdir(fh, 0, &mut c).await.expect("readdir");
-    assert_eq!(fs.store().counts.list.load(Ordering::Relaxed), 1, "first 100 entries need one page");
+    assert_eq!(
+        fs.store().counts.list.load(Ordering::Relaxed),
+        1,
+        "first 100 entries need one page"
+    );
 }
 
 #[tokio::test]
@@ -129,33 +167,55 @@ async fn lookups_after_a_listing_cost_no_requests_and_misses_are_cached() {
     let fs = fs_with(&["d/x", "d/y", "d/z/w"], 1000, "");
     let d = fs.lookup(ROOT_INO, OsStr::new("d")).await.expect("d");
     let _ = list(&fs, d.attr.ino, 1000).await;
-    let before = (fs.store().counts.head.load(Ordering::Relaxed), fs.store().counts.list.load(Ordering::Relaxed));
+    let before = (
+        fs.store().counts.head.load(Ordering::Relaxed),
+        fs.store().counts.list.load(Ordering::Relaxed),
+    );
     for n in ["x", "y", "z"] {
         fs.lookup(d.attr.ino, OsStr::new(n)).await.expect("lookup");
     }
-    let after = (fs.store().counts.head.load(Ordering::Relaxed), fs.store().counts.list.load(Ordering::Relaxed));
+    let after = (
+        fs.store().counts.head.load(Ordering::Relaxed),
+        fs.store().counts.list.load(Ordering::Relaxed),
+    );
     assert_eq!(before, after, "entries from the listing answer lookups");
     let miss = fs.lookup(d.attr.ino, OsStr::new("nope")).await.unwrap_err();
     assert_eq!(miss.errno, libc::ENOENT);
     let heads = fs.store().counts.head.load(Ordering::Relaxed);
     let miss = fs.lookup(d.attr.ino, OsStr::new("nope")).await.unwrap_err();
     assert_eq!(miss.errno, libc::ENOENT);
-    assert_eq!(fs.store().counts.head.load(Ordering::Relaxed), heads, "negative entries are cached");
+    assert_eq!(
+        fs.store().counts.head.load(Ordering::Relaxed),
+        heads,
+        "negative entries are cached"
+    );
 }
 
 #[tokio::test]
 async fn prefix_mount_reads_and_errors() {
     let fs = fs_with(&["p/q/file", "p/q/sub/x", "p/other"], 1000, "p/q/");
     let names = list(&fs, ROOT_INO, 1000).await;
-    assert_eq!(names, vec![("file".to_string(), Kind::File), ("sub".to_string(), Kind::Dir)]);
+    assert_eq!(
+        names,
+        vec![("file".to_string(), Kind::File), ("sub".to_string(), Kind::Dir)]
+    );
     let f = fs.lookup(ROOT_INO, OsStr::new("file")).await.expect("file");
     assert_eq!(f.attr.size, "p/q/file".len() as u64);
     let fh = fs.open(f.attr.ino, libc::O_RDONLY).await.expect("open");
     assert_eq!(&fs.read(fh, 2, 100).await.expect("read")[..], b"q/file");
     assert!(fs.read(fh, 100, 10).await.expect("read").is_empty());
     fs.release(fh).await.expect("release");
-    assert_eq!(fs.open(f.attr.ino, libc::O_WRONLY).await.unwrap_err().errno, libc::EROFS);
+    assert_eq!(
+        fs.open(f.attr.ino, libc::O_WRONLY).await.unwrap_err().errno,
+        libc::EROFS
+    );
     let long = "n".repeat(256);
-    assert_eq!(fs.lookup(ROOT_INO, OsStr::new(&long)).await.unwrap_err().errno, libc::ENAMETOOLONG);
-    assert_eq!(fs.lookup(f.attr.ino, OsStr::new("x")).await.unwrap_err().errno, libc::ENOTDIR);
+    assert_eq!(
+        fs.lookup(ROOT_INO, OsStr::new(&long)).await.unwrap_err().errno,
+        libc::ENAMETOOLONG
+    );
+    assert_eq!(
+        fs.lookup(f.attr.ino, OsStr::new("x")).await.unwrap_err().errno,
+        libc::ENOTDIR
+    );
 }

@@ -57,7 +57,10 @@ fn fake_endpoint(response: Option<&'static str>) -> String {
 fn missing_bucket_names_bucket_and_endpoint() {
     let mnt = tempfile::tempdir().expect("tempdir");
     let err = must_fail("no-such-bucket-here", mnt.path(), &endpoint(), &[]);
-    assert!(err.contains("does not exist") && err.contains("no-such-bucket-here") && err.contains(&endpoint()), "{err}");
+    assert!(
+        err.contains("does not exist") && err.contains("no-such-bucket-here") && err.contains(&endpoint()),
+        "{err}"
+    );
 }
 
 #[test]
@@ -70,7 +73,10 @@ fn access_denied_says_check_credentials() {
     );
     let ep = fake_endpoint(Some(resp));
     let err = must_fail("some-bucket", mnt.path(), &ep, &[]);
-    assert!(err.contains("access denied") && err.contains("credentials") && err.contains("some-bucket"), "{err}");
+    assert!(
+        err.contains("access denied") && err.contains("credentials") && err.contains("some-bucket"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -89,7 +95,10 @@ fn no_credentials_at_all_says_where_to_put_them() {
         .expect("run");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(err.contains("no usable credentials") && err.contains("AWS_ACCESS_KEY_ID"), "{err}");
+    assert!(
+        err.contains("no usable credentials") && err.contains("AWS_ACCESS_KEY_ID"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -97,8 +106,11 @@ fn html_endpoint_is_not_taken_for_s3() {
     let mnt = tempfile::tempdir().expect("tempdir");
     let body = "<html><body>Welcome to nginx</body></html>";
     let resp: &'static str = Box::leak(
-        format!("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
-            .into_boxed_str(),
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_boxed_str(),
     );
     let ep = fake_endpoint(Some(resp));
     let err = must_fail("some-bucket", mnt.path(), &ep, &[]);
@@ -114,7 +126,10 @@ fn unreachable_endpoint_and_wrong_scheme_fail_fast() {
         l.local_addr().expect("addr").port()
     };
     let err = must_fail("some-bucket", mnt.path(), &format!("http://127.0.0.1:{closed}"), &[]);
-    assert!(err.contains("cannot reach") && err.contains(&format!("127.0.0.1:{closed}")), "{err}");
+    assert!(
+        err.contains("cannot reach") && err.contains(&format!("127.0.0.1:{closed}")),
+        "{err}"
+    );
     let https = endpoint().replace("http://", "https://");
     let err = must_fail("some-bucket", mnt.path(), &https, &[]);
     assert!(err.contains("cannot reach") && err.contains("https://"), "{err}");
@@ -160,7 +175,12 @@ fn bad_mount_points_are_refused_with_what_to_do() {
 #[test]
 fn invalid_bucket_name_is_rejected_before_any_request() {
     let mnt = tempfile::tempdir().expect("tempdir");
-    let out = cosmount_cmd().arg("Not_A_Bucket").arg(mnt.path()).arg("--foreground").output().expect("run");
+    let out = cosmount_cmd()
+        .arg("Not_A_Bucket")
+        .arg(mnt.path())
+        .arg("--foreground")
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid bucket name"));
 }
@@ -216,7 +236,10 @@ fn background_mode_returns_once_mounted_and_exits_on_unmount() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    assert!(state.is_empty() || state.split(' ').nth(2) == Some("Z"), "daemon still running: {state}");
+    assert!(
+        state.is_empty() || state.split(' ').nth(2) == Some("Z"),
+        "daemon still running: {state}"
+    );
     assert!(!is_mounted(mnt.path()));
 }
 
@@ -228,8 +251,13 @@ fn daemons_serving(mountpoint: &str) -> Vec<String> {
         if !name.chars().all(|c| c.is_ascii_digit()) {
             continue;
         }
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
-        let args: Vec<String> = cmdline.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
         if args.first().is_some_and(|a| a.ends_with("cosmount")) && args.iter().any(|a| a == mountpoint) {
             pids.push(name);
         }

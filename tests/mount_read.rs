@@ -20,7 +20,10 @@ fn ls_r_cat_and_dd_read_a_nested_tree() {
     );
     let m = Mount::new(&b, &[]);
     let listing = sh_ok(&format!("cd {} && ls -R", m.p("")));
-    assert_eq!(listing, ".:\ndocs\nempty\nhello.txt\n\n./docs:\ndeep\nreadme.md\n\n./docs/deep:\ner\n\n./docs/deep/er:\nbig.bin\n");
+    assert_eq!(
+        listing,
+        ".:\ndocs\nempty\nhello.txt\n\n./docs:\ndeep\nreadme.md\n\n./docs/deep:\ner\n\n./docs/deep/er:\nbig.bin\n"
+    );
     assert_eq!(std::fs::read(m.p("hello.txt")).expect("read"), b"hello world\n");
     assert_eq!(std::fs::read(m.p("docs/deep/er/big.bin")).expect("read"), big);
     // dd at offsets that are not block aligned, across the end of the file, and past it.
@@ -56,7 +59,10 @@ fn a_directory_of_2500_keys_lists_exactly_2500_names() {
     let expect: Vec<String> = (0..2500).map(|i| format!("f{i:05}")).collect();
     assert_eq!(names.lines().collect::<Vec<_>>(), expect);
     // ls -l answers sizes without a request per entry, and they are right.
-    let ls = sh_ok(&format!("ls -l {} | tail -n +2 | awk '{{print $5, $9}}' | sort -k2", m.p("big")));
+    let ls = sh_ok(&format!(
+        "ls -l {} | tail -n +2 | awk '{{print $5, $9}}' | sort -k2",
+        m.p("big")
+    ));
     let got: Vec<String> = ls.lines().map(str::to_string).collect();
     let want: Vec<String> = (0..2500).map(|i| format!("{} f{i:05}", i % 7)).collect();
     assert_eq!(got, want);
@@ -78,7 +84,10 @@ fn prefix_mount_shows_only_that_subtree() {
         ],
     );
     let m = Mount::new(&format!("{b}:some/prefix"), &[]);
-    assert_eq!(sh_ok(&format!("cd {} && ls -R", m.p(""))), ".:\na.txt\nsub\n\n./sub:\nb.txt\n");
+    assert_eq!(
+        sh_ok(&format!("cd {} && ls -R", m.p(""))),
+        ".:\na.txt\nsub\n\n./sub:\nb.txt\n"
+    );
     assert_eq!(std::fs::read(m.p("sub/b.txt")).expect("read"), b"BB");
     assert!(!std::path::Path::new(&m.p("other.txt")).exists());
 }
@@ -119,7 +128,25 @@ fn marker_folders_and_implied_folders_both_appear_with_sane_modes() {
 fn owner_and_modes_follow_the_options() {
     let b = bucket("modes");
     put_all(&b, vec![("d/f".into(), b"x".to_vec())]);
-    let m = Mount::new(&b, &["--uid", "1234", "--gid", "4321", "--file-mode", "600", "--dir-mode", "700"]);
-    assert_eq!(sh_ok(&format!("stat -c '%u %g %a' {}", m.p("d/f"))).trim(), "1234 4321 600");
-    assert_eq!(sh_ok(&format!("stat -c '%u %g %a' {}", m.p("d"))).trim(), "1234 4321 700");
+    let m = Mount::new(
+        &b,
+        &[
+            "--uid",
+            "1234",
+            "--gid",
+            "4321",
+            "--file-mode",
+            "600",
+            "--dir-mode",
+            "700",
+        ],
+    );
+    assert_eq!(
+        sh_ok(&format!("stat -c '%u %g %a' {}", m.p("d/f"))).trim(),
+        "1234 4321 600"
+    );
+    assert_eq!(
+        sh_ok(&format!("stat -c '%u %g %a' {}", m.p("d"))).trim(),
+        "1234 4321 700"
+    );
 }

@@ -58,9 +58,25 @@ mod tests {
 
     #[test]
     fn files_and_dirs_get_their_modes() {
-        let p = Presentation { uid: 7, gid: 8, file_mode: 0o640, dir_mode: 0o750 };
-        let f = p.attr(5, &Stat { kind: Kind::File, size: 1025, mtime: SystemTime::UNIX_EPOCH, etag: None });
-        assert_eq!((f.perm, f.nlink, f.blocks, f.uid, f.gid, f.size), (0o640, 1, 3, 7, 8, 1025));
+        let p = Presentation {
+            uid: 7,
+            gid: 8,
+            file_mode: 0o640,
+            dir_mode: 0o750,
+        };
+        let f = p.attr(
+            5,
+            &Stat {
+                kind: Kind::File,
+                size: 1025,
+                mtime: SystemTime::UNIX_EPOCH,
+                etag: None,
+            },
+        );
+        assert_eq!(
+            (f.perm, f.nlink, f.blocks, f.uid, f.gid, f.size),
+            (0o640, 1, 3, 7, 8, 1025)
+        );
         let d = p.attr(1, &Stat::dir(SystemTime::UNIX_EPOCH));
         assert_eq!((d.perm, d.nlink, d.kind), (0o750, 2, Kind::Dir));
     }

@@ -36,7 +36,12 @@ pub struct Stat {
 impl Stat {
     /// A directory's attributes (S3 has none: the mount time stands in for mtime).
     pub fn dir(mtime: SystemTime) -> Self {
-        Self { kind: Kind::Dir, size: 0, mtime, etag: None }
+        Self {
+            kind: Kind::Dir,
+            size: 0,
+            mtime,
+            etag: None,
+        }
     }
 }
 
@@ -119,7 +124,16 @@ impl InodeTable {
         let ino = self.next_ino;
         self.next_ino += 1;
         self.by_path.insert(path.to_string(), ino);
-        self.by_ino.insert(ino, Inode { ino, path: path.to_string(), stat, fresh_until, lookups: 0 });
+        self.by_ino.insert(
+            ino,
+            Inode {
+                ino,
+                path: path.to_string(),
+                stat,
+                fresh_until,
+                lookups: 0,
+            },
+        );
         if self.by_ino.len() >= self.sweep_at {
             self.sweep(Instant::now());
         }
@@ -196,7 +210,12 @@ mod tests {
     use super::*;
 
     fn file(size: u64) -> Stat {
-        Stat { kind: Kind::File, size, mtime: SystemTime::UNIX_EPOCH, etag: None }
+        Stat {
+            kind: Kind::File,
+            size,
+            mtime: SystemTime::UNIX_EPOCH,
+            etag: None,
+        }
     }
 
     #[test]

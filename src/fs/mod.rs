@@ -48,7 +48,12 @@ impl Default for FsConfig {
     fn default() -> Self {
         Self {
             prefix: String::new(),
-            presentation: Presentation { uid: 0, gid: 0, file_mode: 0o644, dir_mode: 0o755 },
+            presentation: Presentation {
+                uid: 0,
+                gid: 0,
+                file_mode: 0o644,
+                dir_mode: 0o755,
+            },
             metadata_ttl: Duration::from_secs(1),
             list_page_size: 1000,
         }
@@ -137,11 +142,19 @@ impl<S: ObjectStore> S3Fs<S> {
     }
 
     fn entry(&self, ino: u64, stat: &Stat) -> Entry {
-        Entry { attr: self.config.presentation.attr(ino, stat), ttl: self.config.metadata_ttl }
+        Entry {
+            attr: self.config.presentation.attr(ino, stat),
+            ttl: self.config.metadata_ttl,
+        }
     }
 
     fn file_stat(meta: &ObjectMeta) -> Stat {
-        Stat { kind: Kind::File, size: meta.size, mtime: meta.last_modified, etag: meta.etag.clone() }
+        Stat {
+            kind: Kind::File,
+            size: meta.size,
+            mtime: meta.last_modified,
+            etag: meta.etag.clone(),
+        }
     }
 
     fn inode(&self, ino: u64) -> FsResult<inode::Inode> {
@@ -154,7 +167,10 @@ impl<S: ObjectStore> S3Fs<S> {
     fn dir_path(&self, ino: u64) -> FsResult<String> {
         let inode = self.inode(ino)?;
         if inode.stat.kind != Kind::Dir {
-            return Err(FsError::quiet(libc::ENOTDIR, format!("{} is not a directory", inode.path)));
+            return Err(FsError::quiet(
+                libc::ENOTDIR,
+                format!("{} is not a directory", inode.path),
+            ));
         }
         Ok(inode.path)
     }
@@ -166,12 +182,19 @@ impl<S: ObjectStore> S3Fs<S> {
         let rel = path::join(&dir, name);
         let key = path::object_key(&self.config.prefix, &rel);
         if key.len() > path::KEY_MAX {
-            return Err(FsError::new(libc::ENAMETOOLONG, format!("key of {} bytes is longer than 1024", key.len())));
+            return Err(FsError::new(
+                libc::ENAMETOOLONG,
+                format!("key of {} bytes is longer than 1024", key.len()),
+            ));
         }
         {
             let mut table = lock(&self.inodes);
             let now = Instant::now();
-            if let Some(i) = table.by_path(&rel).filter(|i| i.fresh_until > now).map(|i| (i.ino, i.stat.clone())) {
+            if let Some(i) = table
+                .by_path(&rel)
+                .filter(|i| i.fresh_until > now)
+                .map(|i| (i.ino, i.stat.clone()))
+            {
                 table.add_lookup(i.0);
                 return Ok(self.entry(i.0, &i.1));
             }
@@ -215,7 +238,9 @@ impl<S: ObjectStore> S3Fs<S> {
     }
 
     fn root_mtime(&self) -> SystemTime {
-        lock(&self.inodes).get(ROOT_INO).map_or(SystemTime::UNIX_EPOCH, |i| i.stat.mtime)
+        lock(&self.inodes)
+            .get(ROOT_INO)
+            .map_or(SystemTime::UNIX_EPOCH, |i| i.stat.mtime)
     }
 
     /// forget: the kernel dropped `n` references to `ino`.
@@ -302,7 +327,12 @@ impl<S: ObjectStore> S3Fs<S> {
         let next = page.next.clone();
         let last = next.is_none();
         let listed = dir.merger.push_page(page, last);
-        debug!(dir = dir.path.as_str(), entries = listed.len(), more = !last, "listed a page");
+        debug!(
+            dir = dir.path.as_str(),
+            entries = listed.len(),
+            more = !last,
+            "listed a page"
+        );
         let until = self.fresh_until();
         let root_mtime = self.root_mtime();
         let mut table = lock(&self.inodes);
@@ -313,7 +343,11 @@ impl<S: ObjectStore> S3Fs<S> {
                 None => Stat::dir(root_mtime),
             };
             let ino = table.upsert(&rel, stat, until);
-            dir.entries.push(DirEntryOut { ino, kind: l.kind, name: l.name });
+            dir.entries.push(DirEntryOut {
+                ino,
+                kind: l.kind,
+                name: l.name,
+            });
         }
         dir.token = next;
         dir.done = last;
@@ -328,7 +362,10 @@ impl<S: ObjectStore> S3Fs<S> {
     /// open: open file `ino` for reading; returns the handle.
     pub async fn open(&self, ino: u64, flags: i32) -> FsResult<u64> {
         if flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0 {
-            return Err(FsError::new(libc::EROFS, "writing is not supported yet by this mount".to_string()));
+            return Err(FsError::new(
+                libc::EROFS,
+                "writing is not supported yet by this mount".to_string(),
+            ));
         }
         let inode = self.inode(ino)?;
         if inode.stat.kind == Kind::Dir {
@@ -344,7 +381,9 @@ impl<S: ObjectStore> S3Fs<S> {
         };
         let key = path::object_key(&self.config.prefix, &inode.path);
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        let handle = FileHandle { reader: Reader::new(key, stat.etag, stat.size) };
+        let handle = FileHandle {
+            reader: Reader::new(key, stat.etag, stat.size),
+        };
         lock(&self.files).insert(fh, Arc::new(tokio::sync::Mutex::new(handle)));
         Ok(fh)
     }
@@ -367,6 +406,13 @@ impl<S: ObjectStore> S3Fs<S> {
 
     /// statfs: S3 has no capacity; report a large, mostly free filesystem so tools don't refuse.
     pub fn statfs(&self) -> StatFs {
-        StatFs { blocks: 1 << 40, bfree: 1 << 40, files: 1 << 30, ffree: 1 << 30, bsize: 4096, namelen: 255 }
+        StatFs {
+            blocks: 1 << 40,
+            bfree: 1 << 40,
+            files: 1 << 30,
+            ffree: 1 << 30,
+            bsize: 4096,
+            namelen: 255,
+        }
     }
 }

@@ -21,10 +21,16 @@ pub const KEY_MAX: usize = 1024;
 /// Check a name the kernel passed (lookup, create, ...), returning it as `&str`.
 pub fn check_name(name: &OsStr) -> FsResult<&str> {
     let Some(s) = name.to_str() else {
-        return Err(FsError::new(libc::EINVAL, format!("name {name:?} is not valid UTF-8; S3 keys must be UTF-8")));
+        return Err(FsError::new(
+            libc::EINVAL,
+            format!("name {name:?} is not valid UTF-8; S3 keys must be UTF-8"),
+        ));
     };
     if s.len() > NAME_MAX {
-        return Err(FsError::new(libc::ENAMETOOLONG, format!("name of {} bytes is longer than {NAME_MAX}", s.len())));
+        return Err(FsError::new(
+            libc::ENAMETOOLONG,
+            format!("name of {} bytes is longer than {NAME_MAX}", s.len()),
+        ));
     }
     if s.is_empty() || s == "." || s == ".." || s.contains('/') || s.contains('\0') {
         return Err(FsError::new(libc::EINVAL, format!("{s:?} cannot be a file name")));
@@ -77,7 +83,10 @@ mod tests {
     #[test]
     fn names_and_keys() {
         assert!(check_name(OsStr::new("a.txt")).is_ok());
-        assert_eq!(check_name(OsStr::new(&"x".repeat(256))).unwrap_err().errno, libc::ENAMETOOLONG);
+        assert_eq!(
+            check_name(OsStr::new(&"x".repeat(256))).unwrap_err().errno,
+            libc::ENAMETOOLONG
+        );
         assert_eq!(check_name(OsStr::new("..")).unwrap_err().errno, libc::EINVAL);
         assert!(!listable("") && !listable(".") && !listable("..") && !listable(&"y".repeat(256)));
         assert!(listable("a-") && listable(&"y".repeat(255)));

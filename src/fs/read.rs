@@ -34,7 +34,15 @@ pub struct Reader {
 impl Reader {
     /// A reader of `key` (`size` bytes, `etag` at open time).
     pub fn new(key: String, etag: Option<String>, size: u64) -> Self {
-        Self { key, etag, size, buf_start: 0, buf: Bytes::new(), next_offset: 0, window: MIN_WINDOW / 2 }
+        Self {
+            key,
+            etag,
+            size,
+            buf_start: 0,
+            buf: Bytes::new(),
+            next_offset: 0,
+            window: MIN_WINDOW / 2,
+        }
     }
 
     /// Read up to `len` bytes at `offset`; fewer at the end of the file, none past it.
@@ -57,7 +65,9 @@ impl Reader {
             end - offset
         };
         let fetch_end = (offset + fetch_len).min(self.size);
-        let data = store.get_range(&self.key, offset..fetch_end, self.etag.as_deref()).await?;
+        let data = store
+            .get_range(&self.key, offset..fetch_end, self.etag.as_deref())
+            .await?;
         let n = (data.len() as u64).min(end - offset) as usize;
         let out = data.slice(..n);
         self.buf_start = offset;
@@ -105,7 +115,11 @@ mod tests {
         assert_eq!(store.counts.get.load(Ordering::Relaxed), before + 1);
         // At and past EOF.
         assert_eq!(r.read(&store, data.len() as u64 - 3, 100).await.expect("read").len(), 3);
-        assert!(r.read(&store, data.len() as u64 + 5, 100).await.expect("read").is_empty());
+        assert!(r
+            .read(&store, data.len() as u64 + 5, 100)
+            .await
+            .expect("read")
+            .is_empty());
     }
 
     #[tokio::test]

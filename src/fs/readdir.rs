@@ -59,7 +59,11 @@ impl Item {
 impl ListingMerger {
     /// A merger for the directory listed with S3 prefix `prefix`.
     pub fn new(prefix: &str) -> Self {
-        Self { prefix: prefix.to_string(), pending: VecDeque::new(), seen: HashSet::new() }
+        Self {
+            prefix: prefix.to_string(),
+            pending: VecDeque::new(),
+            seen: HashSet::new(),
+        }
     }
 
     /// Feed one page; returns the entries that are now certain. With `last`, also flushes what is held.
@@ -117,7 +121,11 @@ impl ListingMerger {
                     return;
                 }
                 if self.seen.insert(name.to_string()) {
-                    out.push(Listed { name: name.to_string(), kind: Kind::Dir, object: None });
+                    out.push(Listed {
+                        name: name.to_string(),
+                        kind: Kind::Dir,
+                        object: None,
+                    });
                 }
             }
             Item::Object(o) => {
@@ -138,7 +146,11 @@ impl ListingMerger {
             return;
         }
         if self.seen.insert(name.to_string()) {
-            out.push(Listed { name: name.to_string(), kind: Kind::File, object: Some(o) });
+            out.push(Listed {
+                name: name.to_string(),
+                kind: Kind::File,
+                object: Some(o),
+            });
         }
     }
 }
@@ -149,7 +161,13 @@ mod tests {
     use std::time::SystemTime;
 
     fn obj(key: &str) -> ObjectMeta {
-        ObjectMeta { key: key.into(), size: 1, etag: None, last_modified: SystemTime::UNIX_EPOCH, metadata: Default::default() }
+        ObjectMeta {
+            key: key.into(),
+            size: 1,
+            etag: None,
+            last_modified: SystemTime::UNIX_EPOCH,
+            metadata: Default::default(),
+        }
     }
 
     fn names(v: &[Listed]) -> Vec<(String, Kind)> {
@@ -159,12 +177,38 @@ mod tests {
     #[test]
     fn file_hidden_by_directory_of_same_name_even_across_pages() {
         let mut m = ListingMerger::new("p/");
-        let mut out = m.push_page(ListPage { objects: vec![obj("p/"), obj("p/a"), obj("p/a.txt")], prefixes: vec![], next: None }, false);
-        out.extend(m.push_page(ListPage { objects: vec![], prefixes: vec!["p/a-/".into(), "p/a/".into()], next: None }, false));
-        out.extend(m.push_page(ListPage { objects: vec![obj("p/b")], prefixes: vec![], next: None }, true));
+        let mut out = m.push_page(
+            ListPage {
+                objects: vec![obj("p/"), obj("p/a"), obj("p/a.txt")],
+                prefixes: vec![],
+                next: None,
+            },
+            false,
+        );
+        out.extend(m.push_page(
+            ListPage {
+                objects: vec![],
+                prefixes: vec!["p/a-/".into(), "p/a/".into()],
+                next: None,
+            },
+            false,
+        ));
+        out.extend(m.push_page(
+            ListPage {
+                objects: vec![obj("p/b")],
+                prefixes: vec![],
+                next: None,
+            },
+            true,
+        ));
         assert_eq!(
             names(&out),
-            vec![("a-".into(), Kind::Dir), ("a".into(), Kind::Dir), ("a.txt".into(), Kind::File), ("b".into(), Kind::File)]
+            vec![
+                ("a-".into(), Kind::Dir),
+                ("a".into(), Kind::Dir),
+                ("a.txt".into(), Kind::File),
+                ("b".into(), Kind::File)
+            ]
         );
     }
 

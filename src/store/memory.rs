@@ -106,7 +106,9 @@ impl ObjectStore for MemoryStore {
 
     async fn list_objects(&self, req: &ListRequest) -> Result<ListPage, StoreError> {
         self.counts.list.fetch_add(1, Ordering::Relaxed);
-        let limit = req.max_keys.map_or(self.max_page, |m| (m.max(1) as usize).min(self.max_page));
+        let limit = req
+            .max_keys
+            .map_or(self.max_page, |m| (m.max(1) as usize).min(self.max_page));
         let map = self.lock();
         let mut page = ListPage::default();
         let mut count = 0usize;
@@ -118,12 +120,17 @@ impl ObjectStore for MemoryStore {
             Some(t) => (t.get(1..).unwrap_or_default().to_string(), false),
             None => (String::new(), false),
         };
-        let from = if after.as_str() > req.prefix.as_str() { after.clone() } else { req.prefix.clone() };
+        let from = if after.as_str() > req.prefix.as_str() {
+            after.clone()
+        } else {
+            req.prefix.clone()
+        };
         for (key, stored) in map.range(from..) {
             if !key.starts_with(&req.prefix) {
                 break;
             }
-            if req.continuation.is_some() && (key.as_str() <= after.as_str() || skip_prefix && key.starts_with(&after)) {
+            if req.continuation.is_some() && (key.as_str() <= after.as_str() || skip_prefix && key.starts_with(&after))
+            {
                 continue;
             }
             let rest = &key[req.prefix.len()..];
@@ -161,7 +168,9 @@ impl ObjectStore for MemoryStore {
     async fn get_range(&self, key: &str, range: Range<u64>, if_match: Option<&str>) -> Result<Bytes, StoreError> {
         self.counts.get.fetch_add(1, Ordering::Relaxed);
         let map = self.lock();
-        let stored = map.get(key).ok_or_else(|| StoreError::NotFound { key: key.to_string() })?;
+        let stored = map
+            .get(key)
+            .ok_or_else(|| StoreError::NotFound { key: key.to_string() })?;
         if let Some(want) = if_match {
             if stored.meta.etag.as_deref() != Some(want) {
                 return Err(StoreError::PreconditionFailed { key: key.to_string() });
@@ -211,7 +220,11 @@ mod tests {
     }
 
     async fn list_all(s: &MemoryStore, prefix: &str) -> (Vec<String>, Vec<String>, usize) {
-        let mut req = ListRequest { prefix: prefix.to_string(), delimiter: Some("/".into()), ..Default::default() };
+        let mut req = ListRequest {
+            prefix: prefix.to_string(),
+            delimiter: Some("/".into()),
+            ..Default::default()
+        };
         let (mut objs, mut prefs, mut pages) = (vec![], vec![], 0);
         loop {
             let page = s.list_objects(&req).await.expect("list");
@@ -234,7 +247,11 @@ mod tests {
             let (objs, prefs, pages) = list_all(&s, "").await;
             assert_eq!(objs, vec!["a", "b"], "page size {page}");
             assert_eq!(prefs, vec!["a-/", "a/", "c/"], "page size {page}");
-            assert_eq!(pages, if page == 1000 { 1 } else { 5usize.div_ceil(page) }, "page size {page}");
+            assert_eq!(
+                pages,
+                if page == 1000 { 1 } else { 5usize.div_ceil(page) },
+                "page size {page}"
+            );
         }
     }
 
@@ -248,6 +265,9 @@ mod tests {
         assert_eq!(&s.get_range("k", 2..5, None).await.expect("get")[..], b"234");
         assert_eq!(&s.get_range("k", 8..50, None).await.expect("get")[..], b"89");
         assert!(s.get_range("k", 20..30, None).await.expect("get").is_empty());
-        assert!(matches!(s.get_range("k", 0..1, Some("\"nope\"")).await, Err(StoreError::PreconditionFailed { .. })));
+        assert!(matches!(
+            s.get_range("k", 0..1, Some("\"nope\"")).await,
+            Err(StoreError::PreconditionFailed { .. })
+        ));
     }
 }

@@ -74,7 +74,9 @@ impl S3Store {
         // Region: the flag, else AWS_REGION/AWS_DEFAULT_REGION, else the profile's; never the EC2
         // metadata service (off EC2 it only costs a timeout and a warning).
         let region = settings.region.clone().or_else(|| {
-            ["AWS_REGION", "AWS_DEFAULT_REGION"].iter().find_map(|v| std::env::var(v).ok().filter(|r| !r.is_empty()))
+            ["AWS_REGION", "AWS_DEFAULT_REGION"]
+                .iter()
+                .find_map(|v| std::env::var(v).ok().filter(|r| !r.is_empty()))
         });
         let region = match region {
             Some(r) => Some(r),
@@ -83,10 +85,14 @@ impl S3Store {
                 if let Some(name) = &settings.profile {
                     p = p.profile_name(name);
                 }
-                aws_config::meta::region::ProvideRegion::region(&p.build()).await.map(|r| r.to_string())
+                aws_config::meta::region::ProvideRegion::region(&p.build())
+                    .await
+                    .map(|r| r.to_string())
             }
         };
-        loader = loader.region(aws_config::Region::new(region.unwrap_or_else(|| "us-east-1".to_string())));
+        loader = loader.region(aws_config::Region::new(
+            region.unwrap_or_else(|| "us-east-1".to_string()),
+        ));
         if let Some(profile) = &settings.profile {
             loader = loader.profile_name(profile);
         }
@@ -103,9 +109,16 @@ impl S3Store {
             builder = builder.endpoint_url(url);
         }
         let endpoint = settings.endpoint_url.clone().unwrap_or_else(|| {
-            format!("the AWS endpoint for region {}", sdk.region().map_or("us-east-1", |r| r.as_ref()))
+            format!(
+                "the AWS endpoint for region {}",
+                sdk.region().map_or("us-east-1", |r| r.as_ref())
+            )
         });
-        Self { client: Client::from_conf(builder.build()), bucket: settings.bucket.clone(), endpoint }
+        Self {
+            client: Client::from_conf(builder.build()),
+            bucket: settings.bucket.clone(),
+            endpoint,
+        }
     }
 
     /// The underlying SDK client (tests and tools use it to check the bucket's state).
@@ -131,11 +144,19 @@ impl S3Store {
             (SdkError::DispatchFailure(_) | SdkError::TimeoutError(_), _, _) => {
                 StoreError::Unreachable { endpoint, message }
             }
-            (_, _, Some("NoSuchBucket")) => StoreError::NoSuchBucket { bucket: self.bucket.clone(), endpoint },
+            (_, _, Some("NoSuchBucket")) => StoreError::NoSuchBucket {
+                bucket: self.bucket.clone(),
+                endpoint,
+            },
             (_, _, Some("NoSuchKey")) | (_, Some(404), _) => StoreError::NotFound { key: key.to_string() },
             (_, _, Some("AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "InvalidToken"))
-            | (_, Some(401 | 403), _) => StoreError::AccessDenied { endpoint, message: code.unwrap_or(message) },
-            (_, Some(412), _) | (_, _, Some("PreconditionFailed")) => StoreError::PreconditionFailed { key: key.to_string() },
+            | (_, Some(401 | 403), _) => StoreError::AccessDenied {
+                endpoint,
+                message: code.unwrap_or(message),
+            },
+            (_, Some(412), _) | (_, _, Some("PreconditionFailed")) => {
+                StoreError::PreconditionFailed { key: key.to_string() }
+            }
             (SdkError::ResponseError(_), _, _) => StoreError::BadResponse { endpoint, message },
             (_, Some(s), None) if (200..300).contains(&s) => StoreError::BadResponse { endpoint, message },
             _ => StoreError::Other { op, message },
@@ -158,7 +179,8 @@ pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
 }
 
 fn to_system_time(t: Option<&aws_smithy_types::DateTime>) -> SystemTime {
-    t.and_then(|t| SystemTime::try_from(*t).ok()).unwrap_or(SystemTime::UNIX_EPOCH)
+    t.and_then(|t| SystemTime::try_from(*t).ok())
+        .unwrap_or(SystemTime::UNIX_EPOCH)
 }
 
 #[async_trait]
@@ -206,12 +228,23 @@ impl ObjectStore for S3Store {
                 })
             })
             .collect();
-        let prefixes = out.common_prefixes().iter().filter_map(|p| p.prefix().map(str::to_string)).collect();
+        let prefixes = out
+            .common_prefixes()
+            .iter()
+            .filter_map(|p| p.prefix().map(str::to_string))
+            .collect();
         let next = match out.is_truncated() {
-            Some(true) => out.next_continuation_token().filter(|t| !t.is_empty()).map(str::to_string),
+            Some(true) => out
+                .next_continuation_token()
+                .filter(|t| !t.is_empty())
+                .map(str::to_string),
             _ => None,
         };
-        Ok(ListPage { objects, prefixes, next })
+        Ok(ListPage {
+            objects,
+            prefixes,
+            next,
+        })
     }
 
     async fn get_range(&self, key: &str, range: Range<u64>, if_match: Option<&str>) -> Result<Bytes, StoreError> {

@@ -44,9 +44,17 @@ fn server() -> &'static Server {
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line).expect("read port");
-        let port: u16 = line.trim().strip_prefix("PORT ").and_then(|p| p.parse().ok()).expect("moto printed its port");
+        let port: u16 = line
+            .trim()
+            .strip_prefix("PORT ")
+            .and_then(|p| p.parse().ok())
+            .expect("moto printed its port");
         let stdin = child.stdin.take().expect("stdin");
-        Server { endpoint: format!("http://127.0.0.1:{port}"), _child: Mutex::new(child), _stdin: Mutex::new(stdin) }
+        Server {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            _child: Mutex::new(child),
+            _stdin: Mutex::new(stdin),
+        }
     })
 }
 
@@ -58,7 +66,13 @@ pub fn endpoint() -> String {
 /// A runtime for the tests' own S3 calls.
 pub fn rt() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RT.get_or_init(|| tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt"))
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("rt")
+    })
 }
 
 /// A raw S3 client on the local server, to fill buckets and check their state.
@@ -76,10 +90,26 @@ pub fn client() -> Client {
 /// A fresh bucket named after the test.
 pub fn bucket(hint: &str) -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
-    let clean: String = hint.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).take(30).collect();
-    let name = format!("t{}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed), clean.trim_matches('-'));
+    let clean: String = hint
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .take(30)
+        .collect();
+    let name = format!(
+        "t{}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed),
+        clean.trim_matches('-')
+    );
     let c = client();
-    rt().block_on(c.create_bucket().bucket(&name).send()).expect("create bucket");
+    rt().block_on(c.create_bucket().bucket(&name).send())
+        .expect("create bucket");
     name
 }
 
@@ -91,7 +121,15 @@ pub fn put_all(bucket: &str, objects: Vec<(String, Vec<u8>)>) {
         let results: Vec<_> = stream::iter(objects)
             .map(|(k, v)| {
                 let c = c.clone();
-                async move { c.put_object().bucket(bucket).key(&k).body(ByteStream::from(v)).send().await.map(|_| k) }
+                async move {
+                    c.put_object()
+                        .bucket(bucket)
+                        .key(&k)
+                        .body(ByteStream::from(v))
+                        .send()
+                        .await
+                        .map(|_| k)
+                }
             })
             .buffer_unordered(16)
             .collect()
@@ -133,7 +171,9 @@ pub fn cosmount_cmd() -> Command {
 
 /// Whether a filesystem is mounted exactly at `path`.
 pub fn is_mounted(path: &Path) -> bool {
-    let Ok(canon) = std::fs::canonicalize(path) else { return false };
+    let Ok(canon) = std::fs::canonicalize(path) else {
+        return false;
+    };
     let want = canon.to_string_lossy().replace(' ', "\\040");
     std::fs::read_to_string("/proc/self/mountinfo")
         .map(|s| s.lines().any(|l| l.split(' ').nth(4) == Some(want.as_str())))
@@ -148,7 +188,11 @@ pub fn sh(script: &str) -> Output {
 /// Run a shell command line that must succeed; returns stdout.
 pub fn sh_ok(script: &str) -> String {
     let out = sh(script);
-    assert!(out.status.success(), "`{script}` failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "`{script}` failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -163,7 +207,11 @@ impl Mount {
     /// Mount `source` (`bucket` or `bucket:prefix`) with extra arguments.
     pub fn new(source: &str, extra: &[&str]) -> Mount {
         let dir = tempfile::tempdir().expect("tempdir");
-        let name = dir.path().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = dir
+            .path()
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.log"));
         let child = cosmount_cmd()
             .arg(source)
@@ -176,7 +224,11 @@ impl Mount {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn cosmount");
-        let mut m = Mount { dir, child: Some(child), log };
+        let mut m = Mount {
+            dir,
+            child: Some(child),
+            log,
+        };
         m.wait_mounted();
         m
     }
@@ -190,8 +242,13 @@ impl Mount {
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
                     let out = self.child.take().map(|c| c.wait_with_output());
-                    let err = out.and_then(|o| o.ok()).map(|o| String::from_utf8_lossy(&o.stderr).into_owned());
-                    panic!("cosmount exited with {status} before mounting: {}", err.unwrap_or_default());
+                    let err = out
+                        .and_then(|o| o.ok())
+                        .map(|o| String::from_utf8_lossy(&o.stderr).into_owned());
+                    panic!(
+                        "cosmount exited with {status} before mounting: {}",
+                        err.unwrap_or_default()
+                    );
                 }
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -211,8 +268,16 @@ impl Mount {
 
     /// Unmount with fusermount3 and return the daemon's exit status.
     pub fn unmount(&mut self) -> std::process::ExitStatus {
-        let out = Command::new("fusermount3").arg("-u").arg(self.path()).output().expect("fusermount3");
-        assert!(out.status.success(), "fusermount3 -u failed: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("fusermount3")
+            .arg("-u")
+            .arg(self.path())
+            .output()
+            .expect("fusermount3");
+        assert!(
+            out.status.success(),
+            "fusermount3 -u failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         self.wait_exit()
     }
 
@@ -236,7 +301,11 @@ impl Mount {
 impl Drop for Mount {
     fn drop(&mut self) {
         if is_mounted(self.path()) {
-            let _ = Command::new("fusermount3").arg("-u").arg("-z").arg(self.path()).output();
+            let _ = Command::new("fusermount3")
+                .arg("-u")
+                .arg("-z")
+                .arg(self.path())
+                .output();
         }
         if let Some(mut child) = self.child.take() {
             let deadline = Instant::now() + Duration::from_secs(5);
