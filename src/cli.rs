@@ -11,6 +11,7 @@ use clap::Parser;
 use crate::config::MountConfig;
 use crate::fs::attr::Presentation;
 use crate::fs::path::normalize_prefix;
+use crate::fs::write::UploadConfig;
 use crate::fs::FsConfig;
 use crate::store::s3::S3Settings;
 
@@ -19,6 +20,7 @@ const MOUNT: &str = "Mount";
 const PERMISSIONS: &str = "Owner and permissions";
 const CACHING: &str = "Caching";
 const LOGGING: &str = "Logging";
+const WRITING: &str = "Writing";
 
 /// Mount an IBM Cloud Object Storage (or any S3-compatible) bucket as a folder.
 #[derive(Parser, Debug, Clone)]
@@ -99,6 +101,23 @@ pub struct Cli {
     #[arg(long, default_value = "1", value_parser = parse_seconds, value_name = "SECONDS", help_heading = CACHING)]
     pub metadata_ttl: Duration,
 
+    /// Trust listings for attributes: no HEAD per file, so mode, owner and mtime kept in object
+    /// metadata are not shown (fastest `ls -l` of big read-mostly trees).
+    #[arg(long, help_heading = CACHING)]
+    pub listing_attributes: bool,
+
+    /// Multipart part size in MiB (5 or more); files up to one part go up as a single PutObject.
+    #[arg(long, default_value_t = 8, value_name = "MiB", help_heading = WRITING)]
+    pub part_size: u64,
+
+    /// Parts uploaded in parallel per file.
+    #[arg(long, default_value_t = 8, value_name = "N", help_heading = WRITING)]
+    pub upload_concurrency: usize,
+
+    /// Directory where files being written are staged until they are uploaded [default: $TMPDIR or /tmp].
+    #[arg(long, value_name = "DIR", help_heading = WRITING)]
+    pub staging_dir: Option<PathBuf>,
+
     /// Log at debug level (same as --log-filter debug).
     #[arg(short, long, help_heading = LOGGING)]
     pub debug: bool,
@@ -165,6 +184,19 @@ impl Cli {
                 return Err(format!("--endpoint-url {url:?} must start with http:// or https://"));
             }
         }
+        if self.part_size < 5 || self.part_size > 5 * 1024 {
+            return Err(format!(
+                "--part-size {} is outside S3's limits (5 to 5120 MiB)",
+                self.part_size
+            ));
+        }
+        if self.upload_concurrency == 0 {
+            return Err("--upload-concurrency must be at least 1".into());
+        }
+        let staging_dir = self.staging_dir.clone().unwrap_or_else(std::env::temp_dir);
+        if !staging_dir.is_dir() {
+            return Err(format!("--staging-dir {} is not a directory", staging_dir.display()));
+        }
         if self.fuse_threads == 0 {
             return Err("--fuse-threads must be at least 1".into());
         }
@@ -188,6 +220,13 @@ impl Cli {
                     dir_mode: self.dir_mode,
                 },
                 metadata_ttl: self.metadata_ttl,
+                listing_attributes: self.listing_attributes,
+                read_only: self.read_only,
+                upload: UploadConfig {
+                    part_size: self.part_size * 1024 * 1024,
+                    concurrency: self.upload_concurrency,
+                    staging_dir,
+                },
                 ..FsConfig::default()
             },
             mountpoint: self.mountpoint,
@@ -239,6 +278,12 @@ mod tests {
             .unwrap_err()
             .contains("octal"));
         assert!(parse(&["bucket", "/mnt", "--allow-other", "--allow-root"]).is_err());
+        assert!(parse(&["bucket", "/mnt", "--part-size", "4"])
+            .unwrap_err()
+            .contains("5 to 5120"));
+        assert!(parse(&["bucket", "/mnt", "--staging-dir", "/nonexistent"])
+            .unwrap_err()
+            .contains("not a directory"));
         let c = parse(&["bucket", "/mnt", "--metadata-ttl", "indefinite"]).expect("ok");
         assert!(c.fs.metadata_ttl > Duration::from_secs(86_400 * 365));
     }

@@ -6,11 +6,14 @@
 //! and replies with its errno. No handler calls `reply.error` with an errno of its own.
 
 use std::ffi::OsStr;
+use std::path::Path;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use fuser::{
-    Errno, FileAttr, FileHandle, FileType, FopenFlags, Generation, INodeNo, LockOwner, OpenFlags, ReplyAttr, ReplyData,
-    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, Request,
+    BsdFileFlags, Errno, FileAttr, FileHandle, FileType, FopenFlags, Generation, INodeNo, LockOwner, OpenFlags,
+    RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs,
+    ReplyWrite, Request, TimeOrNow, WriteFlags,
 };
 use tokio::runtime::Handle;
 use tracing::{debug, event, Level};
@@ -18,7 +21,7 @@ use tracing::{debug, event, Level};
 use crate::error::FsError;
 use crate::fs::attr::Attr;
 use crate::fs::inode::Kind;
-use crate::fs::{DirReplier, S3Fs};
+use crate::fs::{DirReplier, Entry, S3Fs, SetAttr};
 use crate::store::ObjectStore;
 
 /// `fuser::Filesystem` for an [`S3Fs`].
@@ -38,6 +41,7 @@ fn kind(k: Kind) -> FileType {
     match k {
         Kind::File => FileType::RegularFile,
         Kind::Dir => FileType::Directory,
+        Kind::Symlink => FileType::Symlink,
     }
 }
 
@@ -79,13 +83,177 @@ impl DirReplier for FuseDirReplier<'_> {
     }
 }
 
+fn time(t: TimeOrNow) -> SystemTime {
+    match t {
+        TimeOrNow::SpecificTime(t) => t,
+        TimeOrNow::Now => SystemTime::now(),
+    }
+}
+
+fn reply_entry(op: &str, r: Result<Entry, FsError>, reply: ReplyEntry) {
+    match r {
+        Ok(e) => reply.entry(&e.ttl, &file_attr(&e.attr), Generation(0)),
+        Err(e) => reply.error(reply_error(op, e)),
+    }
+}
+
+fn reply_empty(op: &str, r: Result<(), FsError>, reply: ReplyEmpty) {
+    match r {
+        Ok(()) => reply.ok(),
+        Err(e) => reply.error(reply_error(op, e)),
+    }
+}
+
 impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let _s = tracing::debug_span!("lookup", parent = parent.0, ?name).entered();
-        match self.rt.block_on(self.fs.lookup(parent.0, name)) {
-            Ok(e) => reply.entry(&e.ttl, &file_attr(&e.attr), Generation(0)),
-            Err(e) => reply.error(reply_error("lookup", e)),
+        reply_entry("lookup", self.rt.block_on(self.fs.lookup(parent.0, name)), reply);
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        _atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        let _s = tracing::debug_span!("setattr", ino = ino.0, ?mode, ?uid, ?gid, ?size).entered();
+        let set = SetAttr {
+            mode,
+            uid,
+            gid,
+            size,
+            mtime: mtime.map(time),
+        };
+        match self.rt.block_on(self.fs.setattr(ino.0, fh.map(|f| f.0), set)) {
+            Ok(e) => reply.attr(&e.ttl, &file_attr(&e.attr)),
+            Err(e) => reply.error(reply_error("setattr", e)),
         }
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        let _s = tracing::debug_span!("readlink", ino = ino.0).entered();
+        match self.rt.block_on(self.fs.readlink(ino.0)) {
+            Ok(data) => reply.data(&data),
+            Err(e) => reply.error(reply_error("readlink", e)),
+        }
+    }
+
+    fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
+        let _s = tracing::debug_span!("mkdir", parent = parent.0, ?name).entered();
+        let r = self
+            .rt
+            .block_on(self.fs.mkdir(parent.0, name, mode & !umask, req.uid(), req.gid()));
+        reply_entry("mkdir", r, reply);
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let _s = tracing::debug_span!("unlink", parent = parent.0, ?name).entered();
+        reply_empty("unlink", self.rt.block_on(self.fs.unlink(parent.0, name)), reply);
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let _s = tracing::debug_span!("rmdir", parent = parent.0, ?name).entered();
+        reply_empty("rmdir", self.rt.block_on(self.fs.rmdir(parent.0, name)), reply);
+    }
+
+    fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
+        let _s = tracing::debug_span!("symlink", parent = parent.0, ?link_name).entered();
+        let r = self
+            .rt
+            .block_on(self.fs.symlink(parent.0, link_name, target, req.uid(), req.gid()));
+        reply_entry("symlink", r, reply);
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        let _s = tracing::debug_span!("rename", parent = parent.0, ?name, newparent = newparent.0, ?newname).entered();
+        let r = self
+            .rt
+            .block_on(self.fs.rename(parent.0, name, newparent.0, newname, flags.bits()));
+        reply_empty("rename", r, reply);
+    }
+
+    fn link(&self, _req: &Request, _ino: INodeNo, _newparent: INodeNo, _newname: &OsStr, reply: ReplyEntry) {
+        reply_entry("link", self.fs.link(), reply);
+    }
+
+    fn create(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        _flags: i32,
+        reply: ReplyCreate,
+    ) {
+        let _s = tracing::debug_span!("create", parent = parent.0, ?name).entered();
+        match self
+            .rt
+            .block_on(self.fs.create(parent.0, name, mode & !umask, req.uid(), req.gid()))
+        {
+            Ok((e, fh)) => reply.created(
+                &e.ttl,
+                &file_attr(&e.attr),
+                Generation(0),
+                FileHandle(fh),
+                FopenFlags::empty(),
+            ),
+            Err(e) => reply.error(reply_error("create", e)),
+        }
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        let _s = tracing::debug_span!("write", ino = ino.0, fh = fh.0, offset, len = data.len()).entered();
+        match self.rt.block_on(self.fs.write(fh.0, offset, data)) {
+            Ok(n) => reply.written(n),
+            Err(e) => reply.error(reply_error("write", e)),
+        }
+    }
+
+    fn flush(&self, _req: &Request, ino: INodeNo, fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
+        let _s = tracing::debug_span!("flush", ino = ino.0, fh = fh.0).entered();
+        reply_empty("flush", self.rt.block_on(self.fs.flush(fh.0)), reply);
+    }
+
+    fn fsync(&self, _req: &Request, ino: INodeNo, fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+        let _s = tracing::debug_span!("fsync", ino = ino.0, fh = fh.0).entered();
+        reply_empty("fsync", self.rt.block_on(self.fs.flush(fh.0)), reply);
+    }
+
+    fn fsyncdir(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+        reply.ok();
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
@@ -137,10 +305,7 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
         reply: ReplyEmpty,
     ) {
         let _s = tracing::debug_span!("release", ino = ino.0, fh = fh.0).entered();
-        match self.rt.block_on(self.fs.release(fh.0)) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(reply_error("release", e)),
-        }
+        reply_empty("release", self.rt.block_on(self.fs.release(fh.0)), reply);
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {

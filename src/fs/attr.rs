@@ -1,8 +1,9 @@
 //! Attributes: turning a [`Stat`] into what `stat(2)` shows, under the mount's owner and modes.
 //!
 //! S3 keeps no owner or mode: every file shows `--uid/--gid` and `--file-mode`, every directory
-//! `--dir-mode`. Sizes and mtimes come from the listing or HEAD (Last-Modified); directories show
-//! the mount time. `st_blocks` counts 512-byte units so `du` works.
+//! `--dir-mode`, unless the object's metadata says otherwise (see `meta.rs`: mode, uid, gid and
+//! mtime as s3fs stores them). Sizes come from the listing or HEAD; mtimes from the metadata, else
+//! Last-Modified; directories without a marker show the mount time. `st_blocks` counts 512-byte units so `du` works.
 
 use std::time::SystemTime;
 
@@ -37,17 +38,19 @@ impl Presentation {
         let (perm, nlink) = match stat.kind {
             Kind::File => (self.file_mode, 1),
             Kind::Dir => (self.dir_mode, 2),
+            Kind::Symlink => (0o777, 1),
         };
+        let posix = stat.posix.clone().unwrap_or_default();
         Attr {
             ino,
             kind: stat.kind,
             size: stat.size,
             blocks: stat.size.div_ceil(512),
-            mtime: stat.mtime,
-            perm,
+            mtime: posix.mtime.unwrap_or(stat.mtime),
+            perm: posix.mode.map_or(perm, |m| (m & 0o7777) as u16),
             nlink,
-            uid: self.uid,
-            gid: self.gid,
+            uid: posix.uid.unwrap_or(self.uid),
+            gid: posix.gid.unwrap_or(self.gid),
         }
     }
 }
@@ -71,6 +74,7 @@ mod tests {
                 size: 1025,
                 mtime: SystemTime::UNIX_EPOCH,
                 etag: None,
+                posix: None,
             },
         );
         assert_eq!(
@@ -79,5 +83,19 @@ mod tests {
         );
         let d = p.attr(1, &Stat::dir(SystemTime::UNIX_EPOCH));
         assert_eq!((d.perm, d.nlink, d.kind), (0o750, 2, Kind::Dir));
+        let posix = super::super::meta::Posix {
+            mode: Some(0o100600),
+            uid: Some(1),
+            gid: Some(2),
+            mtime: None,
+        };
+        let g = p.attr(
+            6,
+            &Stat {
+                posix: Some(posix),
+                ..Stat::dir(SystemTime::UNIX_EPOCH)
+            },
+        );
+        assert_eq!((g.perm, g.uid, g.gid), (0o600, 1, 2));
     }
 }

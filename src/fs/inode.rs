@@ -12,6 +12,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
 
+use super::meta::Posix;
+
 /// The root inode number.
 pub const ROOT_INO: u64 = 1;
 
@@ -22,6 +24,8 @@ pub enum Kind {
     File,
     /// A directory (a common prefix or a `dir/` marker).
     Dir,
+    /// A symbolic link (an object whose mode metadata says so; the body is the target).
+    Symlink,
 }
 
 /// Last known attributes.
@@ -31,6 +35,9 @@ pub struct Stat {
     pub size: u64,
     pub mtime: SystemTime,
     pub etag: Option<String>,
+    /// POSIX attributes from the object's metadata; `None` until a HEAD has been made (listings
+    /// do not carry metadata).
+    pub posix: Option<Posix>,
 }
 
 impl Stat {
@@ -41,6 +48,7 @@ impl Stat {
             size: 0,
             mtime,
             etag: None,
+            posix: None,
         }
     }
 }
@@ -171,6 +179,51 @@ impl InodeTable {
         }
     }
 
+    /// Move `from` (and everything under it) to `to`; whatever was at `to` loses its path.
+    pub fn rename(&mut self, from: &str, to: &str) {
+        if let Some(old) = self.by_path.remove(to) {
+            if let Some(i) = self.by_ino.get_mut(&old) {
+                i.fresh_until = Instant::now();
+            }
+        }
+        let below = format!("{from}/");
+        let moved: Vec<u64> = self
+            .by_ino
+            .values()
+            .filter(|i| i.path == from || i.path.starts_with(&below))
+            .map(|i| i.ino)
+            .collect();
+        for ino in moved {
+            if let Some(i) = self.by_ino.get_mut(&ino) {
+                let new_path = format!("{to}{}", &i.path[from.len()..]);
+                if self.by_path.get(&i.path) == Some(&ino) {
+                    self.by_path.remove(&i.path);
+                }
+                i.path = new_path.clone();
+                self.by_path.insert(new_path, ino);
+            }
+        }
+        self.missing.remove(to);
+    }
+
+    /// `path` is gone: forget the mapping (open inodes stay reachable by number).
+    pub fn remove_path(&mut self, path: &str, until: Instant) {
+        if let Some(ino) = self.by_path.remove(path) {
+            if let Some(i) = self.by_ino.get_mut(&ino) {
+                i.fresh_until = Instant::now();
+            }
+        }
+        self.missing.insert(path.to_string(), until);
+    }
+
+    /// Update the attributes of `ino` in place.
+    pub fn set_stat(&mut self, ino: u64, stat: Stat, fresh_until: Instant) {
+        if let Some(i) = self.by_ino.get_mut(&ino) {
+            i.stat = stat;
+            i.fresh_until = fresh_until;
+        }
+    }
+
     /// Number of inodes held (for tests and metrics).
     pub fn len(&self) -> usize {
         self.by_ino.len()
@@ -215,6 +268,7 @@ mod tests {
             size,
             mtime: SystemTime::UNIX_EPOCH,
             etag: None,
+            posix: None,
         }
     }
 

@@ -11,25 +11,33 @@
 //!    name; else a found object is a file; else ENOENT, remembered for the TTL.
 
 pub mod attr;
+mod files;
 pub mod inode;
+pub mod meta;
+mod namespace;
 pub mod path;
 pub mod read;
 pub mod readdir;
+pub mod write;
+
+pub use files::SetAttr;
+pub use namespace::{RENAME_EXCHANGE, RENAME_NOREPLACE};
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::Bytes;
 use tracing::debug;
 
 use crate::error::{FsError, FsResult};
 use crate::store::{ListRequest, ObjectMeta, ObjectStore, StoreError};
 use attr::{Attr, Presentation};
+use files::{Handle, OpenFile};
 use inode::{InodeTable, Kind, Stat, ROOT_INO};
-use read::Reader;
+use meta::Posix;
 use readdir::ListingMerger;
+use write::UploadConfig;
 
 /// Settings of the filesystem layer.
 #[derive(Clone, Debug)]
@@ -42,6 +50,13 @@ pub struct FsConfig {
     pub metadata_ttl: Duration,
     /// Keys per ListObjectsV2 page in `readdir` (S3's maximum and default is 1000).
     pub list_page_size: i32,
+    /// Trust listings for attributes: no HEAD per file, so mode/uid/gid/mtime kept in metadata
+    /// are not shown (fast `ls -l` on big read-mostly trees).
+    pub listing_attributes: bool,
+    /// Refuse every change with EROFS.
+    pub read_only: bool,
+    /// Write path settings.
+    pub upload: UploadConfig,
 }
 
 impl Default for FsConfig {
@@ -56,6 +71,9 @@ impl Default for FsConfig {
             },
             metadata_ttl: Duration::from_secs(1),
             list_page_size: 1000,
+            listing_attributes: false,
+            read_only: false,
+            upload: UploadConfig::default(),
         }
     }
 }
@@ -88,10 +106,6 @@ struct DirHandle {
     done: bool,
 }
 
-struct FileHandle {
-    reader: Reader,
-}
-
 /// Filesystem statistics shown by `df`.
 #[derive(Clone, Copy, Debug)]
 pub struct StatFs {
@@ -109,7 +123,10 @@ pub struct S3Fs<S: ObjectStore> {
     config: FsConfig,
     inodes: Mutex<InodeTable>,
     dirs: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<DirHandle>>>>,
-    files: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<FileHandle>>>>,
+    handles: Mutex<HashMap<u64, Arc<Handle>>>,
+    open_files: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<OpenFile>>>>,
+    /// POSIX attributes read by HEAD, by key, valid while the ETag is unchanged.
+    posix_cache: Mutex<HashMap<String, (Option<String>, Posix)>>,
     next_fh: AtomicU64,
 }
 
@@ -127,7 +144,9 @@ impl<S: ObjectStore> S3Fs<S> {
             config,
             inodes: Mutex::new(InodeTable::new(SystemTime::now())),
             dirs: Mutex::new(HashMap::new()),
-            files: Mutex::new(HashMap::new()),
+            handles: Mutex::new(HashMap::new()),
+            open_files: Mutex::new(HashMap::new()),
+            posix_cache: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
         }
     }
@@ -148,13 +167,43 @@ impl<S: ObjectStore> S3Fs<S> {
         }
     }
 
-    fn file_stat(meta: &ObjectMeta) -> Stat {
+    /// Attributes of an object from a listing (`posix: None`) or a HEAD (`posix: Some`).
+    fn file_stat(meta: &ObjectMeta, from_head: bool) -> Stat {
+        let posix = from_head.then(|| Posix::from_metadata(&meta.metadata));
+        let kind = if posix.as_ref().is_some_and(Posix::is_symlink) {
+            Kind::Symlink
+        } else {
+            Kind::File
+        };
         Stat {
-            kind: Kind::File,
+            kind,
             size: meta.size,
             mtime: meta.last_modified,
             etag: meta.etag.clone(),
+            posix,
         }
+    }
+
+    /// Remember what a HEAD said of `key`'s POSIX attributes, for this ETag.
+    fn remember_posix(&self, key: &str, stat: &Stat) {
+        if let Some(p) = &stat.posix {
+            lock(&self.posix_cache).insert(key.to_string(), (stat.etag.clone(), p.clone()));
+        }
+    }
+
+    /// POSIX attributes of `key` known for this ETag.
+    fn cached_posix(&self, key: &str, etag: &Option<String>) -> Option<Posix> {
+        lock(&self.posix_cache)
+            .get(key)
+            .filter(|(e, _)| e == etag)
+            .map(|(_, p)| p.clone())
+    }
+
+    fn check_writable(&self) -> FsResult<()> {
+        if self.config.read_only {
+            return Err(FsError::quiet(libc::EROFS, "the mount is read-only"));
+        }
+        Ok(())
     }
 
     fn inode(&self, ino: u64) -> FsResult<inode::Inode> {
@@ -190,19 +239,28 @@ impl<S: ObjectStore> S3Fs<S> {
         {
             let mut table = lock(&self.inodes);
             let now = Instant::now();
-            if let Some(i) = table
+            let fresh = table
                 .by_path(&rel)
                 .filter(|i| i.fresh_until > now)
-                .map(|i| (i.ino, i.stat.clone()))
-            {
-                table.add_lookup(i.0);
-                return Ok(self.entry(i.0, &i.1));
+                .map(|i| (i.ino, i.stat.clone()));
+            if let Some((ino, mut stat)) = fresh {
+                if stat.kind == Kind::File && stat.posix.is_none() && !self.config.listing_attributes {
+                    stat.posix = self.cached_posix(&key, &stat.etag);
+                }
+                // A file known only from a listing needs a HEAD for its metadata (mode, mtime...).
+                if stat.kind != Kind::File || stat.posix.is_some() || self.config.listing_attributes {
+                    table.add_lookup(ino);
+                    return Ok(self.entry(ino, &stat));
+                }
             }
             if table.known_missing(&rel, now) {
                 return Err(FsError::quiet(libc::ENOENT, format!("{rel} does not exist (cached)")));
             }
         }
         let stat = self.stat_remote(&rel, &key).await?;
+        if let Some(stat) = &stat {
+            self.remember_posix(&key, stat);
+        }
         let mut table = lock(&self.inodes);
         match stat {
             Some(stat) => {
@@ -228,10 +286,17 @@ impl<S: ObjectStore> S3Fs<S> {
         let (head, list) = tokio::join!(self.store.head_object(key), self.store.list_objects(&list_req));
         let page = list?;
         if !page.objects.is_empty() || !page.prefixes.is_empty() {
-            return Ok(Some(Stat::dir(self.root_mtime())));
+            let mut stat = Stat::dir(self.root_mtime());
+            // A marker object may carry the directory's mode, owner and mtime.
+            if let Some(marker) = page.objects.iter().find(|o| o.key == list_req.prefix) {
+                if let Ok(m) = self.store.head_object(&marker.key).await {
+                    stat.posix = Some(Posix::from_metadata(&m.metadata));
+                }
+            }
+            return Ok(Some(stat));
         }
         match head {
-            Ok(meta) => Ok(Some(Self::file_stat(&meta))),
+            Ok(meta) => Ok(Some(Self::file_stat(&meta, true))),
             Err(StoreError::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),
         }
@@ -250,15 +315,18 @@ impl<S: ObjectStore> S3Fs<S> {
 
     /// getattr: attributes of `ino`, refreshed by a HEAD once stale.
     pub async fn getattr(&self, ino: u64) -> FsResult<Entry> {
+        if let Some(stat) = self.open_stat(ino).await {
+            return Ok(self.entry(ino, &stat));
+        }
         let inode = self.inode(ino)?;
         if inode.fresh_until > Instant::now() || inode.stat.kind == Kind::Dir {
             return Ok(self.entry(ino, &inode.stat));
         }
         let key = path::object_key(&self.config.prefix, &inode.path);
         let meta = self.store.head_object(&key).await?;
-        let stat = Self::file_stat(&meta);
-        let mut table = lock(&self.inodes);
-        let ino = table.upsert(&inode.path, stat.clone(), self.fresh_until());
+        let stat = Self::file_stat(&meta, true);
+        self.remember_posix(&key, &stat);
+        lock(&self.inodes).set_stat(ino, stat.clone(), self.fresh_until());
         Ok(self.entry(ino, &stat))
     }
 
@@ -339,10 +407,17 @@ impl<S: ObjectStore> S3Fs<S> {
         for l in listed {
             let rel = path::join(&dir.path, &l.name);
             let stat = match &l.object {
-                Some(o) => Self::file_stat(o),
+                Some(o) => Self::file_stat(o, false),
                 None => Stat::dir(root_mtime),
             };
-            let ino = table.upsert(&rel, stat, until);
+            // Keep what a HEAD told about an unchanged object (and anything open for writing).
+            let known = table
+                .by_path(&rel)
+                .filter(|i| i.stat.etag == stat.etag && i.stat.posix.is_some());
+            let ino = match known {
+                Some(i) => i.ino,
+                None => table.upsert(&rel, stat, until),
+            };
             dir.entries.push(DirEntryOut {
                 ino,
                 kind: l.kind,
@@ -357,51 +432,6 @@ impl<S: ObjectStore> S3Fs<S> {
     /// releasedir: drop handle `fh`.
     pub fn releasedir(&self, fh: u64) {
         lock(&self.dirs).remove(&fh);
-    }
-
-    /// open: open file `ino` for reading; returns the handle.
-    pub async fn open(&self, ino: u64, flags: i32) -> FsResult<u64> {
-        if flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0 {
-            return Err(FsError::new(
-                libc::EROFS,
-                "writing is not supported yet by this mount".to_string(),
-            ));
-        }
-        let inode = self.inode(ino)?;
-        if inode.stat.kind == Kind::Dir {
-            return Err(FsError::quiet(libc::EISDIR, format!("{} is a directory", inode.path)));
-        }
-        // Close-to-open consistency: a stale entry is re-checked so the reader sees the current
-        // object (and its ETag) at open time.
-        let stat = if inode.fresh_until > Instant::now() {
-            inode.stat
-        } else {
-            self.getattr(ino).await?;
-            self.inode(ino)?.stat
-        };
-        let key = path::object_key(&self.config.prefix, &inode.path);
-        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        let handle = FileHandle {
-            reader: Reader::new(key, stat.etag, stat.size),
-        };
-        lock(&self.files).insert(fh, Arc::new(tokio::sync::Mutex::new(handle)));
-        Ok(fh)
-    }
-
-    /// read: up to `size` bytes at `offset` of handle `fh`.
-    pub async fn read(&self, fh: u64, offset: u64, size: u32) -> FsResult<Bytes> {
-        let handle = lock(&self.files)
-            .get(&fh)
-            .cloned()
-            .ok_or_else(|| FsError::new(libc::EBADF, format!("no file handle {fh}")))?;
-        let mut h = handle.lock().await;
-        h.reader.read(self.store.as_ref(), offset, size).await
-    }
-
-    /// release: close handle `fh`.
-    pub async fn release(&self, fh: u64) -> FsResult<()> {
-        lock(&self.files).remove(&fh);
-        Ok(())
     }
 
     /// statfs: S3 has no capacity; report a large, mostly free filesystem so tools don't refuse.

@@ -15,7 +15,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::{ListPage, ListRequest, ObjectMeta, ObjectStore, PutOptions, StoreError};
+use super::{ListPage, ListRequest, ObjectMeta, ObjectStore, PartTag, PutOptions, StoreError};
 
 #[derive(Clone, Debug)]
 struct Stored {
@@ -31,12 +31,29 @@ pub struct OpCounts {
     pub get: AtomicUsize,
     pub put: AtomicUsize,
     pub delete: AtomicUsize,
+    pub copy: AtomicUsize,
+    pub create_multipart: AtomicUsize,
+    pub upload_part: AtomicUsize,
+    pub upload_part_copy: AtomicUsize,
+    pub complete: AtomicUsize,
+    pub abort: AtomicUsize,
 }
+
+#[derive(Debug)]
+struct Upload {
+    key: String,
+    opts: PutOptions,
+    parts: BTreeMap<i32, Bytes>,
+}
+
+/// S3's smallest part (all parts but the last).
+pub const MIN_PART: usize = 5 * 1024 * 1024;
 
 /// An in-memory bucket.
 #[derive(Debug)]
 pub struct MemoryStore {
     objects: Mutex<BTreeMap<String, Stored>>,
+    uploads: Mutex<HashMap<String, Upload>>,
     max_page: usize,
     etag_seq: AtomicU64,
     /// Request counters, for tests.
@@ -59,6 +76,7 @@ impl MemoryStore {
     pub fn with_page_size(max_page: usize) -> Self {
         Self {
             objects: Mutex::new(BTreeMap::new()),
+            uploads: Mutex::new(HashMap::new()),
             max_page: max_page.max(1),
             etag_seq: AtomicU64::new(1),
             counts: OpCounts::default(),
@@ -74,6 +92,7 @@ impl MemoryStore {
             etag: Some(format!("\"{:x}\"", self.etag_seq.fetch_add(1, Ordering::Relaxed))),
             last_modified: SystemTime::now(),
             metadata: HashMap::new(),
+            content_type: None,
         };
         self.lock().insert(key.to_string(), Stored { body, meta });
     }
@@ -86,6 +105,45 @@ impl MemoryStore {
     /// All keys, in order.
     pub fn keys(&self) -> Vec<String> {
         self.lock().keys().cloned().collect()
+    }
+
+    /// Multipart uploads started and neither completed nor aborted.
+    pub fn pending_uploads(&self) -> usize {
+        self.uploads.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// User metadata of `key`, if it exists.
+    pub fn metadata(&self, key: &str) -> Option<HashMap<String, String>> {
+        self.lock().get(key).map(|s| s.meta.metadata.clone())
+    }
+
+    fn next_etag(&self) -> String {
+        format!("\"{:x}\"", self.etag_seq.fetch_add(1, Ordering::Relaxed))
+    }
+
+    fn store(&self, key: &str, body: Bytes, opts: &PutOptions) -> String {
+        let etag = self.next_etag();
+        let meta = ObjectMeta {
+            key: key.to_string(),
+            size: body.len() as u64,
+            etag: Some(etag.clone()),
+            last_modified: SystemTime::now(),
+            metadata: opts.metadata.clone(),
+            content_type: opts.content_type.clone(),
+        };
+        self.lock().insert(key.to_string(), Stored { body, meta });
+        etag
+    }
+
+    fn source(&self, src: &str, if_match: Option<&str>) -> Result<Stored, StoreError> {
+        let map = self.lock();
+        let stored = map
+            .get(src)
+            .ok_or_else(|| StoreError::NotFound { key: src.to_string() })?;
+        if if_match.is_some_and(|want| stored.meta.etag.as_deref() != Some(want)) {
+            return Err(StoreError::PreconditionFailed { key: src.to_string() });
+        }
+        Ok(stored.clone())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Stored>> {
@@ -184,21 +242,118 @@ impl ObjectStore for MemoryStore {
 
     async fn put_object(&self, key: &str, body: Bytes, opts: &PutOptions) -> Result<Option<String>, StoreError> {
         self.counts.put.fetch_add(1, Ordering::Relaxed);
-        let etag = format!("\"{:x}\"", self.etag_seq.fetch_add(1, Ordering::Relaxed));
-        let meta = ObjectMeta {
-            key: key.to_string(),
-            size: body.len() as u64,
-            etag: Some(etag.clone()),
-            last_modified: SystemTime::now(),
-            metadata: opts.metadata.clone(),
-        };
-        self.lock().insert(key.to_string(), Stored { body, meta });
-        Ok(Some(etag))
+        Ok(Some(self.store(key, body, opts)))
     }
 
     async fn delete_object(&self, key: &str) -> Result<(), StoreError> {
         self.counts.delete.fetch_add(1, Ordering::Relaxed);
         self.lock().remove(key);
+        Ok(())
+    }
+
+    async fn copy_object(
+        &self,
+        src: &str,
+        dst: &str,
+        if_match: Option<&str>,
+        replace: Option<&PutOptions>,
+    ) -> Result<Option<String>, StoreError> {
+        self.counts.copy.fetch_add(1, Ordering::Relaxed);
+        let source = self.source(src, if_match)?;
+        let opts = replace.cloned().unwrap_or(PutOptions {
+            metadata: source.meta.metadata.clone(),
+            content_type: source.meta.content_type.clone(),
+        });
+        Ok(Some(self.store(dst, source.body, &opts)))
+    }
+
+    async fn create_multipart(&self, key: &str, opts: &PutOptions) -> Result<String, StoreError> {
+        self.counts.create_multipart.fetch_add(1, Ordering::Relaxed);
+        let id = format!("upload-{}", self.etag_seq.fetch_add(1, Ordering::Relaxed));
+        let upload = Upload {
+            key: key.to_string(),
+            opts: opts.clone(),
+            parts: BTreeMap::new(),
+        };
+        self.uploads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone(), upload);
+        Ok(id)
+    }
+
+    async fn upload_part(&self, key: &str, upload_id: &str, part: i32, body: Bytes) -> Result<PartTag, StoreError> {
+        self.counts.upload_part.fetch_add(1, Ordering::Relaxed);
+        let mut uploads = self.uploads.lock().unwrap_or_else(|p| p.into_inner());
+        let upload = uploads
+            .get_mut(upload_id)
+            .filter(|u| u.key == key)
+            .ok_or_else(|| StoreError::Other {
+                op: "UploadPart",
+                message: format!("NoSuchUpload {upload_id}"),
+            })?;
+        upload.parts.insert(part, body);
+        Ok(PartTag {
+            etag: format!("\"part-{part}\""),
+            crc32: None,
+        })
+    }
+
+    async fn upload_part_copy(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part: i32,
+        src: &str,
+        range: Range<u64>,
+        if_match: Option<&str>,
+    ) -> Result<PartTag, StoreError> {
+        self.counts.upload_part_copy.fetch_add(1, Ordering::Relaxed);
+        let source = self.source(src, if_match)?;
+        let end = (range.end as usize).min(source.body.len());
+        let start = (range.start as usize).min(end);
+        let body = source.body.slice(start..end);
+        self.counts.upload_part.fetch_sub(1, Ordering::Relaxed);
+        self.upload_part(key, upload_id, part, body).await
+    }
+
+    async fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: Vec<(i32, PartTag)>,
+    ) -> Result<Option<String>, StoreError> {
+        self.counts.complete.fetch_add(1, Ordering::Relaxed);
+        let upload = self
+            .uploads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(upload_id)
+            .filter(|u| u.key == key)
+            .ok_or_else(|| StoreError::Other {
+                op: "CompleteMultipartUpload",
+                message: format!("NoSuchUpload {upload_id}"),
+            })?;
+        let mut body = Vec::new();
+        for (i, (n, _)) in parts.iter().enumerate() {
+            let data = upload.parts.get(n).ok_or_else(|| StoreError::Other {
+                op: "CompleteMultipartUpload",
+                message: format!("InvalidPart {n}"),
+            })?;
+            if i + 1 < parts.len() && data.len() < MIN_PART {
+                return Err(StoreError::Other {
+                    op: "CompleteMultipartUpload",
+                    message: format!("EntityTooSmall: part {n}"),
+                });
+            }
+            body.extend_from_slice(data);
+        }
+        Ok(Some(self.store(key, Bytes::from(body), &upload.opts)))
+    }
+
+    async fn abort_multipart(&self, _key: &str, upload_id: &str) -> Result<(), StoreError> {
+        self.counts.abort.fetch_add(1, Ordering::Relaxed);
+        self.uploads.lock().unwrap_or_else(|p| p.into_inner()).remove(upload_id);
         Ok(())
     }
 

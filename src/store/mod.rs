@@ -5,6 +5,7 @@
 //! operations they stand for, and every failure is reduced here to a small set of kinds
 //! ([`StoreError`]); only `s3.rs` ever looks at SDK errors, service codes or HTTP statuses.
 
+pub mod fault;
 pub mod memory;
 pub mod s3;
 
@@ -28,6 +29,8 @@ pub struct ObjectMeta {
     pub last_modified: SystemTime,
     /// User metadata (`x-amz-meta-*`, without the prefix, lower-case). Listings never carry it.
     pub metadata: HashMap<String, String>,
+    /// Content-Type (HEAD only).
+    pub content_type: Option<String>,
 }
 
 /// One ListObjectsV2 request.
@@ -84,6 +87,15 @@ pub enum StoreError {
     Other { op: &'static str, message: String },
 }
 
+/// What the server returned for one uploaded part.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartTag {
+    /// The part's ETag.
+    pub etag: String,
+    /// The part's CRC32 checksum (base64), repeated in CompleteMultipartUpload.
+    pub crc32: Option<String>,
+}
+
 /// Options for a PutObject.
 #[derive(Clone, Debug, Default)]
 pub struct PutOptions {
@@ -109,8 +121,47 @@ pub trait ObjectStore: Send + Sync + 'static {
     /// PutObject of a whole body (with an integrity checksum); returns the new ETag.
     async fn put_object(&self, key: &str, body: Bytes, opts: &PutOptions) -> Result<Option<String>, StoreError>;
 
-    /// DeleteObject.
+    /// DeleteObject (succeeds whether or not the key exists, as S3 does).
     async fn delete_object(&self, key: &str) -> Result<(), StoreError>;
+
+    /// CopyObject `src` → `dst` (up to 5 GiB). With `replace`, the copy gets exactly those
+    /// metadata and Content-Type (`MetadataDirective: REPLACE`); otherwise the source's are kept.
+    /// `if_match` guards against copying a source that changed.
+    async fn copy_object(
+        &self,
+        src: &str,
+        dst: &str,
+        if_match: Option<&str>,
+        replace: Option<&PutOptions>,
+    ) -> Result<Option<String>, StoreError>;
+
+    /// CreateMultipartUpload; returns the upload id.
+    async fn create_multipart(&self, key: &str, opts: &PutOptions) -> Result<String, StoreError>;
+
+    /// UploadPart (with an integrity checksum).
+    async fn upload_part(&self, key: &str, upload_id: &str, part: i32, body: Bytes) -> Result<PartTag, StoreError>;
+
+    /// UploadPartCopy of `range` of `src` (guarded by `if_match`).
+    async fn upload_part_copy(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part: i32,
+        src: &str,
+        range: Range<u64>,
+        if_match: Option<&str>,
+    ) -> Result<PartTag, StoreError>;
+
+    /// CompleteMultipartUpload with `(part number, tag)` in order; returns the object's ETag.
+    async fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: Vec<(i32, PartTag)>,
+    ) -> Result<Option<String>, StoreError>;
+
+    /// AbortMultipartUpload.
+    async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<(), StoreError>;
 
     /// A short description of where the store lives (bucket and endpoint), for messages.
     fn describe(&self) -> String;

@@ -21,7 +21,8 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
 use bytes::Bytes;
 
-use super::{ListPage, ListRequest, ObjectMeta, ObjectStore, PutOptions, StoreError};
+use super::{ListPage, ListRequest, ObjectMeta, ObjectStore, PartTag, PutOptions, StoreError};
+use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, MetadataDirective};
 
 /// How to reach the bucket.
 #[derive(Clone, Debug)]
@@ -126,6 +127,19 @@ impl S3Store {
         &self.client
     }
 
+    /// `x-amz-copy-source` for `key`: bucket and key, the key percent-encoded except `/`.
+    fn copy_source(&self, key: &str) -> String {
+        let mut out = format!("{}/", self.bucket);
+        for b in key.bytes() {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
+                out.push(b as char);
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+        out
+    }
+
     fn map_err<E>(&self, op: &'static str, key: &str, err: SdkError<E, HttpResponse>) -> StoreError
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
@@ -200,6 +214,7 @@ impl ObjectStore for S3Store {
             etag: out.e_tag().map(str::to_string),
             last_modified: to_system_time(out.last_modified()),
             metadata: out.metadata().cloned().unwrap_or_default(),
+            content_type: out.content_type().map(str::to_string),
         })
     }
 
@@ -225,6 +240,7 @@ impl ObjectStore for S3Store {
                     etag: o.e_tag().map(str::to_string),
                     last_modified: to_system_time(o.last_modified()),
                     metadata: Default::default(),
+                    content_type: None,
                 })
             })
             .collect();
@@ -297,6 +313,140 @@ impl ObjectStore for S3Store {
             .send()
             .await
             .map_err(|e| self.map_err("DeleteObject", key, e))?;
+        Ok(())
+    }
+
+    async fn copy_object(
+        &self,
+        src: &str,
+        dst: &str,
+        if_match: Option<&str>,
+        replace: Option<&PutOptions>,
+    ) -> Result<Option<String>, StoreError> {
+        let mut req = self
+            .client
+            .copy_object()
+            .bucket(&self.bucket)
+            .key(dst)
+            .copy_source(self.copy_source(src))
+            .set_copy_source_if_match(if_match.map(str::to_string));
+        if let Some(opts) = replace {
+            req = req
+                .metadata_directive(MetadataDirective::Replace)
+                .set_metadata(Some(opts.metadata.clone()))
+                .set_content_type(opts.content_type.clone());
+        }
+        let out = req.send().await.map_err(|e| self.map_err("CopyObject", src, e))?;
+        Ok(out.copy_object_result().and_then(|r| r.e_tag()).map(str::to_string))
+    }
+
+    async fn create_multipart(&self, key: &str, opts: &PutOptions) -> Result<String, StoreError> {
+        let metadata = (!opts.metadata.is_empty()).then(|| opts.metadata.clone());
+        let out = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .checksum_algorithm(ChecksumAlgorithm::Crc32)
+            .set_metadata(metadata)
+            .set_content_type(opts.content_type.clone())
+            .send()
+            .await
+            .map_err(|e| self.map_err("CreateMultipartUpload", key, e))?;
+        out.upload_id()
+            .map(str::to_string)
+            .ok_or_else(|| StoreError::BadResponse {
+                endpoint: self.endpoint.clone(),
+                message: "CreateMultipartUpload returned no upload id".into(),
+            })
+    }
+
+    async fn upload_part(&self, key: &str, upload_id: &str, part: i32, body: Bytes) -> Result<PartTag, StoreError> {
+        let out = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(part)
+            .checksum_algorithm(ChecksumAlgorithm::Crc32)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| self.map_err("UploadPart", key, e))?;
+        Ok(PartTag {
+            etag: out.e_tag().unwrap_or_default().to_string(),
+            crc32: out.checksum_crc32().map(str::to_string),
+        })
+    }
+
+    async fn upload_part_copy(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part: i32,
+        src: &str,
+        range: Range<u64>,
+        if_match: Option<&str>,
+    ) -> Result<PartTag, StoreError> {
+        let out = self
+            .client
+            .upload_part_copy()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(part)
+            .copy_source(self.copy_source(src))
+            .copy_source_range(format!("bytes={}-{}", range.start, range.end.saturating_sub(1)))
+            .set_copy_source_if_match(if_match.map(str::to_string))
+            .send()
+            .await
+            .map_err(|e| self.map_err("UploadPartCopy", src, e))?;
+        let result = out.copy_part_result();
+        Ok(PartTag {
+            etag: result.and_then(|r| r.e_tag()).unwrap_or_default().to_string(),
+            crc32: result.and_then(|r| r.checksum_crc32()).map(str::to_string),
+        })
+    }
+
+    async fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: Vec<(i32, PartTag)>,
+    ) -> Result<Option<String>, StoreError> {
+        let parts = parts
+            .into_iter()
+            .map(|(n, t)| {
+                CompletedPart::builder()
+                    .part_number(n)
+                    .e_tag(t.etag)
+                    .set_checksum_crc32(t.crc32)
+                    .build()
+            })
+            .collect();
+        let out = self
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+            .send()
+            .await
+            .map_err(|e| self.map_err("CompleteMultipartUpload", key, e))?;
+        Ok(out.e_tag().map(str::to_string))
+    }
+
+    async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<(), StoreError> {
+        self.client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .send()
+            .await
+            .map_err(|e| self.map_err("AbortMultipartUpload", key, e))?;
         Ok(())
     }
 

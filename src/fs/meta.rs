@@ -1,0 +1,132 @@
+//! POSIX attributes kept in user metadata, with s3fs's names so buckets written by s3fs read
+//! correctly here and the other way round:
+//!
+//! | metadata | meaning | format |
+//! |---|---|---|
+//! | `x-amz-meta-mode` | `st_mode` (type and permission bits) | decimal, e.g. `33188` = `0100644` |
+//! | `x-amz-meta-uid`, `x-amz-meta-gid` | owner | decimal |
+//! | `x-amz-meta-mtime` | modification time | seconds since the epoch, `sec` or `sec.nanosec` |
+//!
+//! A symlink is an object whose body is the target and whose mode has `S_IFLNK` (s3fs's format).
+//! Values that do not parse are ignored (the mount's defaults apply), never an error.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// POSIX attributes read from (or to be written into) an object's metadata.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Posix {
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub mtime: Option<SystemTime>,
+}
+
+pub const MODE: &str = "mode";
+pub const UID: &str = "uid";
+pub const GID: &str = "gid";
+pub const MTIME: &str = "mtime";
+
+/// Metadata names that hold POSIX attributes (not user metadata).
+pub const NAMES: [&str; 4] = [MODE, UID, GID, MTIME];
+
+fn parse_time(s: &str) -> Option<SystemTime> {
+    let (secs, nanos) = match s.split_once('.') {
+        Some((a, b)) => {
+            let digits: String = b.chars().take(9).collect();
+            let scale = 10u32.pow(9 - digits.len() as u32);
+            (a.parse::<u64>().ok()?, digits.parse::<u32>().ok()? * scale)
+        }
+        None => (s.parse::<u64>().ok()?, 0),
+    };
+    UNIX_EPOCH.checked_add(Duration::new(secs, nanos))
+}
+
+fn format_time(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    if d.subsec_nanos() == 0 {
+        d.as_secs().to_string()
+    } else {
+        format!("{}.{:09}", d.as_secs(), d.subsec_nanos())
+    }
+}
+
+impl Posix {
+    /// Read the attributes from user metadata.
+    pub fn from_metadata(m: &HashMap<String, String>) -> Self {
+        let get = |k: &str| m.get(k).map(|v| v.trim());
+        Posix {
+            mode: get(MODE).and_then(|v| v.parse().ok()),
+            uid: get(UID).and_then(|v| v.parse().ok()),
+            gid: get(GID).and_then(|v| v.parse().ok()),
+            mtime: get(MTIME).and_then(parse_time),
+        }
+    }
+
+    /// Write the attributes into `m`, keeping every other entry.
+    pub fn apply_to(&self, m: &mut HashMap<String, String>) {
+        if let Some(v) = self.mode {
+            m.insert(MODE.into(), v.to_string());
+        }
+        if let Some(v) = self.uid {
+            m.insert(UID.into(), v.to_string());
+        }
+        if let Some(v) = self.gid {
+            m.insert(GID.into(), v.to_string());
+        }
+        if let Some(t) = self.mtime {
+            m.insert(MTIME.into(), format_time(t));
+        }
+    }
+
+    /// Whether the mode says symlink.
+    pub fn is_symlink(&self) -> bool {
+        self.mode.is_some_and(|m| m & libc::S_IFMT == libc::S_IFLNK)
+    }
+
+    /// `other`'s attributes where set, else ours.
+    pub fn overlay(&self, other: &Posix) -> Posix {
+        Posix {
+            mode: other.mode.or(self.mode),
+            uid: other.uid.or(self.uid),
+            gid: other.gid.or(self.gid),
+            mtime: other.mtime.or(self.mtime),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_s3fs_values() {
+        let mut m = HashMap::new();
+        m.insert("mode".into(), "33188".into());
+        m.insert("uid".into(), "1000".into());
+        m.insert("mtime".into(), "1700000000".into());
+        m.insert("other".into(), "kept".into());
+        let p = Posix::from_metadata(&m);
+        assert_eq!(p.mode, Some(0o100644));
+        assert_eq!(p.uid, Some(1000));
+        assert_eq!(p.gid, None);
+        assert_eq!(p.mtime, Some(UNIX_EPOCH + Duration::from_secs(1_700_000_000)));
+        let t = UNIX_EPOCH + Duration::new(1_700_000_000, 123_000_000);
+        let q = Posix {
+            mtime: Some(t),
+            ..p.clone()
+        };
+        let mut out = m.clone();
+        q.apply_to(&mut out);
+        assert_eq!(out["mtime"], "1700000000.123000000");
+        assert_eq!(out["other"], "kept");
+        assert_eq!(Posix::from_metadata(&out).mtime, Some(t));
+        m.insert("mode".into(), "not a number".into());
+        assert_eq!(Posix::from_metadata(&m).mode, None);
+        assert!(Posix {
+            mode: Some(0o120777),
+            ..Default::default()
+        }
+        .is_symlink());
+    }
+}

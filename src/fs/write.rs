@@ -1,0 +1,362 @@
+//! Write-back: the contents of a file being written, staged in an unlinked temporary file, and
+//! the upload that makes them an object.
+//!
+//! Model:
+//! - One [`Staged`] per inode open for writing, shared by all its handles. Writes go to the
+//!   staging file at their offset (so memory use does not grow with file size: the page cache and
+//!   the temporary directory hold the data, and a full disk shows as `ENOSPC` on `write`).
+//! - The file is cut into part-sized chunks. A chunk is *present* once the staging file holds its
+//!   current bytes. Chunks of the original object are fetched only when a write, read or truncate
+//!   touches them partly (read-modify-write, one ranged GET per chunk); chunks nobody touched stay
+//!   on the server and are reused by UploadPartCopy, so appending to a large object does not
+//!   download or re-upload it.
+//! - `upload` (on `flush`/`fsync`, i.e. every `close`) sends a PutObject when the file fits one
+//!   part, else a multipart upload whose parts go up in parallel (bounded by the part
+//!   concurrency). Every request carries a CRC32 checksum (see `store/s3.rs`). Nothing is visible
+//!   until the object is complete; on any failure the multipart upload is aborted, the original
+//!   object is untouched, and the error goes back to the caller of `close`/`fsync`.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::task::JoinSet;
+
+use crate::error::{FsError, FsResult};
+use crate::store::{ObjectStore, PartTag, PutOptions, StoreError};
+
+/// Settings of the write path.
+#[derive(Clone, Debug)]
+pub struct UploadConfig {
+    /// Multipart part size (≥ 5 MiB). Files up to this size go up as one PutObject.
+    pub part_size: u64,
+    /// Parts in flight per file.
+    pub concurrency: usize,
+    /// Directory for staging files.
+    pub staging_dir: std::path::PathBuf,
+}
+
+impl Default for UploadConfig {
+    fn default() -> Self {
+        Self {
+            part_size: 8 * 1024 * 1024,
+            concurrency: 8,
+            staging_dir: std::env::temp_dir(),
+        }
+    }
+}
+
+/// S3's limit on parts per upload.
+const MAX_PARTS: u64 = 10_000;
+/// S3's smallest part size.
+pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+
+/// The object a staged file started from.
+#[derive(Clone, Debug)]
+pub struct Base {
+    pub key: String,
+    pub etag: Option<String>,
+}
+
+/// A file's contents while it is open for writing.
+#[derive(Debug)]
+pub struct Staged {
+    file: Arc<File>,
+    size: u64,
+    chunk: u64,
+    present: Vec<bool>,
+    /// Where unfetched bytes come from, and how many leading bytes of the file still equal it.
+    base: Option<Base>,
+    base_len: u64,
+    /// Contents differ from the object on the server.
+    pub dirty: bool,
+}
+
+fn io_err(what: &str, e: std::io::Error) -> FsError {
+    FsError::new(e.raw_os_error().unwrap_or(libc::EIO), format!("{what}: {e}"))
+}
+
+impl Staged {
+    /// Stage a file that starts as `base` (`size` bytes) or, with `None`, empty.
+    pub fn new(dir: &Path, chunk: u64, base: Option<Base>, size: u64) -> FsResult<Self> {
+        let file = tempfile::tempfile_in(dir).map_err(|e| io_err(&format!("cannot stage in {}", dir.display()), e))?;
+        file.set_len(size)
+            .map_err(|e| io_err("cannot size the staging file", e))?;
+        let chunks = size.div_ceil(chunk) as usize;
+        Ok(Self {
+            file: Arc::new(file),
+            size,
+            chunk,
+            present: vec![base.is_none(); chunks],
+            base_len: if base.is_some() { size } else { 0 },
+            base,
+            dirty: false,
+        })
+    }
+
+    /// The object moved (rename): fetch unfetched chunks from `key` from now on.
+    pub fn rebase(&mut self, key: &str, etag: Option<String>) {
+        if let Some(base) = &mut self.base {
+            base.key = key.to_string();
+            base.etag = etag;
+        }
+    }
+
+    /// Current size.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Fetch chunk `c` from the base object if it is needed and not here yet.
+    async fn populate<S: ObjectStore>(&mut self, store: &S, c: usize) -> FsResult<()> {
+        if self.present.get(c).copied().unwrap_or(true) {
+            return Ok(());
+        }
+        let start = c as u64 * self.chunk;
+        let end = ((c as u64 + 1) * self.chunk).min(self.base_len);
+        if start < end {
+            if let Some(base) = &self.base {
+                let data = store.get_range(&base.key, start..end, base.etag.as_deref()).await?;
+                if (data.len() as u64) != end - start {
+                    return Err(FsError::new(
+                        libc::EIO,
+                        format!(
+                            "{} returned {} bytes for a {}-byte range",
+                            base.key,
+                            data.len(),
+                            end - start
+                        ),
+                    ));
+                }
+                self.file
+                    .write_all_at(&data, start)
+                    .map_err(|e| io_err("cannot write the staging file", e))?;
+            }
+        }
+        self.present[c] = true;
+        Ok(())
+    }
+
+    fn resize_chunks(&mut self) {
+        let chunks = self.size.div_ceil(self.chunk) as usize;
+        // New chunks lie beyond the base (or were zero-extended): nothing to fetch for them.
+        self.present.resize(chunks, true);
+    }
+
+    /// Write `data` at `offset`.
+    pub async fn write<S: ObjectStore>(&mut self, store: &S, offset: u64, data: &[u8]) -> FsResult<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        let end = offset + data.len() as u64;
+        // A write past the end leaves a hole: the chunk holding the old end must keep its bytes.
+        if offset > self.size && self.size > 0 {
+            self.populate(store, ((self.size - 1) / self.chunk) as usize).await?;
+        }
+        let first = (offset / self.chunk) as usize;
+        let last = ((end - 1) / self.chunk) as usize;
+        let live_end = self.size.max(end);
+        for c in first..=last.min(self.present.len().saturating_sub(1)) {
+            if c >= self.present.len() {
+                break;
+            }
+            let c_start = c as u64 * self.chunk;
+            let c_end = c_start + self.chunk;
+            if offset <= c_start && end >= c_end.min(live_end) {
+                self.present[c] = true; // every live byte of the chunk comes from this write
+            } else {
+                self.populate(store, c).await?;
+            }
+        }
+        self.file
+            .write_all_at(data, offset)
+            .map_err(|e| io_err("cannot write the staging file", e))?;
+        if end > self.size {
+            self.size = end;
+            self.resize_chunks();
+        }
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Read up to `len` bytes at `offset`, including what has not been uploaded yet.
+    pub async fn read<S: ObjectStore>(&mut self, store: &S, offset: u64, len: u32) -> FsResult<Bytes> {
+        if offset >= self.size || len == 0 {
+            return Ok(Bytes::new());
+        }
+        let end = (offset + u64::from(len)).min(self.size);
+        for c in (offset / self.chunk) as usize..=((end - 1) / self.chunk) as usize {
+            self.populate(store, c).await?;
+        }
+        let mut buf = vec![0u8; (end - offset) as usize];
+        self.file
+            .read_exact_at(&mut buf, offset)
+            .map_err(|e| io_err("cannot read the staging file", e))?;
+        Ok(Bytes::from(buf))
+    }
+
+    /// Truncate or extend (with zeros) to `size`.
+    pub async fn set_size<S: ObjectStore>(&mut self, store: &S, size: u64) -> FsResult<()> {
+        if size == self.size {
+            return Ok(());
+        }
+        if size < self.size && size % self.chunk != 0 {
+            self.populate(store, (size / self.chunk) as usize).await?;
+        }
+        if size > self.size && self.size > 0 {
+            self.populate(store, ((self.size - 1) / self.chunk) as usize).await?;
+        }
+        self.file
+            .set_len(size)
+            .map_err(|e| io_err("cannot resize the staging file", e))?;
+        self.base_len = self.base_len.min(size);
+        self.size = size;
+        self.resize_chunks();
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Upload the contents to `key` with `opts`; on success the staged file is clean and its
+    /// base is the new object. Returns the new ETag.
+    pub async fn upload<S: ObjectStore>(
+        &mut self,
+        store: &Arc<S>,
+        key: &str,
+        opts: &PutOptions,
+        config: &UploadConfig,
+    ) -> FsResult<Option<String>> {
+        let etag = if self.size <= self.chunk {
+            for c in 0..self.present.len() {
+                self.populate(store.as_ref(), c).await?;
+            }
+            let mut buf = vec![0u8; self.size as usize];
+            self.file
+                .read_exact_at(&mut buf, 0)
+                .map_err(|e| io_err("cannot read the staging file", e))?;
+            store.put_object(key, Bytes::from(buf), opts).await?
+        } else {
+            self.upload_multipart(store, key, opts, config).await?
+        };
+        self.base = Some(Base {
+            key: key.to_string(),
+            etag: etag.clone(),
+        });
+        self.base_len = self.size;
+        self.dirty = false;
+        Ok(etag)
+    }
+
+    async fn upload_multipart<S: ObjectStore>(
+        &mut self,
+        store: &Arc<S>,
+        key: &str,
+        opts: &PutOptions,
+        config: &UploadConfig,
+    ) -> FsResult<Option<String>> {
+        let parts = self.size.div_ceil(self.chunk);
+        if parts > MAX_PARTS {
+            return Err(FsError::new(
+                libc::EFBIG,
+                format!(
+                    "{key}: {} bytes need {parts} parts of {} bytes; S3 allows {MAX_PARTS}",
+                    self.size, self.chunk
+                ),
+            ));
+        }
+        let upload_id = store.create_multipart(key, opts).await?;
+        match self.send_parts(store, key, &upload_id, parts, config.concurrency).await {
+            Ok(tags) => match store.complete_multipart(key, &upload_id, tags).await {
+                Ok(etag) => Ok(etag),
+                Err(e) => {
+                    abort(store.as_ref(), key, &upload_id).await;
+                    Err(e.into())
+                }
+            },
+            Err(e) => {
+                abort(store.as_ref(), key, &upload_id).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn send_parts<S: ObjectStore>(
+        &self,
+        store: &Arc<S>,
+        key: &str,
+        upload_id: &str,
+        parts: u64,
+        concurrency: usize,
+    ) -> FsResult<Vec<(i32, PartTag)>> {
+        let mut tasks: JoinSet<Result<(i32, PartTag), StoreError>> = JoinSet::new();
+        let mut tags = Vec::with_capacity(parts as usize);
+        let mut first_error: Option<FsError> = None;
+        for i in 0..parts {
+            while tasks.len() >= concurrency.max(1) {
+                collect(tasks.join_next().await, &mut tags, &mut first_error);
+            }
+            if first_error.is_some() {
+                break;
+            }
+            let start = i * self.chunk;
+            let end = (start + self.chunk).min(self.size);
+            let number = i as i32 + 1;
+            let (store, key, upload_id) = (store.clone(), key.to_string(), upload_id.to_string());
+            let copy_from = match (&self.base, self.present[i as usize]) {
+                (Some(base), false) if end <= self.base_len => Some(base.clone()),
+                _ => None,
+            };
+            match copy_from {
+                Some(base) => {
+                    tasks.spawn(async move {
+                        let tag = store
+                            .upload_part_copy(&key, &upload_id, number, &base.key, start..end, base.etag.as_deref())
+                            .await?;
+                        Ok((number, tag))
+                    });
+                }
+                None => {
+                    let mut buf = vec![0u8; (end - start) as usize];
+                    if let Err(e) = self.file.read_exact_at(&mut buf, start) {
+                        first_error = Some(io_err("cannot read the staging file", e));
+                        break;
+                    }
+                    tasks.spawn(async move {
+                        let tag = store.upload_part(&key, &upload_id, number, Bytes::from(buf)).await?;
+                        Ok((number, tag))
+                    });
+                }
+            }
+        }
+        while let Some(r) = tasks.join_next().await {
+            collect(Some(r), &mut tags, &mut first_error);
+        }
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        tags.sort_by_key(|(n, _)| *n);
+        Ok(tags)
+    }
+}
+
+type PartResult = Result<Result<(i32, PartTag), StoreError>, tokio::task::JoinError>;
+
+fn collect(r: Option<PartResult>, tags: &mut Vec<(i32, PartTag)>, first_error: &mut Option<FsError>) {
+    match r {
+        Some(Ok(Ok(tag))) => tags.push(tag),
+        Some(Ok(Err(e))) => {
+            first_error.get_or_insert_with(|| e.into());
+        }
+        Some(Err(e)) => {
+            first_error.get_or_insert_with(|| FsError::new(libc::EIO, format!("a part upload task failed: {e}")));
+        }
+        None => {}
+    }
+}
+
+async fn abort<S: ObjectStore>(store: &S, key: &str, upload_id: &str) {
+    if let Err(e) = store.abort_multipart(key, upload_id).await {
+        tracing::warn!(key, upload_id, "could not abort the failed multipart upload: {e}");
+    }
+}

@@ -1,0 +1,141 @@
+//! `FaultStore`: wraps any [`ObjectStore`] and fails chosen operations, for tests that prove
+//! errors reach the caller and nothing partial is left behind.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use super::{ListPage, ListRequest, ObjectMeta, ObjectStore, PartTag, PutOptions, StoreError};
+
+#[derive(Debug, Clone, Copy)]
+struct Rule {
+    skip: usize,
+    times: usize,
+}
+
+/// A store that fails operations on request.
+#[derive(Debug)]
+pub struct FaultStore<S> {
+    inner: S,
+    rules: Mutex<HashMap<&'static str, Rule>>,
+}
+
+impl<S: ObjectStore> FaultStore<S> {
+    /// Wrap `inner`, failing nothing yet.
+    pub fn new(inner: S) -> Self {
+        Self {
+            inner,
+            rules: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The wrapped store.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    /// Let `skip` calls of `op` (an S3 operation name, e.g. "UploadPart") through, then fail `times`.
+    pub fn fail(&self, op: &'static str, skip: usize, times: usize) {
+        self.rules
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(op, Rule { skip, times });
+    }
+
+    /// Stop failing.
+    pub fn heal(&self) {
+        self.rules.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    fn check(&self, op: &'static str) -> Result<(), StoreError> {
+        let mut rules = self.rules.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(rule) = rules.get_mut(op) else { return Ok(()) };
+        if rule.skip > 0 {
+            rule.skip -= 1;
+            return Ok(());
+        }
+        if rule.times == 0 {
+            return Ok(());
+        }
+        rule.times -= 1;
+        Err(StoreError::Unreachable {
+            endpoint: "fault-injection".into(),
+            message: format!("injected failure of {op}"),
+        })
+    }
+}
+
+#[async_trait]
+impl<S: ObjectStore> ObjectStore for FaultStore<S> {
+    async fn head_object(&self, key: &str) -> Result<ObjectMeta, StoreError> {
+        self.check("HeadObject")?;
+        self.inner.head_object(key).await
+    }
+    async fn list_objects(&self, req: &ListRequest) -> Result<ListPage, StoreError> {
+        self.check("ListObjectsV2")?;
+        self.inner.list_objects(req).await
+    }
+    async fn get_range(&self, key: &str, range: Range<u64>, if_match: Option<&str>) -> Result<Bytes, StoreError> {
+        self.check("GetObject")?;
+        self.inner.get_range(key, range, if_match).await
+    }
+    async fn put_object(&self, key: &str, body: Bytes, opts: &PutOptions) -> Result<Option<String>, StoreError> {
+        self.check("PutObject")?;
+        self.inner.put_object(key, body, opts).await
+    }
+    async fn delete_object(&self, key: &str) -> Result<(), StoreError> {
+        self.check("DeleteObject")?;
+        self.inner.delete_object(key).await
+    }
+    async fn copy_object(
+        &self,
+        src: &str,
+        dst: &str,
+        if_match: Option<&str>,
+        replace: Option<&PutOptions>,
+    ) -> Result<Option<String>, StoreError> {
+        self.check("CopyObject")?;
+        self.inner.copy_object(src, dst, if_match, replace).await
+    }
+    async fn create_multipart(&self, key: &str, opts: &PutOptions) -> Result<String, StoreError> {
+        self.check("CreateMultipartUpload")?;
+        self.inner.create_multipart(key, opts).await
+    }
+    async fn upload_part(&self, key: &str, upload_id: &str, part: i32, body: Bytes) -> Result<PartTag, StoreError> {
+        self.check("UploadPart")?;
+        self.inner.upload_part(key, upload_id, part, body).await
+    }
+    async fn upload_part_copy(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part: i32,
+        src: &str,
+        range: Range<u64>,
+        if_match: Option<&str>,
+    ) -> Result<PartTag, StoreError> {
+        self.check("UploadPartCopy")?;
+        self.inner
+            .upload_part_copy(key, upload_id, part, src, range, if_match)
+            .await
+    }
+    async fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: Vec<(i32, PartTag)>,
+    ) -> Result<Option<String>, StoreError> {
+        self.check("CompleteMultipartUpload")?;
+        self.inner.complete_multipart(key, upload_id, parts).await
+    }
+    async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<(), StoreError> {
+        self.check("AbortMultipartUpload")?;
+        self.inner.abort_multipart(key, upload_id).await
+    }
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+}

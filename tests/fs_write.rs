@@ -1,0 +1,291 @@
+//! The write path without FUSE, over the in-memory store (wrapped to inject failures): what
+//! reaches the bucket, which requests it took, and that failures reach the caller and leave the
+//! original object intact.
+
+use std::ffi::OsStr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use cosmount::fs::inode::{Kind, ROOT_INO};
+use cosmount::fs::write::UploadConfig;
+use cosmount::fs::{FsConfig, S3Fs, SetAttr, RENAME_NOREPLACE};
+use cosmount::store::fault::FaultStore;
+use cosmount::store::memory::MemoryStore;
+use cosmount::store::ObjectStore;
+
+const MIB: usize = 1024 * 1024;
+
+fn fs() -> S3Fs<FaultStore<MemoryStore>> {
+    let config = FsConfig {
+        upload: UploadConfig {
+            part_size: 5 * MIB as u64,
+            concurrency: 4,
+            staging_dir: std::env::temp_dir(),
+        },
+        ..FsConfig::default()
+    };
+    S3Fs::new(Arc::new(FaultStore::new(MemoryStore::new())), config)
+}
+
+fn mem(fs: &S3Fs<FaultStore<MemoryStore>>) -> &MemoryStore {
+    fs.store().inner()
+}
+
+fn data(len: usize, seed: u8) -> Vec<u8> {
+    (0..len).map(|i| (i as u32 * 31 + u32::from(seed)) as u8).collect()
+}
+
+async fn write_file(fs: &S3Fs<FaultStore<MemoryStore>>, name: &str, body: &[u8]) -> u64 {
+    let (e, fh) = fs
+        .create(ROOT_INO, OsStr::new(name), 0o644, 1000, 1000)
+        .await
+        .expect("create");
+    for (i, chunk) in body.chunks(128 * 1024).enumerate() {
+        fs.write(fh, (i * 128 * 1024) as u64, chunk).await.expect("write");
+    }
+    fs.flush(fh).await.expect("flush");
+    fs.release(fh).await.expect("release");
+    e.attr.ino
+}
+
+#[tokio::test]
+async fn small_file_is_one_put_with_posix_metadata_and_empty_files_exist() {
+    let fs = fs();
+    write_file(&fs, "a.txt", b"hello").await;
+    assert_eq!(mem(&fs).body("a.txt").as_deref(), Some(&b"hello"[..]));
+    assert_eq!(mem(&fs).counts.put.load(Ordering::Relaxed), 1);
+    let meta = mem(&fs).metadata("a.txt").expect("meta");
+    assert_eq!(meta.get("mode").map(String::as_str), Some("33188"));
+    assert_eq!(meta.get("uid").map(String::as_str), Some("1000"));
+    assert!(meta.contains_key("mtime"));
+    write_file(&fs, "empty", b"").await;
+    assert_eq!(mem(&fs).body("empty").map(|b| b.len()), Some(0));
+}
+
+#[tokio::test]
+async fn large_file_is_a_parallel_multipart_upload() {
+    let fs = fs();
+    let body = data(23 * MIB + 7, 3);
+    write_file(&fs, "big.bin", &body).await;
+    assert_eq!(mem(&fs).body("big.bin").as_deref(), Some(&body[..]));
+    assert_eq!(mem(&fs).counts.upload_part.load(Ordering::Relaxed), 5);
+    assert_eq!(mem(&fs).counts.complete.load(Ordering::Relaxed), 1);
+    assert_eq!(mem(&fs).pending_uploads(), 0);
+}
+
+#[tokio::test]
+async fn append_to_a_large_object_copies_untouched_parts_server_side() {
+    let fs = fs();
+    let body = data(16 * MIB, 1);
+    mem(&fs).insert("log", body.clone());
+    let e = fs.lookup(ROOT_INO, OsStr::new("log")).await.expect("lookup");
+    let fh = fs
+        .open(e.attr.ino, libc::O_WRONLY | libc::O_APPEND)
+        .await
+        .expect("open");
+    fs.write(fh, body.len() as u64, b"tail").await.expect("write");
+    fs.flush(fh).await.expect("flush");
+    fs.release(fh).await.expect("release");
+    let mut want = body.clone();
+    want.extend_from_slice(b"tail");
+    assert_eq!(mem(&fs).body("log").as_deref(), Some(&want[..]));
+    assert_eq!(
+        mem(&fs).counts.upload_part_copy.load(Ordering::Relaxed),
+        3,
+        "three untouched 5 MiB parts copied"
+    );
+    assert_eq!(
+        mem(&fs).counts.get.load(Ordering::Relaxed),
+        1,
+        "only the last, partly written chunk is fetched"
+    );
+}
+
+#[tokio::test]
+async fn random_write_truncate_and_reads_of_unflushed_data() {
+    let fs = fs();
+    let body = data(12 * MIB, 9);
+    mem(&fs).insert("f", body.clone());
+    let e = fs.lookup(ROOT_INO, OsStr::new("f")).await.expect("lookup");
+    let fh = fs.open(e.attr.ino, libc::O_RDWR).await.expect("open");
+    fs.write(fh, 6 * MIB as u64 + 10, b"XYZ").await.expect("write");
+    assert_eq!(
+        &fs.read(fh, 6 * MIB as u64 + 9, 5).await.expect("read")[..],
+        &[body[6 * MIB + 9], b'X', b'Y', b'Z', body[6 * MIB + 13]]
+    );
+    fs.setattr(
+        e.attr.ino,
+        Some(fh),
+        SetAttr {
+            size: Some(7 * MIB as u64),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("truncate");
+    fs.setattr(
+        e.attr.ino,
+        Some(fh),
+        SetAttr {
+            size: Some(7 * MIB as u64 + 100),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("grow");
+    assert_eq!(
+        fs.getattr(e.attr.ino).await.expect("getattr").attr.size,
+        7 * MIB as u64 + 100
+    );
+    fs.flush(fh).await.expect("flush");
+    fs.release(fh).await.expect("release");
+    let mut want = body[..7 * MIB].to_vec();
+    want[6 * MIB + 10..6 * MIB + 13].copy_from_slice(b"XYZ");
+    want.extend_from_slice(&[0u8; 100]);
+    assert_eq!(mem(&fs).body("f").as_deref(), Some(&want[..]));
+}
+
+#[tokio::test]
+async fn o_trunc_overwrite_and_truncate_of_a_closed_file() {
+    let fs = fs();
+    mem(&fs).insert("f", b"old contents".to_vec());
+    let e = fs.lookup(ROOT_INO, OsStr::new("f")).await.expect("lookup");
+    let fh = fs.open(e.attr.ino, libc::O_WRONLY | libc::O_TRUNC).await.expect("open");
+    fs.write(fh, 0, b"new").await.expect("write");
+    fs.flush(fh).await.expect("flush");
+    fs.release(fh).await.expect("release");
+    assert_eq!(mem(&fs).body("f").as_deref(), Some(&b"new"[..]));
+    fs.setattr(
+        e.attr.ino,
+        None,
+        SetAttr {
+            size: Some(1),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("truncate");
+    assert_eq!(mem(&fs).body("f").as_deref(), Some(&b"n"[..]));
+}
+
+#[tokio::test]
+async fn failed_part_aborts_the_upload_keeps_the_original_and_reaches_close() {
+    let fs = fs();
+    let original = data(11 * MIB, 5);
+    mem(&fs).insert("keep", original.clone());
+    let e = fs.lookup(ROOT_INO, OsStr::new("keep")).await.expect("lookup");
+    let fh = fs.open(e.attr.ino, libc::O_WRONLY | libc::O_TRUNC).await.expect("open");
+    fs.write(fh, 0, &data(11 * MIB, 6)).await.expect("write");
+    fs.store().fail("UploadPart", 1, 100);
+    let err = fs.flush(fh).await.unwrap_err();
+    assert_eq!(err.errno, libc::EIO);
+    assert_eq!(
+        mem(&fs).body("keep").as_deref(),
+        Some(&original[..]),
+        "original untouched"
+    );
+    assert_eq!(mem(&fs).pending_uploads(), 0, "the multipart upload was aborted");
+    assert!(fs.release(fh).await.is_err(), "the last close also reports the loss");
+    // A failed small PutObject reaches close too, and creates nothing.
+    fs.store().heal();
+    fs.store().fail("PutObject", 0, 100);
+    let (_, fh) = fs
+        .create(ROOT_INO, OsStr::new("new"), 0o644, 0, 0)
+        .await
+        .expect("create");
+    fs.write(fh, 0, b"x").await.expect("write");
+    assert!(fs.flush(fh).await.is_err());
+    assert!(mem(&fs).body("new").is_none());
+    let _ = fs.release(fh).await;
+}
+
+#[tokio::test]
+async fn namespace_operations() {
+    let fs = fs();
+    let d = fs.mkdir(ROOT_INO, OsStr::new("d"), 0o755, 0, 0).await.expect("mkdir");
+    assert!(mem(&fs).body("d/").is_some(), "mkdir writes a marker");
+    assert_eq!(
+        fs.mkdir(ROOT_INO, OsStr::new("d"), 0o755, 0, 0)
+            .await
+            .unwrap_err()
+            .errno,
+        libc::EEXIST
+    );
+    mem(&fs).insert("d/x", b"x".to_vec());
+    assert_eq!(
+        fs.rmdir(ROOT_INO, OsStr::new("d")).await.unwrap_err().errno,
+        libc::ENOTEMPTY
+    );
+    // Rename a file over another; NOREPLACE refuses.
+    mem(&fs).insert("a", b"A".to_vec());
+    mem(&fs).insert("b", b"B".to_vec());
+    assert_eq!(
+        fs.rename(ROOT_INO, OsStr::new("a"), ROOT_INO, OsStr::new("b"), RENAME_NOREPLACE)
+            .await
+            .unwrap_err()
+            .errno,
+        libc::EEXIST
+    );
+    fs.rename(ROOT_INO, OsStr::new("a"), d.attr.ino, OsStr::new("b"), 0)
+        .await
+        .expect("rename");
+    assert_eq!(mem(&fs).body("d/b").as_deref(), Some(&b"A"[..]));
+    assert!(mem(&fs).body("a").is_none());
+    // Rename a directory with more than a page of keys.
+    for i in 0..1200 {
+        mem(&fs).insert(&format!("d/many/{i}"), vec![1]);
+    }
+    fs.rename(ROOT_INO, OsStr::new("d"), ROOT_INO, OsStr::new("e"), 0)
+        .await
+        .expect("rename dir");
+    let keys = mem(&fs).keys();
+    assert!(keys.iter().all(|k| !k.starts_with("d/")), "sources deleted");
+    assert_eq!(keys.iter().filter(|k| k.starts_with("e/many/")).count(), 1200);
+    assert!(keys.contains(&"e/".to_string()) && keys.contains(&"e/b".to_string()) && keys.contains(&"e/x".to_string()));
+    // unlink / ENOENT, symlink / readlink, link refused.
+    fs.unlink(ROOT_INO, OsStr::new("b")).await.expect("unlink");
+    assert_eq!(
+        fs.unlink(ROOT_INO, OsStr::new("b")).await.unwrap_err().errno,
+        libc::ENOENT
+    );
+    let l = fs
+        .symlink(ROOT_INO, OsStr::new("link"), std::path::Path::new("e/x"), 0, 0)
+        .await
+        .expect("symlink");
+    assert_eq!(l.attr.kind, Kind::Symlink);
+    assert_eq!(&fs.readlink(l.attr.ino).await.expect("readlink")[..], b"e/x");
+    assert_eq!(fs.link().unwrap_err().errno, libc::EPERM);
+    let e = fs.lookup(ROOT_INO, OsStr::new("e")).await.expect("e");
+    assert_eq!(
+        fs.rename(ROOT_INO, OsStr::new("e"), e.attr.ino, OsStr::new("inside"), 0)
+            .await
+            .unwrap_err()
+            .errno,
+        libc::EINVAL
+    );
+}
+
+#[tokio::test]
+async fn chmod_chown_utimes_persist_in_metadata_keeping_content_type() {
+    let fs = fs();
+    write_file(&fs, "doc.pdf", b"%PDF").await;
+    let e = fs.lookup(ROOT_INO, OsStr::new("doc.pdf")).await.expect("lookup");
+    let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_500_000_000);
+    let set = SetAttr {
+        mode: Some(0o600),
+        uid: Some(42),
+        gid: Some(43),
+        mtime: Some(when),
+        size: None,
+    };
+    let after = fs.setattr(e.attr.ino, None, set).await.expect("setattr");
+    assert_eq!(
+        (after.attr.perm, after.attr.uid, after.attr.gid, after.attr.mtime),
+        (0o600, 42, 43, when)
+    );
+    let head = fs.store().head_object("doc.pdf").await.expect("head");
+    assert_eq!(head.content_type.as_deref(), Some("application/pdf"));
+    assert_eq!(head.metadata.get("mode").map(String::as_str), Some("33152"));
+    assert_eq!(head.metadata.get("mtime").map(String::as_str), Some("1500000000"));
+    assert_eq!(mem(&fs).body("doc.pdf").as_deref(), Some(&b"%PDF"[..]));
+}
