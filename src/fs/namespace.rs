@@ -59,7 +59,8 @@ impl<S: ObjectStore> S3Fs<S> {
         if stat.kind == Kind::Dir {
             return Err(FsError::quiet(libc::EISDIR, format!("{rel} is a directory")));
         }
-        if let Some(of) = lock(&self.open_files).get(&ino).cloned() {
+        let open = lock(&self.open_files).get(&ino).cloned();
+        if let Some(of) = open {
             of.lock().await.unlinked = true;
         }
         self.store

@@ -167,6 +167,7 @@ mod tests {
             etag: None,
             last_modified: SystemTime::UNIX_EPOCH,
             metadata: Default::default(),
+            content_type: None,
         }
     }
 

@@ -202,7 +202,7 @@ impl Staged {
         if size == self.size {
             return Ok(());
         }
-        if size < self.size && size % self.chunk != 0 {
+        if size < self.size && !size.is_multiple_of(self.chunk) {
             self.populate(store, (size / self.chunk) as usize).await?;
         }
         if size > self.size && self.size > 0 {
