@@ -164,31 +164,61 @@ async fn streaming_lists_one_page_for_the_first_entries() {
 
 #[tokio::test]
 async fn lookups_after_a_listing_cost_no_requests_and_misses_are_cached() {
-    let fs = fs_with(&["d/x", "d/y", "d/z/w"], 1000, "");
+    // With --listing-attributes, the listing answers every lookup.
+    let store = MemoryStore::new();
+    for k in ["d/x", "d/y", "d/z/w"] {
+        store.insert(k, b"data".to_vec());
+    }
+    let config = FsConfig {
+        listing_attributes: true,
+        ..FsConfig::default()
+    };
+    let fs = S3Fs::new(Arc::new(store), config);
+    let counts = |fs: &S3Fs<MemoryStore>| {
+        (
+            fs.store().counts.head.load(Ordering::Relaxed),
+            fs.store().counts.list.load(Ordering::Relaxed),
+        )
+    };
     let d = fs.lookup(ROOT_INO, OsStr::new("d")).await.expect("d");
     let _ = list(&fs, d.attr.ino, 1000).await;
-    let before = (
-        fs.store().counts.head.load(Ordering::Relaxed),
-        fs.store().counts.list.load(Ordering::Relaxed),
-    );
+    let before = counts(&fs);
     for n in ["x", "y", "z"] {
         fs.lookup(d.attr.ino, OsStr::new(n)).await.expect("lookup");
     }
-    let after = (
-        fs.store().counts.head.load(Ordering::Relaxed),
-        fs.store().counts.list.load(Ordering::Relaxed),
-    );
-    assert_eq!(before, after, "entries from the listing answer lookups");
+    assert_eq!(before, counts(&fs), "entries from the listing answer lookups");
     let miss = fs.lookup(d.attr.ino, OsStr::new("nope")).await.unwrap_err();
     assert_eq!(miss.errno, libc::ENOENT);
-    let heads = fs.store().counts.head.load(Ordering::Relaxed);
+    let heads = counts(&fs).0;
     let miss = fs.lookup(d.attr.ino, OsStr::new("nope")).await.unwrap_err();
     assert_eq!(miss.errno, libc::ENOENT);
-    assert_eq!(
-        fs.store().counts.head.load(Ordering::Relaxed),
-        heads,
-        "negative entries are cached"
-    );
+    assert_eq!(counts(&fs).0, heads, "negative entries are cached");
+}
+
+#[tokio::test]
+async fn full_attributes_head_each_file_once_per_etag() {
+    let store = MemoryStore::new();
+    for k in ["d/x", "d/y"] {
+        store.insert(k, b"data".to_vec());
+    }
+    let config = FsConfig {
+        metadata_ttl: std::time::Duration::from_secs(60),
+        ..FsConfig::default()
+    };
+    let fs = S3Fs::new(Arc::new(store), config);
+    let heads = || fs.store().counts.head.load(Ordering::Relaxed);
+    let d = fs.lookup(ROOT_INO, OsStr::new("d")).await.expect("d");
+    let _ = list(&fs, d.attr.ino, 1000).await;
+    let h0 = heads();
+    fs.lookup(d.attr.ino, OsStr::new("x")).await.expect("x");
+    fs.lookup(d.attr.ino, OsStr::new("y")).await.expect("y");
+    assert_eq!(heads() - h0, 2, "one HEAD per file for its metadata");
+    // A new listing with unchanged ETags: the metadata is still known, no HEAD.
+    let _ = list(&fs, d.attr.ino, 1000).await;
+    let h1 = heads();
+    fs.lookup(d.attr.ino, OsStr::new("x")).await.expect("x");
+    fs.lookup(d.attr.ino, OsStr::new("y")).await.expect("y");
+    assert_eq!(heads(), h1);
 }
 
 #[tokio::test]
@@ -205,8 +235,21 @@ async fn prefix_mount_reads_and_errors() {
     assert_eq!(&fs.read(fh, 2, 100).await.expect("read")[..], b"q/file");
     assert!(fs.read(fh, 100, 10).await.expect("read").is_empty());
     fs.release(fh).await.expect("release");
+    let ro = S3Fs::new(
+        Arc::new(MemoryStore::new()),
+        FsConfig {
+            read_only: true,
+            ..FsConfig::default()
+        },
+    );
+    ro.store().insert("f", b"x".to_vec());
+    let rf = ro.lookup(ROOT_INO, OsStr::new("f")).await.expect("lookup");
     assert_eq!(
-        fs.open(f.attr.ino, libc::O_WRONLY).await.unwrap_err().errno,
+        ro.open(rf.attr.ino, libc::O_WRONLY).await.unwrap_err().errno,
+        libc::EROFS
+    );
+    assert_eq!(
+        ro.unlink(ROOT_INO, OsStr::new("f")).await.unwrap_err().errno,
         libc::EROFS
     );
     let long = "n".repeat(256);

@@ -16,6 +16,7 @@ pub mod inode;
 pub mod meta;
 mod namespace;
 pub mod path;
+pub mod prefetch;
 pub mod read;
 pub mod readdir;
 pub mod write;
@@ -125,8 +126,8 @@ pub struct S3Fs<S: ObjectStore> {
     dirs: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<DirHandle>>>>,
     handles: Mutex<HashMap<u64, Arc<Handle>>>,
     open_files: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<OpenFile>>>>,
-    /// POSIX attributes read by HEAD, by key, valid while the ETag is unchanged.
-    posix_cache: Mutex<HashMap<String, (Option<String>, Posix)>>,
+    /// POSIX attributes read by HEAD, by key and ETag, and their prefetch.
+    prefetch: prefetch::Prefetcher<S>,
     next_fh: AtomicU64,
 }
 
@@ -139,6 +140,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl<S: ObjectStore> S3Fs<S> {
     /// A filesystem over `store` with `config`.
     pub fn new(store: Arc<S>, config: FsConfig) -> Self {
+        let prefetch = prefetch::Prefetcher::new(store.clone());
         Self {
             store,
             config,
@@ -146,7 +148,7 @@ impl<S: ObjectStore> S3Fs<S> {
             dirs: Mutex::new(HashMap::new()),
             handles: Mutex::new(HashMap::new()),
             open_files: Mutex::new(HashMap::new()),
-            posix_cache: Mutex::new(HashMap::new()),
+            prefetch,
             next_fh: AtomicU64::new(1),
         }
     }
@@ -187,16 +189,13 @@ impl<S: ObjectStore> S3Fs<S> {
     /// Remember what a HEAD said of `key`'s POSIX attributes, for this ETag.
     fn remember_posix(&self, key: &str, stat: &Stat) {
         if let Some(p) = &stat.posix {
-            lock(&self.posix_cache).insert(key.to_string(), (stat.etag.clone(), p.clone()));
+            self.prefetch.remember(key, &stat.etag, p);
         }
     }
 
     /// POSIX attributes of `key` known for this ETag.
     fn cached_posix(&self, key: &str, etag: &Option<String>) -> Option<Posix> {
-        lock(&self.posix_cache)
-            .get(key)
-            .filter(|(e, _)| e == etag)
-            .map(|(_, p)| p.clone())
+        self.prefetch.cached(key, etag)
     }
 
     fn check_writable(&self) -> FsResult<()> {
@@ -247,11 +246,15 @@ impl<S: ObjectStore> S3Fs<S> {
                 if stat.kind == Kind::File && stat.posix.is_none() && !self.config.listing_attributes {
                     stat.posix = self.cached_posix(&key, &stat.etag);
                 }
-                // A file known only from a listing needs a HEAD for its metadata (mode, mtime...).
                 if stat.kind != Kind::File || stat.posix.is_some() || self.config.listing_attributes {
                     table.add_lookup(ino);
                     return Ok(self.entry(ino, &stat));
                 }
+                // A file known only from a listing: its metadata (mode, mtime...) needs a HEAD.
+                // Fetch the rest of the directory's in parallel, since `ls -l` will ask next.
+                drop(table);
+                self.prefetch.activate(parent);
+                return self.lookup_listed_file(ino, &rel, &key).await;
             }
             if table.known_missing(&rel, now) {
                 return Err(FsError::quiet(libc::ENOENT, format!("{rel} does not exist (cached)")));
@@ -272,6 +275,43 @@ impl<S: ObjectStore> S3Fs<S> {
                 table.set_missing(&rel, self.fresh_until());
                 Err(FsError::quiet(libc::ENOENT, format!("{rel} does not exist")))
             }
+        }
+    }
+
+    /// Lookup of a file seen in a listing: HEAD for its metadata (falling back to a full lookup
+    /// if it is gone).
+    async fn lookup_listed_file(&self, ino: u64, rel: &str, key: &str) -> FsResult<Entry> {
+        match self.store.head_object(key).await {
+            Ok(meta) => {
+                let stat = Self::file_stat(&meta, true);
+                self.remember_posix(key, &stat);
+                let mut table = lock(&self.inodes);
+                let ino = match table.get(ino) {
+                    Some(i) if i.path == rel && i.stat.kind == stat.kind => {
+                        table.set_stat(ino, stat.clone(), self.fresh_until());
+                        ino
+                    }
+                    _ => table.upsert(rel, stat.clone(), self.fresh_until()),
+                };
+                table.add_lookup(ino);
+                Ok(self.entry(ino, &stat))
+            }
+            Err(StoreError::NotFound { .. }) => {
+                lock(&self.inodes).expire(ino);
+                match self.stat_remote(rel, key).await? {
+                    Some(stat) => {
+                        let mut table = lock(&self.inodes);
+                        let ino = table.upsert(rel, stat.clone(), self.fresh_until());
+                        table.add_lookup(ino);
+                        Ok(self.entry(ino, &stat))
+                    }
+                    None => {
+                        lock(&self.inodes).set_missing(rel, self.fresh_until());
+                        Err(FsError::quiet(libc::ENOENT, format!("{rel} does not exist")))
+                    }
+                }
+            }
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -344,6 +384,9 @@ impl<S: ObjectStore> S3Fs<S> {
         };
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         lock(&self.dirs).insert(fh, Arc::new(tokio::sync::Mutex::new(handle)));
+        if !self.config.listing_attributes {
+            self.prefetch.start_listing(ino);
+        }
         Ok(fh)
     }
 
@@ -403,6 +446,16 @@ impl<S: ObjectStore> S3Fs<S> {
         );
         let until = self.fresh_until();
         let root_mtime = self.root_mtime();
+        if !self.config.listing_attributes {
+            let prefix = path::dir_prefix(&self.config.prefix, &dir.path);
+            let files = listed
+                .iter()
+                .filter_map(|l| l.object.as_ref())
+                .filter(|o| o.key.starts_with(&prefix))
+                .map(|o| (o.key.clone(), o.etag.clone()))
+                .collect();
+            self.prefetch.listed(dir.ino, files);
+        }
         let mut table = lock(&self.inodes);
         for l in listed {
             let rel = path::join(&dir.path, &l.name);

@@ -272,7 +272,7 @@ impl<S: ObjectStore> S3Fs<S> {
             g.staged.rebase(&dst, etag.clone());
         }
         if let Some(p) = self.cached_posix(&src, &meta.etag) {
-            lock(&self.posix_cache).insert(dst, (etag.clone(), p));
+            self.prefetch.remember(&dst, &etag, &p);
         }
         let mut table = lock(&self.inodes);
         if let Some(i) = table.get(ino) {

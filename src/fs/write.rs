@@ -270,12 +270,12 @@ impl Staged {
             Ok(tags) => match store.complete_multipart(key, &upload_id, tags).await {
                 Ok(etag) => Ok(etag),
                 Err(e) => {
-                    abort(store.as_ref(), key, &upload_id).await;
+                    abort(store, key, &upload_id).await;
                     Err(e.into())
                 }
             },
             Err(e) => {
-                abort(store.as_ref(), key, &upload_id).await;
+                abort(store, key, &upload_id).await;
                 Err(e)
             }
         }
@@ -355,8 +355,34 @@ fn collect(r: Option<PartResult>, tags: &mut Vec<(i32, PartTag)>, first_error: &
     }
 }
 
-async fn abort<S: ObjectStore>(store: &S, key: &str, upload_id: &str) {
-    if let Err(e) = store.abort_multipart(key, upload_id).await {
-        tracing::warn!(key, upload_id, "could not abort the failed multipart upload: {e}");
-    }
+/// Abort a failed multipart upload so no parts are left behind. If the server cannot be reached
+/// now (the likely reason the upload failed), keep trying in the background every 2 s for 10
+/// minutes.
+async fn abort<S: ObjectStore>(store: &Arc<S>, key: &str, upload_id: &str) {
+    let Err(e) = store.abort_multipart(key, upload_id).await else {
+        return;
+    };
+    tracing::warn!(
+        key,
+        upload_id,
+        "could not abort the failed multipart upload yet ({e}); retrying in the background"
+    );
+    let Ok(rt) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let (store, key, upload_id) = (store.clone(), key.to_string(), upload_id.to_string());
+    rt.spawn(async move {
+        for _ in 0..300 {
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            if store.abort_multipart(&key, &upload_id).await.is_ok() {
+                tracing::info!(key = key.as_str(), "aborted the failed multipart upload");
+                return;
+            }
+        }
+        tracing::error!(
+            key = key.as_str(),
+            upload_id = upload_id.as_str(),
+            "gave up aborting a failed multipart upload"
+        );
+    });
 }
