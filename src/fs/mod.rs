@@ -235,30 +235,36 @@ impl<S: ObjectStore> S3Fs<S> {
                 format!("key of {} bytes is longer than 1024", key.len()),
             ));
         }
-        {
+        // Decide under the lock, act after it (no lock is held across an await).
+        let listed_file = {
             let mut table = lock(&self.inodes);
             let now = Instant::now();
             let fresh = table
                 .by_path(&rel)
                 .filter(|i| i.fresh_until > now)
                 .map(|i| (i.ino, i.stat.clone()));
-            if let Some((ino, mut stat)) = fresh {
-                if stat.kind == Kind::File && stat.posix.is_none() && !self.config.listing_attributes {
-                    stat.posix = self.cached_posix(&key, &stat.etag);
+            match fresh {
+                Some((ino, mut stat)) => {
+                    if stat.kind == Kind::File && stat.posix.is_none() && !self.config.listing_attributes {
+                        stat.posix = self.cached_posix(&key, &stat.etag);
+                    }
+                    if stat.kind != Kind::File || stat.posix.is_some() || self.config.listing_attributes {
+                        table.add_lookup(ino);
+                        return Ok(self.entry(ino, &stat));
+                    }
+                    Some(ino)
                 }
-                if stat.kind != Kind::File || stat.posix.is_some() || self.config.listing_attributes {
-                    table.add_lookup(ino);
-                    return Ok(self.entry(ino, &stat));
+                None if table.known_missing(&rel, now) => {
+                    return Err(FsError::quiet(libc::ENOENT, format!("{rel} does not exist (cached)")));
                 }
-                // A file known only from a listing: its metadata (mode, mtime...) needs a HEAD.
-                // Fetch the rest of the directory's in parallel, since `ls -l` will ask next.
-                drop(table);
-                self.prefetch.activate(parent);
-                return self.lookup_listed_file(ino, &rel, &key).await;
+                None => None,
             }
-            if table.known_missing(&rel, now) {
-                return Err(FsError::quiet(libc::ENOENT, format!("{rel} does not exist (cached)")));
-            }
+        };
+        if let Some(ino) = listed_file {
+            // A file known only from a listing: its metadata (mode, mtime...) needs a HEAD.
+            // Fetch the rest of the directory's in parallel, since `ls -l` will ask next.
+            self.prefetch.activate(parent);
+            return self.lookup_listed_file(ino, &rel, &key).await;
         }
         let stat = self.stat_remote(&rel, &key).await?;
         if let Some(stat) = &stat {
