@@ -105,6 +105,22 @@ fn reply_empty(op: &str, r: Result<(), FsError>, reply: ReplyEmpty) {
 }
 
 impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
+    fn init(&mut self, _req: &Request, config: &mut fuser::KernelConfig) -> std::io::Result<()> {
+        // O_TRUNC must reach `open` (not come as a separate truncate first), or a failed
+        // overwrite would leave an empty object in place of the good one.
+        if let Err(missing) = config.add_capabilities(fuser::InitFlags::FUSE_ATOMIC_O_TRUNC) {
+            tracing::warn!("the kernel lacks {missing:?}: O_TRUNC is not atomic");
+        }
+        Ok(())
+    }
+
+    fn getxattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, _size: u32, reply: fuser::ReplyXattr) {
+        reply.error(Errno::ENOTSUP);
+    }
+
+    fn listxattr(&self, _req: &Request, _ino: INodeNo, _size: u32, reply: fuser::ReplyXattr) {
+        reply.error(Errno::ENOTSUP);
+    }
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let _s = tracing::debug_span!("lookup", parent = parent.0, ?name).entered();
         reply_entry("lookup", self.rt.block_on(self.fs.lookup(parent.0, name)), reply);
@@ -208,10 +224,10 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
         reply: ReplyCreate,
     ) {
         let _s = tracing::debug_span!("create", parent = parent.0, ?name).entered();
-        match self
-            .rt
-            .block_on(self.fs.create(parent.0, name, mode & !umask, req.uid(), req.gid()))
-        {
+        match self.rt.block_on(
+            self.fs
+                .create(parent.0, name, mode & !umask, req.uid(), req.gid(), req.pid()),
+        ) {
             Ok((e, fh)) => reply.created(
                 &e.ttl,
                 &file_attr(&e.attr),
@@ -242,14 +258,14 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
         }
     }
 
-    fn flush(&self, _req: &Request, ino: INodeNo, fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
+    fn flush(&self, req: &Request, ino: INodeNo, fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
         let _s = tracing::debug_span!("flush", ino = ino.0, fh = fh.0).entered();
-        reply_empty("flush", self.rt.block_on(self.fs.flush(fh.0)), reply);
+        reply_empty("flush", self.rt.block_on(self.fs.flush(fh.0, req.pid())), reply);
     }
 
     fn fsync(&self, _req: &Request, ino: INodeNo, fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
         let _s = tracing::debug_span!("fsync", ino = ino.0, fh = fh.0).entered();
-        reply_empty("fsync", self.rt.block_on(self.fs.flush(fh.0)), reply);
+        reply_empty("fsync", self.rt.block_on(self.fs.fsync(fh.0)), reply);
     }
 
     fn fsyncdir(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
@@ -268,9 +284,9 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
         }
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let _s = tracing::debug_span!("open", ino = ino.0).entered();
-        match self.rt.block_on(self.fs.open(ino.0, flags.0)) {
+        match self.rt.block_on(self.fs.open(ino.0, flags.0, req.pid())) {
             Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
             Err(e) => reply.error(reply_error("open", e)),
         }

@@ -231,7 +231,7 @@ async fn prefix_mount_reads_and_errors() {
     );
     let f = fs.lookup(ROOT_INO, OsStr::new("file")).await.expect("file");
     assert_eq!(f.attr.size, "p/q/file".len() as u64);
-    let fh = fs.open(f.attr.ino, libc::O_RDONLY).await.expect("open");
+    let fh = fs.open(f.attr.ino, libc::O_RDONLY, 1).await.expect("open");
     assert_eq!(&fs.read(fh, 2, 100).await.expect("read")[..], b"q/file");
     assert!(fs.read(fh, 100, 10).await.expect("read").is_empty());
     fs.release(fh).await.expect("release");
@@ -245,7 +245,7 @@ async fn prefix_mount_reads_and_errors() {
     ro.store().insert("f", b"x".to_vec());
     let rf = ro.lookup(ROOT_INO, OsStr::new("f")).await.expect("lookup");
     assert_eq!(
-        ro.open(rf.attr.ino, libc::O_WRONLY).await.unwrap_err().errno,
+        ro.open(rf.attr.ino, libc::O_WRONLY, 1).await.unwrap_err().errno,
         libc::EROFS
     );
     assert_eq!(

@@ -37,13 +37,13 @@ fn data(len: usize, seed: u8) -> Vec<u8> {
 
 async fn write_file(fs: &S3Fs<FaultStore<MemoryStore>>, name: &str, body: &[u8]) -> u64 {
     let (e, fh) = fs
-        .create(ROOT_INO, OsStr::new(name), 0o644, 1000, 1000)
+        .create(ROOT_INO, OsStr::new(name), 0o644, 1000, 1000, 1)
         .await
         .expect("create");
     for (i, chunk) in body.chunks(128 * 1024).enumerate() {
         fs.write(fh, (i * 128 * 1024) as u64, chunk).await.expect("write");
     }
-    fs.flush(fh).await.expect("flush");
+    fs.flush(fh, 1).await.expect("flush");
     fs.release(fh).await.expect("release");
     e.attr.ino
 }
@@ -80,11 +80,11 @@ async fn append_to_a_large_object_copies_untouched_parts_server_side() {
     mem(&fs).insert("log", body.clone());
     let e = fs.lookup(ROOT_INO, OsStr::new("log")).await.expect("lookup");
     let fh = fs
-        .open(e.attr.ino, libc::O_WRONLY | libc::O_APPEND)
+        .open(e.attr.ino, libc::O_WRONLY | libc::O_APPEND, 1)
         .await
         .expect("open");
     fs.write(fh, body.len() as u64, b"tail").await.expect("write");
-    fs.flush(fh).await.expect("flush");
+    fs.flush(fh, 1).await.expect("flush");
     fs.release(fh).await.expect("release");
     let mut want = body.clone();
     want.extend_from_slice(b"tail");
@@ -107,7 +107,7 @@ async fn random_write_truncate_and_reads_of_unflushed_data() {
     let body = data(12 * MIB, 9);
     mem(&fs).insert("f", body.clone());
     let e = fs.lookup(ROOT_INO, OsStr::new("f")).await.expect("lookup");
-    let fh = fs.open(e.attr.ino, libc::O_RDWR).await.expect("open");
+    let fh = fs.open(e.attr.ino, libc::O_RDWR, 1).await.expect("open");
     fs.write(fh, 6 * MIB as u64 + 10, b"XYZ").await.expect("write");
     assert_eq!(
         &fs.read(fh, 6 * MIB as u64 + 9, 5).await.expect("read")[..],
@@ -137,7 +137,7 @@ async fn random_write_truncate_and_reads_of_unflushed_data() {
         fs.getattr(e.attr.ino).await.expect("getattr").attr.size,
         7 * MIB as u64 + 100
     );
-    fs.flush(fh).await.expect("flush");
+    fs.flush(fh, 1).await.expect("flush");
     fs.release(fh).await.expect("release");
     let mut want = body[..7 * MIB].to_vec();
     want[6 * MIB + 10..6 * MIB + 13].copy_from_slice(b"XYZ");
@@ -150,9 +150,12 @@ async fn o_trunc_overwrite_and_truncate_of_a_closed_file() {
     let fs = fs();
     mem(&fs).insert("f", b"old contents".to_vec());
     let e = fs.lookup(ROOT_INO, OsStr::new("f")).await.expect("lookup");
-    let fh = fs.open(e.attr.ino, libc::O_WRONLY | libc::O_TRUNC).await.expect("open");
+    let fh = fs
+        .open(e.attr.ino, libc::O_WRONLY | libc::O_TRUNC, 1)
+        .await
+        .expect("open");
     fs.write(fh, 0, b"new").await.expect("write");
-    fs.flush(fh).await.expect("flush");
+    fs.flush(fh, 1).await.expect("flush");
     fs.release(fh).await.expect("release");
     assert_eq!(mem(&fs).body("f").as_deref(), Some(&b"new"[..]));
     fs.setattr(
@@ -174,10 +177,13 @@ async fn failed_part_aborts_the_upload_keeps_the_original_and_reaches_close() {
     let original = data(11 * MIB, 5);
     mem(&fs).insert("keep", original.clone());
     let e = fs.lookup(ROOT_INO, OsStr::new("keep")).await.expect("lookup");
-    let fh = fs.open(e.attr.ino, libc::O_WRONLY | libc::O_TRUNC).await.expect("open");
+    let fh = fs
+        .open(e.attr.ino, libc::O_WRONLY | libc::O_TRUNC, 1)
+        .await
+        .expect("open");
     fs.write(fh, 0, &data(11 * MIB, 6)).await.expect("write");
     fs.store().fail("UploadPart", 1, 100);
-    let err = fs.flush(fh).await.unwrap_err();
+    let err = fs.flush(fh, 1).await.unwrap_err();
     assert_eq!(err.errno, libc::EIO);
     assert_eq!(
         mem(&fs).body("keep").as_deref(),
@@ -190,11 +196,11 @@ async fn failed_part_aborts_the_upload_keeps_the_original_and_reaches_close() {
     fs.store().heal();
     fs.store().fail("PutObject", 0, 100);
     let (_, fh) = fs
-        .create(ROOT_INO, OsStr::new("new"), 0o644, 0, 0)
+        .create(ROOT_INO, OsStr::new("new"), 0o644, 0, 0, 1)
         .await
         .expect("create");
     fs.write(fh, 0, b"x").await.expect("write");
-    assert!(fs.flush(fh).await.is_err());
+    assert!(fs.flush(fh, 1).await.is_err());
     assert!(mem(&fs).body("new").is_none());
     let _ = fs.release(fh).await;
 }

@@ -5,7 +5,8 @@
 //!   whose [`Staged`] contents all of them (and readers opened meanwhile) see;
 //! - `flush` (every `close(2)`) and `fsync` upload a dirty file and return the upload's error, so
 //!   `close` fails when the data could not be stored. The last `release` drops the staged copy;
-//!   if it is still dirty then (its upload failed and nobody retried), the loss is logged at ERROR;
+//!   if its last upload failed (and `close`/`fsync` reported it), the changes are discarded and
+//!   logged at ERROR, never stored later behind the writer's back;
 //! - concurrent writers on one inode write into the same staged file, and each `close` uploads
 //!   what is there: the last close wins, and no close reports success for data it did not store.
 //!
@@ -33,6 +34,8 @@ use crate::store::{ObjectStore, PutOptions};
 /// One open file descriptor (as the kernel sees it).
 pub(super) struct Handle {
     pub ino: u64,
+    /// The process that opened it (0: unknown).
+    pub pid: u32,
     pub writable: bool,
     pub reader: tokio::sync::Mutex<Option<Reader>>,
 }
@@ -48,6 +51,9 @@ pub(super) struct OpenFile {
     pub content_type: Option<String>,
     /// POSIX attributes to store with the next upload.
     pub posix: Posix,
+    /// The last upload failed and the caller of `close`/`fsync` was told; the last release then
+    /// discards the changes instead of storing them behind the caller's back.
+    pub failed: bool,
 }
 
 /// New attributes asked for by `setattr`.
@@ -91,7 +97,7 @@ impl<S: ObjectStore> S3Fs<S> {
     }
 
     /// open: open file `ino` with `flags`; returns the handle.
-    pub async fn open(&self, ino: u64, flags: i32) -> FsResult<u64> {
+    pub async fn open(&self, ino: u64, flags: i32, pid: u32) -> FsResult<u64> {
         let writable = flags & libc::O_ACCMODE != libc::O_RDONLY;
         if writable || flags & libc::O_TRUNC != 0 {
             self.check_writable()?;
@@ -118,6 +124,7 @@ impl<S: ObjectStore> S3Fs<S> {
             let reader = Reader::new(key, stat.etag, stat.size);
             return Ok(self.new_fh(Handle {
                 ino,
+                pid,
                 writable,
                 reader: tokio::sync::Mutex::new(Some(reader)),
             }));
@@ -153,6 +160,7 @@ impl<S: ObjectStore> S3Fs<S> {
                     metadata: meta.as_ref().map(|m| m.metadata.clone()).unwrap_or_default(),
                     content_type: meta.and_then(|m| m.content_type),
                     posix: Posix::default(),
+                    failed: false,
                 };
                 let of = Arc::new(tokio::sync::Mutex::new(of));
                 lock(&self.open_files).entry(ino).or_insert(of).clone()
@@ -167,6 +175,7 @@ impl<S: ObjectStore> S3Fs<S> {
         }
         Ok(self.new_fh(Handle {
             ino,
+            pid,
             writable,
             reader: tokio::sync::Mutex::new(None),
         }))
@@ -185,6 +194,7 @@ impl<S: ObjectStore> S3Fs<S> {
         mode: u32,
         uid: u32,
         gid: u32,
+        pid: u32,
     ) -> FsResult<(Entry, u64)> {
         self.check_writable()?;
         let name = path::check_name(name)?;
@@ -220,10 +230,12 @@ impl<S: ObjectStore> S3Fs<S> {
             metadata: HashMap::new(),
             content_type: guess_content_type(name),
             posix,
+            failed: false,
         };
         lock(&self.open_files).insert(ino, Arc::new(tokio::sync::Mutex::new(of)));
         let fh = self.new_fh(Handle {
             ino,
+            pid,
             writable: true,
             reader: tokio::sync::Mutex::new(None),
         });
@@ -268,12 +280,25 @@ impl<S: ObjectStore> S3Fs<S> {
             .ok_or_else(|| FsError::new(libc::EBADF, "file is not open for writing"))?;
         let mut g = of.lock().await;
         g.staged.write(self.store.as_ref(), offset, data).await?;
+        g.failed = false;
         g.posix.mtime = None; // written now: mtime is the upload time unless utimes says otherwise
         Ok(data.len() as u32)
     }
 
-    /// flush (each `close`) and fsync: store a dirty file; the upload's error is the caller's.
-    pub async fn flush(&self, fh: u64) -> FsResult<()> {
+    /// flush (each `close`): store a dirty file; the upload's error is the caller's. A close by
+    /// another process than the opener (a forked child dropping inherited descriptors at `exec`)
+    /// does not upload a file that may be half written: the opener's close or the last release
+    /// will.
+    pub async fn flush(&self, fh: u64, pid: u32) -> FsResult<()> {
+        let h = self.handle(fh)?;
+        if h.pid != 0 && pid != 0 && pid != h.pid {
+            return Ok(());
+        }
+        self.fsync(fh).await
+    }
+
+    /// fsync: store a dirty file now; the upload's error is the caller's.
+    pub async fn fsync(&self, fh: u64) -> FsResult<()> {
         let h = self.handle(fh)?;
         if !h.writable {
             return Ok(());
@@ -312,6 +337,7 @@ impl<S: ObjectStore> S3Fs<S> {
                     "could not store the file: {}",
                     e.message
                 );
+                of.failed = true;
                 return Err(e);
             }
         };
@@ -325,6 +351,7 @@ impl<S: ObjectStore> S3Fs<S> {
         }
         of.metadata = opts.metadata;
         of.posix = Posix::default();
+        of.failed = false;
         let stat = Stat {
             kind: Kind::File,
             size,
@@ -353,10 +380,17 @@ impl<S: ObjectStore> S3Fs<S> {
         if g.handles > 0 {
             return Ok(());
         }
-        let result = self.upload(h.ino, &mut g).await;
+        let path = self.inode(h.ino).map(|i| i.path).unwrap_or_default();
+        let result = if g.failed && g.staged.dirty {
+            Err(FsError::new(
+                libc::EIO,
+                format!("changes to {path} were not stored (reported at close/fsync)"),
+            ))
+        } else {
+            self.upload(h.ino, &mut g).await
+        };
         if let Err(e) = &result {
-            let path = self.inode(h.ino).map(|i| i.path).unwrap_or_default();
-            error!(path = path.as_str(), "changes to {path} are lost: {}", e.message);
+            error!(path = path.as_str(), "changes to {path} are discarded: {}", e.message);
         }
         lock(&self.open_files).remove(&h.ino);
         result
@@ -391,7 +425,7 @@ impl<S: ObjectStore> S3Fs<S> {
                 ));
             }
             // Truncate a closed file: stage it, resize, upload with the new attributes.
-            let fh = self.open(ino, libc::O_WRONLY).await?;
+            let fh = self.open(ino, libc::O_WRONLY, 0).await?;
             let result = async {
                 let h = self.handle(fh)?;
                 let of = self

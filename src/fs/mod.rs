@@ -128,6 +128,9 @@ pub struct S3Fs<S: ObjectStore> {
     open_files: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<OpenFile>>>>,
     /// POSIX attributes read by HEAD, by key and ETag, and their prefetch.
     prefetch: prefetch::Prefetcher<S>,
+    /// Directories that had no marker and were emptied through this mount: they stay until
+    /// `rmdir`, as POSIX expects, though S3 no longer has any key for them.
+    kept_dirs: Mutex<std::collections::HashSet<String>>,
     next_fh: AtomicU64,
 }
 
@@ -149,6 +152,7 @@ impl<S: ObjectStore> S3Fs<S> {
             handles: Mutex::new(HashMap::new()),
             open_files: Mutex::new(HashMap::new()),
             prefetch,
+            kept_dirs: Mutex::new(std::collections::HashSet::new()),
             next_fh: AtomicU64::new(1),
         }
     }
@@ -266,9 +270,11 @@ impl<S: ObjectStore> S3Fs<S> {
             self.prefetch.activate(parent);
             return self.lookup_listed_file(ino, &rel, &key).await;
         }
-        let stat = self.stat_remote(&rel, &key).await?;
+        let mut stat = self.stat_remote(&rel, &key).await?;
         if let Some(stat) = &stat {
             self.remember_posix(&key, stat);
+        } else if lock(&self.kept_dirs).contains(&rel) {
+            stat = Some(Stat::dir(self.root_mtime()));
         }
         let mut table = lock(&self.inodes);
         match stat {

@@ -67,7 +67,15 @@ impl<S: ObjectStore> S3Fs<S> {
             .delete_object(&path::object_key(&self.config.prefix, &rel))
             .await?;
         lock(&self.inodes).remove_path(&rel, self.fresh_until());
+        self.keep_parent(&rel);
         Ok(())
+    }
+
+    /// `rel` left its directory: keep that directory visible even if it had no marker.
+    fn keep_parent(&self, rel: &str) {
+        if let Some((parent, _)) = rel.rsplit_once('/') {
+            lock(&self.kept_dirs).insert(parent.to_string());
+        }
     }
 
     /// mkdir: make directory `name` in `parent` (a `name/` marker object).
@@ -104,8 +112,18 @@ impl<S: ObjectStore> S3Fs<S> {
     /// rmdir: remove the empty directory `name` in `parent`.
     pub async fn rmdir(&self, parent: u64, name: &std::ffi::OsStr) -> FsResult<()> {
         self.check_writable()?;
-        let Some((_, rel, stat)) = self.resolve(parent, name).await? else {
-            return Err(FsError::quiet(libc::ENOENT, format!("{name:?} does not exist")));
+        let (rel, stat) = match self.resolve(parent, name).await? {
+            Some((_, rel, stat)) => (rel, stat),
+            None => {
+                // A directory implied only by its children vanishes from S3 with its last child
+                // (`rm -r` deletes the files, then the directory): removing it succeeds.
+                let rel = path::join(&self.dir_path(parent)?, path::check_name(name)?);
+                let known = lock(&self.inodes).by_path(&rel).map(|i| i.stat.clone());
+                match known {
+                    Some(stat) if stat.kind == Kind::Dir => (rel, stat),
+                    _ => return Err(FsError::quiet(libc::ENOENT, format!("{name:?} does not exist"))),
+                }
+            }
         };
         if stat.kind != Kind::Dir {
             return Err(FsError::quiet(libc::ENOTDIR, format!("{rel} is not a directory")));
@@ -115,6 +133,7 @@ impl<S: ObjectStore> S3Fs<S> {
             return Err(FsError::quiet(libc::ENOTEMPTY, format!("{rel} is not empty")));
         }
         self.store.delete_object(&marker).await?;
+        lock(&self.kept_dirs).remove(&rel);
         lock(&self.inodes).remove_path(&rel, self.fresh_until());
         Ok(())
     }
@@ -247,6 +266,7 @@ impl<S: ObjectStore> S3Fs<S> {
                 self.rename_file(ino, &from, &to).await?;
             }
         }
+        self.keep_parent(&from);
         let mut table = lock(&self.inodes);
         table.rename(&from, &to);
         table.set_missing(&from, self.fresh_until());

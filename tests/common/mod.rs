@@ -3,6 +3,8 @@
 //! unmounts it (and reaps the daemon) when dropped.
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
@@ -140,9 +142,83 @@ pub fn put_all(bucket: &str, objects: Vec<(String, Vec<u8>)>) {
     });
 }
 
+/// Keys in `bucket` under `prefix`, all pages.
+pub fn keys(bucket: &str, prefix: &str) -> Vec<String> {
+    let c = client();
+    rt().block_on(async {
+        let mut out = Vec::new();
+        let mut token = None;
+        loop {
+            let page = c
+                .list_objects_v2()
+                .bucket(bucket)
+                .prefix(prefix)
+                .set_continuation_token(token)
+                .send()
+                .await
+                .expect("list");
+            out.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_string)));
+            match page.next_continuation_token() {
+                Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_string()),
+                _ => break,
+            }
+        }
+        out
+    })
+}
+
+/// HEAD of `key`: (size, ETag, user metadata), or None.
+pub fn head(bucket: &str, key: &str) -> Option<(i64, String, std::collections::HashMap<String, String>)> {
+    let c = client();
+    rt().block_on(c.head_object().bucket(bucket).key(key).send())
+        .ok()
+        .map(|o| {
+            (
+                o.content_length().unwrap_or(0),
+                o.e_tag().unwrap_or_default().to_string(),
+                o.metadata().cloned().unwrap_or_default(),
+            )
+        })
+}
+
+/// Body of `key`.
+pub fn get(bucket: &str, key: &str) -> Option<Vec<u8>> {
+    let c = client();
+    rt().block_on(async {
+        let o = c.get_object().bucket(bucket).key(key).send().await.ok()?;
+        Some(o.body.collect().await.ok()?.into_bytes().to_vec())
+    })
+}
+
+/// Multipart uploads in progress in `bucket`.
+pub fn multipart_uploads(bucket: &str) -> usize {
+    let c = client();
+    rt().block_on(c.list_multipart_uploads().bucket(bucket).send())
+        .expect("list uploads")
+        .uploads()
+        .len()
+}
+
+/// Write a tree of `n` files (sizes from 0 to ~100 KiB) in nested directories under `root`,
+/// with a symlink and an empty directory.
+pub fn make_tree(root: &Path, n: usize) {
+    for i in 0..n {
+        let dir = root.join(format!("d{}/sub{}", i % 7, i % 3));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let size = match i % 10 {
+            0 => 0,
+            1 => 100_000,
+            _ => (i * 37) % 5000,
+        };
+        std::fs::write(dir.join(format!("file{i}.txt")), pattern(size, i as u8)).expect("write");
+    }
+    std::fs::create_dir_all(root.join("empty-dir")).expect("mkdir");
+    std::os::unix::fs::symlink("d0/sub0/file0.txt", root.join("link")).expect("symlink");
+}
+
 /// Deterministic test bytes.
 pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    let mut x = u32::from(seed) * 2_654_435_761 + 1;
+    let mut x = u32::from(seed).wrapping_mul(2_654_435_761).wrapping_add(1);
     (0..len)
         .map(|_| {
             x ^= x << 13;
@@ -206,6 +282,11 @@ pub struct Mount {
 impl Mount {
     /// Mount `source` (`bucket` or `bucket:prefix`) with extra arguments.
     pub fn new(source: &str, extra: &[&str]) -> Mount {
+        Self::with_endpoint(source, &endpoint(), extra)
+    }
+
+    /// Mount `source` through another endpoint (a proxy) with extra arguments.
+    pub fn with_endpoint(source: &str, endpoint: &str, extra: &[&str]) -> Mount {
         let dir = tempfile::tempdir().expect("tempdir");
         let name = dir
             .path()
@@ -216,7 +297,7 @@ impl Mount {
         let child = cosmount_cmd()
             .arg(source)
             .arg(dir.path())
-            .args(["--endpoint-url", &endpoint(), "--force-path-style", "--foreground"])
+            .args(["--endpoint-url", endpoint, "--force-path-style", "--foreground"])
             .args(["--log-file", log.to_str().expect("utf8"), "--log-filter", "debug"])
             .args(extra)
             .stdin(Stdio::null())
