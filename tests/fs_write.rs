@@ -57,7 +57,10 @@ async fn small_file_is_one_put_with_posix_metadata_and_empty_files_exist() {
     let meta = mem(&fs).metadata("a.txt").expect("meta");
     assert_eq!(meta.get("mode").map(String::as_str), Some("33188"));
     assert_eq!(meta.get("uid").map(String::as_str), Some("1000"));
-    assert!(meta.contains_key("mtime"));
+    assert!(
+        !meta.contains_key("mtime"),
+        "a written file's mtime is its Last-Modified"
+    );
     write_file(&fs, "empty", b"").await;
     assert_eq!(mem(&fs).body("empty").map(|b| b.len()), Some(0));
 }
@@ -294,4 +297,59 @@ async fn chmod_chown_utimes_persist_in_metadata_keeping_content_type() {
     assert_eq!(head.metadata.get("mode").map(String::as_str), Some("33152"));
     assert_eq!(head.metadata.get("mtime").map(String::as_str), Some("1500000000"));
     assert_eq!(mem(&fs).body("doc.pdf").as_deref(), Some(&b"%PDF"[..]));
+}
+
+#[tokio::test]
+async fn parts_stream_while_writing_and_rewritten_chunks_are_sent_again() {
+    let fs = fs();
+    let body = data(17 * MIB, 8);
+    let (e, fh) = fs
+        .create(ROOT_INO, OsStr::new("s.bin"), 0o644, 0, 0, 1)
+        .await
+        .expect("create");
+    let _ = e;
+    for (i, chunk) in body.chunks(MIB).enumerate() {
+        fs.write(fh, (i * MIB) as u64, chunk).await.expect("write");
+    }
+    // Before close: the three full 5 MiB parts behind the writer are on their way or up.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(mem(&fs).counts.create_multipart.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        mem(&fs).counts.upload_part.load(Ordering::Relaxed),
+        3,
+        "parts stream while writing"
+    );
+    assert!(mem(&fs).body("s.bin").is_none(), "nothing visible before close");
+    // Rewrite a byte of the first part: it must be sent again at close.
+    fs.write(fh, 10, b"!").await.expect("write");
+    fs.flush(fh, 1).await.expect("flush");
+    fs.release(fh).await.expect("release");
+    let mut want = body.clone();
+    want[10] = b'!';
+    assert_eq!(mem(&fs).body("s.bin").as_deref(), Some(&want[..]));
+    assert_eq!(
+        mem(&fs).counts.upload_part.load(Ordering::Relaxed),
+        5,
+        "3 streamed + part 1 again + the tail"
+    );
+    assert_eq!(mem(&fs).pending_uploads(), 0);
+}
+
+#[tokio::test]
+async fn a_streamed_upload_of_a_deleted_file_is_aborted() {
+    let fs = fs();
+    let (_, fh) = fs
+        .create(ROOT_INO, OsStr::new("gone"), 0o644, 0, 0, 1)
+        .await
+        .expect("create");
+    fs.write(fh, 0, &data(12 * MIB, 1)).await.expect("write");
+    fs.unlink(ROOT_INO, OsStr::new("gone")).await.expect("unlink");
+    fs.flush(fh, 1).await.expect("flush");
+    fs.release(fh).await.expect("release");
+    assert!(mem(&fs).body("gone").is_none());
+    assert_eq!(
+        mem(&fs).pending_uploads(),
+        0,
+        "the streamed multipart upload was aborted"
+    );
 }

@@ -279,10 +279,42 @@ impl<S: ObjectStore> S3Fs<S> {
             .open_file(h.ino)
             .ok_or_else(|| FsError::new(libc::EBADF, "file is not open for writing"))?;
         let mut g = of.lock().await;
-        g.staged.write(self.store.as_ref(), offset, data).await?;
+        let sealed = g.staged.write(self.store.as_ref(), offset, data).await?;
         g.failed = false;
         g.posix.mtime = None; // written now: mtime is the upload time unless utimes says otherwise
+        if !sealed.is_empty() && !g.unlinked {
+            let (key, opts, _) = self.upload_target(h.ino, &g)?;
+            // A part that fails here is sent again when the file is stored; only a failure to
+            // start the upload at all is worth telling the writer now.
+            g.staged
+                .stream(&self.store, &key, &opts, &self.config.upload, sealed)
+                .await?;
+        }
         Ok(data.len() as u32)
+    }
+
+    /// Where and how an open file is stored: its key, the PutObject options (user metadata
+    /// kept, POSIX attributes folded in; `mtime` only when set explicitly, since otherwise the
+    /// object's Last-Modified is the right answer), and the POSIX attributes it will show.
+    fn upload_target(&self, ino: u64, of: &OpenFile) -> FsResult<(String, PutOptions, Posix)> {
+        let inode = self.inode(ino)?;
+        let key = path::object_key(&self.config.prefix, &inode.path);
+        let posix = inode.stat.posix.clone().unwrap_or_default().overlay(&of.posix);
+        let mut metadata = of.metadata.clone();
+        metadata.remove(super::meta::MTIME);
+        let stored = Posix {
+            mtime: of.posix.mtime,
+            ..posix.clone()
+        };
+        stored.apply_to(&mut metadata);
+        Ok((
+            key,
+            PutOptions {
+                metadata,
+                content_type: of.content_type.clone(),
+            },
+            stored,
+        ))
     }
 
     /// flush (each `close`): store a dirty file; the upload's error is the caller's. A close by
@@ -314,18 +346,8 @@ impl<S: ObjectStore> S3Fs<S> {
         if !of.staged.dirty || of.unlinked {
             return Ok(());
         }
-        let inode = self.inode(ino)?;
-        let key = path::object_key(&self.config.prefix, &inode.path);
+        let (key, opts, posix) = self.upload_target(ino, of)?;
         let now = SystemTime::now();
-        let base_posix = inode.stat.posix.clone().unwrap_or_default();
-        let mut posix = base_posix.overlay(&of.posix);
-        posix.mtime = of.posix.mtime.or(Some(now));
-        let mut metadata = of.metadata.clone();
-        posix.apply_to(&mut metadata);
-        let opts = PutOptions {
-            metadata,
-            content_type: of.content_type.clone(),
-        };
         let started = Instant::now();
         let size = of.staged.size();
         let etag = match of.staged.upload(&self.store, &key, &opts, &self.config.upload).await {
@@ -392,6 +414,7 @@ impl<S: ObjectStore> S3Fs<S> {
         if let Err(e) = &result {
             error!(path = path.as_str(), "changes to {path} are discarded: {}", e.message);
         }
+        g.staged.abandon_stream(&self.store).await;
         lock(&self.open_files).remove(&h.ino);
         result
     }

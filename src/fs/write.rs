@@ -10,16 +10,25 @@
 //!   touches them partly (read-modify-write, one ranged GET per chunk); chunks nobody touched stay
 //!   on the server and are reused by UploadPartCopy, so appending to a large object does not
 //!   download or re-upload it.
+//! - Streaming: once a writer has moved past the end of a chunk that it filled, that chunk goes
+//!   up in the background as a part of a multipart upload created for the file (at most
+//!   `concurrency` parts in flight per file: a writer that gets further ahead waits, which bounds
+//!   memory to `concurrency × part_size` per file). Each chunk has a generation, bumped by every
+//!   change, so a part uploaded before its chunk was written again is sent again at the end.
 //! - `upload` (on `flush`/`fsync`, i.e. every `close`) sends a PutObject when the file fits one
-//!   part, else a multipart upload whose parts go up in parallel (bounded by the part
-//!   concurrency). Every request carries a CRC32 checksum (see `store/s3.rs`). Nothing is visible
-//!   until the object is complete; on any failure the multipart upload is aborted, the original
-//!   object is untouched, and the error goes back to the caller of `close`/`fsync`.
+//!   part, else completes the multipart upload: parts already up at their current generation
+//!   are reused, changed or missing ones are sent (in parallel), untouched chunks of the original
+//!   object are copied server-side. Every request carries a CRC32 checksum (see `store/s3.rs`).
+//!   Nothing is visible until the object is complete; on any failure the multipart upload is
+//!   aborted, the original object is untouched, and the error goes back to the caller of
+//!   `close`/`fsync`.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
+
+use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use tokio::task::JoinSet;
@@ -70,8 +79,36 @@ pub struct Staged {
     /// Where unfetched bytes come from, and how many leading bytes of the file still equal it.
     base: Option<Base>,
     base_len: u64,
+    /// Per chunk: bumped by every change to it.
+    gens: Vec<u64>,
+    /// The multipart upload that chunks are streamed into while the file is written.
+    stream: Option<Stream>,
     /// Contents differ from the object on the server.
     pub dirty: bool,
+}
+
+type PartJob = (usize, u64, Result<PartTag, StoreError>);
+
+/// A multipart upload in progress while the file is being written.
+#[derive(Debug)]
+struct Stream {
+    key: String,
+    opts: PutOptions,
+    upload_id: String,
+    /// Finished parts: chunk → (generation uploaded, tag).
+    done: BTreeMap<usize, (u64, PartTag)>,
+    /// Parts sent: chunk → generation sent.
+    sent: BTreeMap<usize, u64>,
+    inflight: JoinSet<PartJob>,
+}
+
+impl Stream {
+    fn record(&mut self, r: Option<Result<PartJob, tokio::task::JoinError>>) {
+        if let Some(Ok((c, generation, Ok(tag)))) = r {
+            self.done.insert(c, (generation, tag));
+        }
+        // A failed part is simply not recorded: the final upload sends it again.
+    }
 }
 
 fn io_err(what: &str, e: std::io::Error) -> FsError {
@@ -92,6 +129,8 @@ impl Staged {
             present: vec![base.is_none(); chunks],
             base_len: if base.is_some() { size } else { 0 },
             base,
+            gens: vec![0; chunks],
+            stream: None,
             dirty: false,
         })
     }
@@ -143,12 +182,26 @@ impl Staged {
         let chunks = self.size.div_ceil(self.chunk) as usize;
         // New chunks lie beyond the base (or were zero-extended): nothing to fetch for them.
         self.present.resize(chunks, true);
+        self.gens.resize(chunks, 0);
     }
 
-    /// Write `data` at `offset`.
-    pub async fn write<S: ObjectStore>(&mut self, store: &S, offset: u64, data: &[u8]) -> FsResult<()> {
+    fn touch(&mut self, from: u64, to: u64) {
+        if to <= from {
+            return;
+        }
+        let last = (((to - 1) / self.chunk) as usize).min(self.gens.len().saturating_sub(1));
+        for c in (from / self.chunk) as usize..=last {
+            if let Some(g) = self.gens.get_mut(c) {
+                *g += 1;
+            }
+        }
+    }
+
+    /// Write `data` at `offset`. Returns the chunks this write completed (the writer is past
+    /// their end and every byte is here), ready to be streamed.
+    pub async fn write<S: ObjectStore>(&mut self, store: &S, offset: u64, data: &[u8]) -> FsResult<Vec<usize>> {
         if data.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let end = offset + data.len() as u64;
         // A write past the end leaves a hole: the chunk holding the old end must keep its bytes.
@@ -177,8 +230,13 @@ impl Staged {
             self.size = end;
             self.resize_chunks();
         }
+        self.touch(offset, end);
         self.dirty = true;
-        Ok(())
+        // Chunks entirely below `end`, from the one before this write (a chunk that was completed
+        // while the file still fit in one part is proposed again once it no longer does).
+        let first = ((offset / self.chunk) as usize).saturating_sub(1);
+        let sealed = (end / self.chunk) as usize;
+        Ok((first..sealed).filter(|c| self.present[*c]).collect())
     }
 
     /// Read up to `len` bytes at `offset`, including what has not been uploaded yet.
@@ -211,11 +269,79 @@ impl Staged {
         self.file
             .set_len(size)
             .map_err(|e| io_err("cannot resize the staging file", e))?;
+        let (from, to) = (size.min(self.size), size.max(self.size));
         self.base_len = self.base_len.min(size);
         self.size = size;
         self.resize_chunks();
+        self.touch(from, to);
         self.dirty = true;
         Ok(())
+    }
+
+    /// Send completed `chunks` in the background as parts of a multipart upload to `key`
+    /// (created now if needed, with `opts`). Waits while `concurrency` parts are in flight.
+    pub async fn stream<S: ObjectStore>(
+        &mut self,
+        store: &Arc<S>,
+        key: &str,
+        opts: &PutOptions,
+        config: &UploadConfig,
+        chunks: Vec<usize>,
+    ) -> FsResult<()> {
+        if chunks.is_empty() || self.size <= self.chunk {
+            return Ok(());
+        }
+        if self
+            .stream
+            .as_ref()
+            .is_some_and(|s| s.key != key || s.opts.metadata != opts.metadata)
+        {
+            self.abandon_stream(store).await;
+        }
+        if self.stream.is_none() {
+            let upload_id = store.create_multipart(key, opts).await?;
+            self.stream = Some(Stream {
+                key: key.to_string(),
+                opts: opts.clone(),
+                upload_id,
+                done: BTreeMap::new(),
+                sent: BTreeMap::new(),
+                inflight: JoinSet::new(),
+            });
+        }
+        for c in chunks {
+            let generation = self.gens[c];
+            let start = c as u64 * self.chunk;
+            let end = (start + self.chunk).min(self.size);
+            let Some(stream) = self.stream.as_mut() else { break };
+            if stream.sent.get(&c) == Some(&generation) {
+                continue;
+            }
+            stream.sent.insert(c, generation);
+            while stream.inflight.len() >= config.concurrency.max(1) {
+                let r = stream.inflight.join_next().await;
+                stream.record(r);
+            }
+            let mut buf = vec![0u8; (end - start) as usize];
+            self.file
+                .read_exact_at(&mut buf, start)
+                .map_err(|e| io_err("cannot read the staging file", e))?;
+            let (store, key, id) = (store.clone(), stream.key.clone(), stream.upload_id.clone());
+            stream.inflight.spawn(async move {
+                let r = store.upload_part(&key, &id, c as i32 + 1, Bytes::from(buf)).await;
+                (c, generation, r)
+            });
+        }
+        Ok(())
+    }
+
+    /// Give up the streamed upload (abort it on the server).
+    pub async fn abandon_stream<S: ObjectStore>(&mut self, store: &Arc<S>) {
+        if let Some(mut s) = self.stream.take() {
+            s.inflight.abort_all();
+            while s.inflight.join_next().await.is_some() {}
+            abort(store, &s.key, &s.upload_id).await;
+        }
     }
 
     /// Upload the contents to `key` with `opts`; on success the staged file is clean and its
@@ -227,6 +353,13 @@ impl Staged {
         opts: &PutOptions,
         config: &UploadConfig,
     ) -> FsResult<Option<String>> {
+        let streamed = self
+            .stream
+            .as_ref()
+            .is_some_and(|s| s.key == key && s.opts.metadata == opts.metadata);
+        if self.size <= self.chunk || !streamed {
+            self.abandon_stream(store).await;
+        }
         let etag = if self.size <= self.chunk {
             for c in 0..self.present.len() {
                 self.populate(store.as_ref(), c).await?;
@@ -257,6 +390,7 @@ impl Staged {
     ) -> FsResult<Option<String>> {
         let parts = self.size.div_ceil(self.chunk);
         if parts > MAX_PARTS {
+            self.abandon_stream(store).await;
             return Err(FsError::new(
                 libc::EFBIG,
                 format!(
@@ -265,8 +399,19 @@ impl Staged {
                 ),
             ));
         }
-        let upload_id = store.create_multipart(key, opts).await?;
-        match self.send_parts(store, key, &upload_id, parts, config.concurrency).await {
+        let (upload_id, reuse) = match self.stream.take() {
+            Some(mut s) => {
+                while let Some(r) = s.inflight.join_next().await {
+                    s.record(Some(r));
+                }
+                (s.upload_id, s.done)
+            }
+            None => (store.create_multipart(key, opts).await?, BTreeMap::new()),
+        };
+        match self
+            .send_parts(store, key, &upload_id, parts, config.concurrency, &reuse)
+            .await
+        {
             Ok(tags) => match store.complete_multipart(key, &upload_id, tags).await {
                 Ok(etag) => Ok(etag),
                 Err(e) => {
@@ -288,6 +433,7 @@ impl Staged {
         upload_id: &str,
         parts: u64,
         concurrency: usize,
+        reuse: &BTreeMap<usize, (u64, PartTag)>,
     ) -> FsResult<Vec<(i32, PartTag)>> {
         let mut tasks: JoinSet<Result<(i32, PartTag), StoreError>> = JoinSet::new();
         let mut tags = Vec::with_capacity(parts as usize);
@@ -302,6 +448,10 @@ impl Staged {
             let start = i * self.chunk;
             let end = (start + self.chunk).min(self.size);
             let number = i as i32 + 1;
+            if let Some((_, tag)) = reuse.get(&(i as usize)).filter(|(g, _)| *g == self.gens[i as usize]) {
+                tags.push((number, tag.clone()));
+                continue;
+            }
             let (store, key, upload_id) = (store.clone(), key.to_string(), upload_id.to_string());
             let copy_from = match (&self.base, self.present[i as usize]) {
                 (Some(base), false) if end <= self.base_len => Some(base.clone()),
