@@ -9,6 +9,8 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::config::MountConfig;
+use crate::creds::endpoints::Network;
+use crate::creds::CredInputs;
 use crate::fs::attr::Presentation;
 use crate::fs::path::normalize_prefix;
 use crate::fs::write::UploadConfig;
@@ -21,6 +23,7 @@ const PERMISSIONS: &str = "Owner and permissions";
 const CACHING: &str = "Caching";
 const LOGGING: &str = "Logging";
 const WRITING: &str = "Writing";
+const CREDENTIALS: &str = "Credentials (secrets come from files or the environment, never from the command line)";
 
 /// Mount an IBM Cloud Object Storage (or any S3-compatible) bucket as a folder.
 #[derive(Parser, Debug, Clone)]
@@ -52,6 +55,26 @@ pub struct Cli {
     /// Profile of ~/.aws/config and ~/.aws/credentials to take credentials and region from.
     #[arg(long, env = "AWS_PROFILE", help_heading = CONNECTION)]
     pub profile: Option<String>,
+
+    /// File holding an IBM Cloud API key (traded for IAM bearer tokens) [env: IBM_API_KEY_ID holds the key itself].
+    #[arg(long, value_name = "FILE", help_heading = CREDENTIALS)]
+    pub api_key_file: Option<PathBuf>,
+
+    /// IBM COS service credential (JSON) to use instead of ~/.bluemix/cos_credentials [env: COS_CREDENTIALS_FILE].
+    #[arg(long, value_name = "FILE", help_heading = CREDENTIALS)]
+    pub cos_credentials: Option<PathBuf>,
+
+    /// IAM endpoint for API keys [env: IBM_AUTH_ENDPOINT; default: https://iam.cloud.ibm.com].
+    #[arg(long, value_name = "URL", help_heading = CREDENTIALS)]
+    pub iam_endpoint: Option<String>,
+
+    /// COS service instance id (CRN) sent as ibm-service-instance-id [env: IBM_SERVICE_INSTANCE_ID].
+    #[arg(long, value_name = "CRN", help_heading = CREDENTIALS)]
+    pub service_instance_id: Option<String>,
+
+    /// Network of the COS endpoint derived from --region when no --endpoint-url is given.
+    #[arg(long, value_enum, default_value = "public", help_heading = CONNECTION)]
+    pub cos_network: Network,
 
     /// Seconds to wait for the bucket check before mounting.
     #[arg(long, default_value_t = 10, value_name = "SECONDS", help_heading = CONNECTION)]
@@ -179,9 +202,14 @@ impl Cli {
             None => (self.bucket.clone(), String::new()),
         };
         check_bucket_name(&bucket)?;
-        if let Some(url) = &self.endpoint_url {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(format!("--endpoint-url {url:?} must start with http:// or https://"));
+        for (flag, url) in [
+            ("--endpoint-url", &self.endpoint_url),
+            ("--iam-endpoint", &self.iam_endpoint),
+        ] {
+            if let Some(url) = url {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(format!("{flag} {url:?} must start with http:// or https://"));
+                }
             }
         }
         if self.part_size < 5 || self.part_size > 5 * 1024 {
@@ -208,7 +236,7 @@ impl Cli {
                 endpoint_url: self.endpoint_url,
                 region: self.region,
                 force_path_style: self.force_path_style,
-                profile: self.profile,
+                profile: self.profile.clone(),
                 ..S3Settings::default()
             },
             fs: FsConfig {
@@ -229,6 +257,14 @@ impl Cli {
                 },
                 ..FsConfig::default()
             },
+            creds: CredInputs {
+                api_key_file: self.api_key_file,
+                cos_credentials: self.cos_credentials,
+                profile: self.profile.clone(),
+                iam_endpoint: self.iam_endpoint,
+                service_instance_id: self.service_instance_id,
+            },
+            cos_network: self.cos_network,
             mountpoint: self.mountpoint,
             read_only: self.read_only,
             allow_other: self.allow_other,

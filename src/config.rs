@@ -13,6 +13,10 @@ pub struct MountConfig {
     pub s3: S3Settings,
     /// Filesystem settings (prefix, modes, TTLs).
     pub fs: FsConfig,
+    /// What the command line says about credentials.
+    pub creds: crate::creds::CredInputs,
+    /// Network of a COS endpoint derived from the region.
+    pub cos_network: crate::creds::endpoints::Network,
     /// Where to mount.
     pub mountpoint: PathBuf,
     /// Mount read-only.

@@ -11,6 +11,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod creds;
 pub mod daemon;
 pub mod error;
 pub mod fs;

@@ -10,7 +10,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use tokio::signal::unix::{signal, SignalKind};
-use tracing::{error, info};
+use tracing::{error, info, warn};
+
+use crate::creds::{self, endpoints};
 
 use crate::config::MountConfig;
 use crate::fs::S3Fs;
@@ -26,8 +28,28 @@ pub fn run(config: MountConfig) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start the I/O runtime: {e}"))?;
     check_mountpoint(&config.mountpoint, config.allow_non_empty)?;
-    let store = rt.block_on(S3Store::connect(&config.s3));
-    rt.block_on(check_bucket(&store, &config))?;
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+    let found =
+        creds::resolve(&config.creds, &|k| std::env::var(k).ok(), home.as_deref()).map_err(|e| e.to_string())?;
+    for w in &found.warnings {
+        warn!("{w}");
+    }
+    info!(source = found.resolved.source(), "credentials");
+    let mut s3 = config.s3.clone();
+    if s3.endpoint_url.is_none() && found.resolved.is_ibm() {
+        let Some(region) = s3.region.clone() else {
+            return Err(format!(
+                "the credentials from {} are IBM COS credentials: give the bucket's location with --region \
+                 (such as us-south or eu-de) or its endpoint with --endpoint-url",
+                found.resolved.source()
+            ));
+        };
+        s3.endpoint_url = Some(endpoints::cos_endpoint(&region, config.cos_network)?);
+    }
+    let store = rt
+        .block_on(S3Store::connect(&s3, &found.resolved))
+        .map_err(|e| e.to_string())?;
+    rt.block_on(check_bucket(&store, &config, &found.looked_at))?;
 
     let fs = Arc::new(S3Fs::new(Arc::new(store), config.fs.clone()));
     let fuse = FuseFs::new(fs, rt.handle().clone());
@@ -161,7 +183,7 @@ fn unescape_mountinfo(s: &str) -> String {
 }
 
 /// One bounded listing of the mounted prefix, turned into a message that says what to do.
-pub async fn check_bucket(store: &S3Store, config: &MountConfig) -> Result<(), String> {
+pub async fn check_bucket(store: &S3Store, config: &MountConfig, looked_at: &[String]) -> Result<(), String> {
     let req = ListRequest {
         prefix: config.fs.prefix.clone(),
         delimiter: Some("/".into()),
@@ -185,8 +207,10 @@ pub async fn check_bucket(store: &S3Store, config: &MountConfig) -> Result<(), S
                  --profile) and that they may list the bucket"
             ),
             StoreError::Credentials { message } => format!(
-                "no usable credentials for {what}: {message}. Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, \
-                 add them to ~/.aws/credentials, or pick a profile with --profile"
+                "no usable credentials for {what}: {message}. Looked at, in order: {}. Set IBM_API_KEY_ID or \
+                 AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, write ~/.bluemix/cos_credentials or ~/.aws/credentials, \
+                 or pick a profile with --profile",
+                looked_at.join("; ")
             ),
             StoreError::Unreachable { message, .. } => format!(
                 "cannot reach {what}: {message}. Check --endpoint-url (http:// or https://, host and port) \

@@ -11,15 +11,22 @@
 //! Uploads carry an integrity checksum: the SDK adds a CRC32 `x-amz-checksum-*` header to every
 //! PutObject/UploadPart by default, which IBM COS protected buckets require.
 
+use std::future::Future;
 use std::ops::Range;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextMut;
+use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
 use bytes::Bytes;
+
+use crate::creds::iam::TokenManager;
+use crate::creds::{CredError, Resolved};
 
 use super::{ListPage, ListRequest, ObjectMeta, ObjectStore, PartTag, PutOptions, StoreError};
 use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, MetadataDirective};
@@ -66,11 +73,46 @@ pub struct S3Store {
     client: Client,
     bucket: String,
     endpoint: String,
+    /// IAM bearer tokens, when the credentials are an IBM API key.
+    tokens: Option<Arc<TokenManager>>,
+}
+
+/// Replaces the SigV4 signature with `Authorization: Bearer <IAM token>` (IBM API keys).
+#[derive(Debug)]
+struct BearerAuth {
+    tokens: Arc<TokenManager>,
+    instance_id: Option<String>,
+}
+
+impl Intercept for BearerAuth {
+    fn name(&self) -> &'static str {
+        "IbmIamBearerAuth"
+    }
+
+    fn modify_before_transmit(
+        &self,
+        ctx: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), aws_sdk_s3::error::BoxError> {
+        let token = self
+            .tokens
+            .current()
+            .ok_or("the IAM token has expired and could not be refreshed")?;
+        let headers = ctx.request_mut().headers_mut();
+        headers.insert("authorization", format!("Bearer {token}"));
+        headers.remove("x-amz-security-token");
+        if let Some(id) = &self.instance_id {
+            headers.insert("ibm-service-instance-id", id.clone());
+        }
+        Ok(())
+    }
 }
 
 impl S3Store {
-    /// Build the SDK client from the settings and the AWS default credential chain.
-    pub async fn connect(settings: &S3Settings) -> Self {
+    /// Build the SDK client from the settings and the chosen credentials. With an IBM API key,
+    /// the first IAM token is fetched here, so a rejected key fails before mounting.
+    pub async fn connect(settings: &S3Settings, creds: &Resolved) -> Result<Self, CredError> {
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
         // Region: the flag, else AWS_REGION/AWS_DEFAULT_REGION, else the profile's; never the EC2
         // metadata service (off EC2 it only costs a timeout and a warning).
@@ -94,8 +136,52 @@ impl S3Store {
         loader = loader.region(aws_config::Region::new(
             region.unwrap_or_else(|| "us-east-1".to_string()),
         ));
-        if let Some(profile) = &settings.profile {
-            loader = loader.profile_name(profile);
+        let mut tokens = None;
+        let mut bearer = None;
+        match creds {
+            Resolved::Hmac {
+                access_key,
+                secret_key,
+                session_token,
+                ..
+            } => {
+                let c = aws_credential_types::Credentials::new(
+                    access_key.clone(),
+                    secret_key.expose().to_string(),
+                    session_token.as_ref().map(|t| t.expose().to_string()),
+                    None,
+                    "cosmount",
+                );
+                loader = loader.credentials_provider(c);
+            }
+            Resolved::ApiKey {
+                api_key,
+                instance_id,
+                iam_endpoint,
+                ..
+            } => {
+                let tm = Arc::new(TokenManager::new(iam_endpoint, api_key.clone())?);
+                tm.ensure().await?;
+                tm.spawn_refresher();
+                // SigV4 still runs with placeholder keys; the interceptor replaces its header.
+                loader = loader.credentials_provider(aws_credential_types::Credentials::new(
+                    "ibm-iam",
+                    "ibm-iam",
+                    None,
+                    None,
+                    "cosmount-iam",
+                ));
+                bearer = Some(BearerAuth {
+                    tokens: tm.clone(),
+                    instance_id: instance_id.clone(),
+                });
+                tokens = Some(tm);
+            }
+            Resolved::AwsChain { profile, .. } => {
+                if let Some(profile) = profile.as_ref().or(settings.profile.as_ref()) {
+                    loader = loader.profile_name(profile);
+                }
+            }
         }
         let sdk = loader.load().await;
         let timeouts = aws_config::timeout::TimeoutConfig::builder()
@@ -109,16 +195,46 @@ impl S3Store {
         if let Some(url) = &settings.endpoint_url {
             builder = builder.endpoint_url(url);
         }
+        if let Some(b) = bearer {
+            builder = builder.interceptor(b);
+        }
         let endpoint = settings.endpoint_url.clone().unwrap_or_else(|| {
             format!(
                 "the AWS endpoint for region {}",
                 sdk.region().map_or("us-east-1", |r| r.as_ref())
             )
         });
-        Self {
+        Ok(Self {
             client: Client::from_conf(builder.build()),
             bucket: settings.bucket.clone(),
             endpoint,
+            tokens,
+        })
+    }
+
+    /// The IAM token manager, when authenticating with an IBM API key.
+    pub fn tokens(&self) -> Option<&Arc<TokenManager>> {
+        self.tokens.as_ref()
+    }
+
+    /// Run one request: with IAM, make sure a token is held first, and when the service answers
+    /// 401/403 (an expired or revoked token), refresh once and try once more.
+    async fn call<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        let Some(tm) = &self.tokens else { return f().await };
+        let cred_err = |e: CredError| StoreError::Credentials { message: e.to_string() };
+        tm.ensure().await.map_err(cred_err)?;
+        let used = tm.current();
+        match f().await {
+            Err(StoreError::AccessDenied { .. }) => {
+                tracing::info!("access denied with the current IAM token: refreshing it and retrying once");
+                tm.force_refresh(used.as_deref()).await.map_err(cred_err)?;
+                f().await
+            }
+            other => other,
         }
     }
 
@@ -200,120 +316,135 @@ fn to_system_time(t: Option<&aws_smithy_types::DateTime>) -> SystemTime {
 #[async_trait]
 impl ObjectStore for S3Store {
     async fn head_object(&self, key: &str) -> Result<ObjectMeta, StoreError> {
-        let out = self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| self.map_err("HeadObject", key, e))?;
-        Ok(ObjectMeta {
-            key: key.to_string(),
-            size: out.content_length().unwrap_or(0).max(0) as u64,
-            etag: out.e_tag().map(str::to_string),
-            last_modified: to_system_time(out.last_modified()),
-            metadata: out.metadata().cloned().unwrap_or_default(),
-            content_type: out.content_type().map(str::to_string),
+        self.call(|| async {
+            let out = self
+                .client
+                .head_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .send()
+                .await
+                .map_err(|e| self.map_err("HeadObject", key, e))?;
+            Ok(ObjectMeta {
+                key: key.to_string(),
+                size: out.content_length().unwrap_or(0).max(0) as u64,
+                etag: out.e_tag().map(str::to_string),
+                last_modified: to_system_time(out.last_modified()),
+                metadata: out.metadata().cloned().unwrap_or_default(),
+                content_type: out.content_type().map(str::to_string),
+            })
         })
+        .await
     }
 
     async fn list_objects(&self, req: &ListRequest) -> Result<ListPage, StoreError> {
-        let out = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(&req.prefix)
-            .set_delimiter(req.delimiter.clone())
-            .set_continuation_token(req.continuation.clone())
-            .set_max_keys(req.max_keys)
-            .send()
-            .await
-            .map_err(|e| self.map_err("ListObjectsV2", &req.prefix, e))?;
-        let objects = out
-            .contents()
-            .iter()
-            .filter_map(|o| {
-                Some(ObjectMeta {
-                    key: o.key()?.to_string(),
-                    size: o.size().unwrap_or(0).max(0) as u64,
-                    etag: o.e_tag().map(str::to_string),
-                    last_modified: to_system_time(o.last_modified()),
-                    metadata: Default::default(),
-                    content_type: None,
+        self.call(|| async {
+            let out = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(&req.prefix)
+                .set_delimiter(req.delimiter.clone())
+                .set_continuation_token(req.continuation.clone())
+                .set_max_keys(req.max_keys)
+                .send()
+                .await
+                .map_err(|e| self.map_err("ListObjectsV2", &req.prefix, e))?;
+            let objects = out
+                .contents()
+                .iter()
+                .filter_map(|o| {
+                    Some(ObjectMeta {
+                        key: o.key()?.to_string(),
+                        size: o.size().unwrap_or(0).max(0) as u64,
+                        etag: o.e_tag().map(str::to_string),
+                        last_modified: to_system_time(o.last_modified()),
+                        metadata: Default::default(),
+                        content_type: None,
+                    })
                 })
+                .collect();
+            let prefixes = out
+                .common_prefixes()
+                .iter()
+                .filter_map(|p| p.prefix().map(str::to_string))
+                .collect();
+            let next = match out.is_truncated() {
+                Some(true) => out
+                    .next_continuation_token()
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_string),
+                _ => None,
+            };
+            Ok(ListPage {
+                objects,
+                prefixes,
+                next,
             })
-            .collect();
-        let prefixes = out
-            .common_prefixes()
-            .iter()
-            .filter_map(|p| p.prefix().map(str::to_string))
-            .collect();
-        let next = match out.is_truncated() {
-            Some(true) => out
-                .next_continuation_token()
-                .filter(|t| !t.is_empty())
-                .map(str::to_string),
-            _ => None,
-        };
-        Ok(ListPage {
-            objects,
-            prefixes,
-            next,
         })
+        .await
     }
 
     async fn get_range(&self, key: &str, range: Range<u64>, if_match: Option<&str>) -> Result<Bytes, StoreError> {
-        if range.end <= range.start {
-            return Ok(Bytes::new());
-        }
-        let result = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .range(format!("bytes={}-{}", range.start, range.end - 1))
-            .set_if_match(if_match.map(str::to_string))
-            .send()
-            .await;
-        let out = match result {
-            Ok(out) => out,
-            // Asking at or past the end of the object: nothing to read.
-            Err(e) if e.raw_response().map(|r| r.status().as_u16()) == Some(416) => return Ok(Bytes::new()),
-            Err(e) => return Err(self.map_err("GetObject", key, e)),
-        };
-        let body = out.body.collect().await.map_err(|e| StoreError::Unreachable {
-            endpoint: self.endpoint.clone(),
-            message: format!("reading the body of {key} failed: {}", error_chain(&e)),
-        })?;
-        Ok(body.into_bytes())
+        self.call(|| async {
+            if range.end <= range.start {
+                return Ok(Bytes::new());
+            }
+            let result = self
+                .client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .range(format!("bytes={}-{}", range.start, range.end - 1))
+                .set_if_match(if_match.map(str::to_string))
+                .send()
+                .await;
+            let out = match result {
+                Ok(out) => out,
+                // Asking at or past the end of the object: nothing to read.
+                Err(e) if e.raw_response().map(|r| r.status().as_u16()) == Some(416) => return Ok(Bytes::new()),
+                Err(e) => return Err(self.map_err("GetObject", key, e)),
+            };
+            let body = out.body.collect().await.map_err(|e| StoreError::Unreachable {
+                endpoint: self.endpoint.clone(),
+                message: format!("reading the body of {key} failed: {}", error_chain(&e)),
+            })?;
+            Ok(body.into_bytes())
+        })
+        .await
     }
 
     async fn put_object(&self, key: &str, body: Bytes, opts: &PutOptions) -> Result<Option<String>, StoreError> {
-        let metadata = (!opts.metadata.is_empty()).then(|| opts.metadata.clone());
-        let out = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .body(ByteStream::from(body))
-            .set_metadata(metadata)
-            .set_content_type(opts.content_type.clone())
-            .send()
-            .await
-            .map_err(|e| self.map_err("PutObject", key, e))?;
-        Ok(out.e_tag().map(str::to_string))
+        self.call(|| async {
+            let metadata = (!opts.metadata.is_empty()).then(|| opts.metadata.clone());
+            let out = self
+                .client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .body(ByteStream::from(body.clone()))
+                .set_metadata(metadata)
+                .set_content_type(opts.content_type.clone())
+                .send()
+                .await
+                .map_err(|e| self.map_err("PutObject", key, e))?;
+            Ok(out.e_tag().map(str::to_string))
+        })
+        .await
     }
 
     async fn delete_object(&self, key: &str) -> Result<(), StoreError> {
-        self.client
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| self.map_err("DeleteObject", key, e))?;
-        Ok(())
+        self.call(|| async {
+            self.client
+                .delete_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .send()
+                .await
+                .map_err(|e| self.map_err("DeleteObject", key, e))?;
+            Ok(())
+        })
+        .await
     }
 
     async fn copy_object(
@@ -323,61 +454,70 @@ impl ObjectStore for S3Store {
         if_match: Option<&str>,
         replace: Option<&PutOptions>,
     ) -> Result<Option<String>, StoreError> {
-        let mut req = self
-            .client
-            .copy_object()
-            .bucket(&self.bucket)
-            .key(dst)
-            .copy_source(self.copy_source(src))
-            .set_copy_source_if_match(if_match.map(str::to_string));
-        if let Some(opts) = replace {
-            req = req
-                .metadata_directive(MetadataDirective::Replace)
-                .set_metadata(Some(opts.metadata.clone()))
-                .set_content_type(opts.content_type.clone());
-        }
-        let out = req.send().await.map_err(|e| self.map_err("CopyObject", src, e))?;
-        Ok(out.copy_object_result().and_then(|r| r.e_tag()).map(str::to_string))
+        self.call(|| async {
+            let mut req = self
+                .client
+                .copy_object()
+                .bucket(&self.bucket)
+                .key(dst)
+                .copy_source(self.copy_source(src))
+                .set_copy_source_if_match(if_match.map(str::to_string));
+            if let Some(opts) = replace {
+                req = req
+                    .metadata_directive(MetadataDirective::Replace)
+                    .set_metadata(Some(opts.metadata.clone()))
+                    .set_content_type(opts.content_type.clone());
+            }
+            let out = req.send().await.map_err(|e| self.map_err("CopyObject", src, e))?;
+            Ok(out.copy_object_result().and_then(|r| r.e_tag()).map(str::to_string))
+        })
+        .await
     }
 
     async fn create_multipart(&self, key: &str, opts: &PutOptions) -> Result<String, StoreError> {
-        let metadata = (!opts.metadata.is_empty()).then(|| opts.metadata.clone());
-        let out = self
-            .client
-            .create_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key)
-            .checksum_algorithm(ChecksumAlgorithm::Crc32)
-            .set_metadata(metadata)
-            .set_content_type(opts.content_type.clone())
-            .send()
-            .await
-            .map_err(|e| self.map_err("CreateMultipartUpload", key, e))?;
-        out.upload_id()
-            .map(str::to_string)
-            .ok_or_else(|| StoreError::BadResponse {
-                endpoint: self.endpoint.clone(),
-                message: "CreateMultipartUpload returned no upload id".into(),
-            })
+        self.call(|| async {
+            let metadata = (!opts.metadata.is_empty()).then(|| opts.metadata.clone());
+            let out = self
+                .client
+                .create_multipart_upload()
+                .bucket(&self.bucket)
+                .key(key)
+                .checksum_algorithm(ChecksumAlgorithm::Crc32)
+                .set_metadata(metadata)
+                .set_content_type(opts.content_type.clone())
+                .send()
+                .await
+                .map_err(|e| self.map_err("CreateMultipartUpload", key, e))?;
+            out.upload_id()
+                .map(str::to_string)
+                .ok_or_else(|| StoreError::BadResponse {
+                    endpoint: self.endpoint.clone(),
+                    message: "CreateMultipartUpload returned no upload id".into(),
+                })
+        })
+        .await
     }
 
     async fn upload_part(&self, key: &str, upload_id: &str, part: i32, body: Bytes) -> Result<PartTag, StoreError> {
-        let out = self
-            .client
-            .upload_part()
-            .bucket(&self.bucket)
-            .key(key)
-            .upload_id(upload_id)
-            .part_number(part)
-            .checksum_algorithm(ChecksumAlgorithm::Crc32)
-            .body(ByteStream::from(body))
-            .send()
-            .await
-            .map_err(|e| self.map_err("UploadPart", key, e))?;
-        Ok(PartTag {
-            etag: out.e_tag().unwrap_or_default().to_string(),
-            crc32: out.checksum_crc32().map(str::to_string),
+        self.call(|| async {
+            let out = self
+                .client
+                .upload_part()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .part_number(part)
+                .checksum_algorithm(ChecksumAlgorithm::Crc32)
+                .body(ByteStream::from(body.clone()))
+                .send()
+                .await
+                .map_err(|e| self.map_err("UploadPart", key, e))?;
+            Ok(PartTag {
+                etag: out.e_tag().unwrap_or_default().to_string(),
+                crc32: out.checksum_crc32().map(str::to_string),
+            })
         })
+        .await
     }
 
     async fn upload_part_copy(
@@ -389,24 +529,27 @@ impl ObjectStore for S3Store {
         range: Range<u64>,
         if_match: Option<&str>,
     ) -> Result<PartTag, StoreError> {
-        let out = self
-            .client
-            .upload_part_copy()
-            .bucket(&self.bucket)
-            .key(key)
-            .upload_id(upload_id)
-            .part_number(part)
-            .copy_source(self.copy_source(src))
-            .copy_source_range(format!("bytes={}-{}", range.start, range.end.saturating_sub(1)))
-            .set_copy_source_if_match(if_match.map(str::to_string))
-            .send()
-            .await
-            .map_err(|e| self.map_err("UploadPartCopy", src, e))?;
-        let result = out.copy_part_result();
-        Ok(PartTag {
-            etag: result.and_then(|r| r.e_tag()).unwrap_or_default().to_string(),
-            crc32: result.and_then(|r| r.checksum_crc32()).map(str::to_string),
+        self.call(|| async {
+            let out = self
+                .client
+                .upload_part_copy()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .part_number(part)
+                .copy_source(self.copy_source(src))
+                .copy_source_range(format!("bytes={}-{}", range.start, range.end.saturating_sub(1)))
+                .set_copy_source_if_match(if_match.map(str::to_string))
+                .send()
+                .await
+                .map_err(|e| self.map_err("UploadPartCopy", src, e))?;
+            let result = out.copy_part_result();
+            Ok(PartTag {
+                etag: result.and_then(|r| r.e_tag()).unwrap_or_default().to_string(),
+                crc32: result.and_then(|r| r.checksum_crc32()).map(str::to_string),
+            })
         })
+        .await
     }
 
     async fn complete_multipart(
@@ -415,39 +558,46 @@ impl ObjectStore for S3Store {
         upload_id: &str,
         parts: Vec<(i32, PartTag)>,
     ) -> Result<Option<String>, StoreError> {
-        let parts = parts
-            .into_iter()
-            .map(|(n, t)| {
-                CompletedPart::builder()
-                    .part_number(n)
-                    .e_tag(t.etag)
-                    .set_checksum_crc32(t.crc32)
-                    .build()
-            })
-            .collect();
-        let out = self
-            .client
-            .complete_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key)
-            .upload_id(upload_id)
-            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
-            .send()
-            .await
-            .map_err(|e| self.map_err("CompleteMultipartUpload", key, e))?;
-        Ok(out.e_tag().map(str::to_string))
+        self.call(|| async {
+            let parts = parts
+                .iter()
+                .cloned()
+                .map(|(n, t)| {
+                    CompletedPart::builder()
+                        .part_number(n)
+                        .e_tag(t.etag)
+                        .set_checksum_crc32(t.crc32)
+                        .build()
+                })
+                .collect();
+            let out = self
+                .client
+                .complete_multipart_upload()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+                .send()
+                .await
+                .map_err(|e| self.map_err("CompleteMultipartUpload", key, e))?;
+            Ok(out.e_tag().map(str::to_string))
+        })
+        .await
     }
 
     async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<(), StoreError> {
-        self.client
-            .abort_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key)
-            .upload_id(upload_id)
-            .send()
-            .await
-            .map_err(|e| self.map_err("AbortMultipartUpload", key, e))?;
-        Ok(())
+        self.call(|| async {
+            self.client
+                .abort_multipart_upload()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .send()
+                .await
+                .map_err(|e| self.map_err("AbortMultipartUpload", key, e))?;
+            Ok(())
+        })
+        .await
     }
 
     fn describe(&self) -> String {

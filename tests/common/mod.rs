@@ -3,6 +3,7 @@
 //! unmounts it (and reaps the daemon) when dropped.
 #![allow(dead_code)]
 
+pub mod iam;
 pub mod proxy;
 
 use std::io::{BufRead, BufReader};
@@ -287,6 +288,11 @@ impl Mount {
 
     /// Mount `source` through another endpoint (a proxy) with extra arguments.
     pub fn with_endpoint(source: &str, endpoint: &str, extra: &[&str]) -> Mount {
+        Self::custom(source, endpoint, extra, |_| {})
+    }
+
+    /// Mount with the command adjusted by `adjust` (environment, arguments) before it starts.
+    pub fn custom(source: &str, endpoint: &str, extra: &[&str], adjust: impl FnOnce(&mut Command)) -> Mount {
         let dir = tempfile::tempdir().expect("tempdir");
         let name = dir
             .path()
@@ -294,11 +300,18 @@ impl Mount {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.log"));
-        let child = cosmount_cmd()
+        let mut cmd = cosmount_cmd();
+        adjust(&mut cmd);
+        let child = cmd
             .arg(source)
             .arg(dir.path())
             .args(["--endpoint-url", endpoint, "--force-path-style", "--foreground"])
-            .args(["--log-file", log.to_str().expect("utf8"), "--log-filter", "debug"])
+            .args(["--log-file", log.to_str().expect("utf8")])
+            .args(if extra.contains(&"--log-filter") {
+                &[][..]
+            } else {
+                &["--log-filter", "debug"][..]
+            })
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
