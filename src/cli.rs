@@ -23,6 +23,7 @@ const PERMISSIONS: &str = "Owner and permissions";
 const CACHING: &str = "Caching";
 const LOGGING: &str = "Logging";
 const WRITING: &str = "Writing";
+const WORM: &str = "Immutability (retention and legal holds)";
 const CREDENTIALS: &str = "Credentials (secrets come from files or the environment, never from the command line)";
 
 /// Mount an IBM Cloud Object Storage (or any S3-compatible) bucket as a folder.
@@ -141,6 +142,26 @@ pub struct Cli {
     #[arg(long, value_name = "DIR", help_heading = WRITING)]
     pub staging_dir: Option<PathBuf>,
 
+    /// IBM retention policy buckets: give every new object this retention period, in seconds (-1: indefinite).
+    #[arg(long, value_name = "SECONDS", allow_hyphen_values = true, help_heading = WORM)]
+    pub retention_period: Option<i64>,
+
+    /// IBM retention policy buckets: put this legal hold on every new object.
+    #[arg(long, value_name = "ID", help_heading = WORM)]
+    pub legal_hold_id: Option<String>,
+
+    /// Object Lock buckets: retention mode of every new object (needs --object-lock-retain-days).
+    #[arg(long, value_parser = ["GOVERNANCE", "COMPLIANCE"], requires = "object_lock_retain_days", help_heading = WORM)]
+    pub object_lock_mode: Option<String>,
+
+    /// Object Lock buckets: retain every new object this many days.
+    #[arg(long, value_name = "DAYS", requires = "object_lock_mode", help_heading = WORM)]
+    pub object_lock_retain_days: Option<u32>,
+
+    /// Allow shortening GOVERNANCE retention through user.s3.object-lock-retain-until-date.
+    #[arg(long, help_heading = WORM)]
+    pub bypass_governance_retention: bool,
+
     /// Log at debug level (same as --log-filter debug).
     #[arg(short, long, help_heading = LOGGING)]
     pub debug: bool,
@@ -225,6 +246,15 @@ impl Cli {
         if !staging_dir.is_dir() {
             return Err(format!("--staging-dir {} is not a directory", staging_dir.display()));
         }
+        if let Some(id) = &self.legal_hold_id {
+            crate::store::worm::check_hold_id(id)?;
+        }
+        if self.retention_period.is_some_and(|p| p < -1) {
+            return Err("--retention-period must be a number of seconds, or -1 for indefinite".into());
+        }
+        if self.object_lock_retain_days == Some(0) {
+            return Err("--object-lock-retain-days must be at least 1".into());
+        }
         if self.fuse_threads == 0 {
             return Err("--fuse-threads must be at least 1".into());
         }
@@ -249,6 +279,7 @@ impl Cli {
                 },
                 metadata_ttl: self.metadata_ttl,
                 listing_attributes: self.listing_attributes,
+                bypass_governance: self.bypass_governance_retention,
                 read_only: self.read_only,
                 upload: UploadConfig {
                     part_size: self.part_size * 1024 * 1024,
@@ -265,6 +296,14 @@ impl Cli {
                 service_instance_id: self.service_instance_id,
             },
             cos_network: self.cos_network,
+            upload_worm: crate::store::worm::WormHeaders {
+                lock_mode: self.object_lock_mode,
+                lock_until: self
+                    .object_lock_retain_days
+                    .map(|d| std::time::SystemTime::now() + Duration::from_secs(u64::from(d) * 86_400)),
+                cos_period: self.retention_period,
+                cos_hold_id: self.legal_hold_id,
+            },
             mountpoint: self.mountpoint,
             read_only: self.read_only,
             allow_other: self.allow_other,

@@ -17,6 +17,8 @@ pub struct MountConfig {
     pub creds: crate::creds::CredInputs,
     /// Network of a COS endpoint derived from the region.
     pub cos_network: crate::creds::endpoints::Network,
+    /// Retention and legal-hold headers for every new object.
+    pub upload_worm: crate::store::worm::WormHeaders,
     /// Where to mount.
     pub mountpoint: PathBuf,
     /// Mount read-only.

@@ -69,6 +69,9 @@ impl From<StoreError> for FsError {
             StoreError::PreconditionFailed { .. } => FsError::new(libc::ESTALE, message),
             StoreError::Unreachable { .. } => FsError::new(libc::EIO, message),
             StoreError::BadResponse { .. } => FsError::new(libc::EIO, message),
+            StoreError::InvalidRequest { .. } => FsError::new(libc::EINVAL, message),
+            StoreError::Conflict { .. } => FsError::new(libc::EEXIST, message),
+            StoreError::NotSupported { .. } => FsError::new(libc::ENOTSUP, message),
             StoreError::Other { .. } => FsError::new(libc::EIO, message),
         }
     }

@@ -97,6 +97,16 @@ fn reply_entry(op: &str, r: Result<Entry, FsError>, reply: ReplyEntry) {
     }
 }
 
+/// The xattr protocol: size 0 asks for the size, a value that does not fit is ERANGE.
+fn reply_xattr(op: &str, r: Result<Vec<u8>, FsError>, size: u32, reply: fuser::ReplyXattr) {
+    match r {
+        Ok(v) if size == 0 => reply.size(v.len() as u32),
+        Ok(v) if v.len() > size as usize => reply.error(Errno::ERANGE),
+        Ok(v) => reply.data(&v),
+        Err(e) => reply.error(reply_error(op, e)),
+    }
+}
+
 fn reply_empty(op: &str, r: Result<(), FsError>, reply: ReplyEmpty) {
     match r {
         Ok(()) => reply.ok(),
@@ -114,12 +124,37 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
         Ok(())
     }
 
-    fn getxattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, _size: u32, reply: fuser::ReplyXattr) {
-        reply.error(Errno::ENOTSUP);
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: fuser::ReplyXattr) {
+        let _s = tracing::debug_span!("getxattr", ino = ino.0, ?name).entered();
+        reply_xattr("getxattr", self.rt.block_on(self.fs.getxattr(ino.0, name)), size, reply);
     }
 
-    fn listxattr(&self, _req: &Request, _ino: INodeNo, _size: u32, reply: fuser::ReplyXattr) {
-        reply.error(Errno::ENOTSUP);
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: fuser::ReplyXattr) {
+        let _s = tracing::debug_span!("listxattr", ino = ino.0).entered();
+        reply_xattr("listxattr", self.rt.block_on(self.fs.listxattr(ino.0)), size, reply);
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        let _s = tracing::debug_span!("setxattr", ino = ino.0, ?name).entered();
+        reply_empty(
+            "setxattr",
+            self.rt.block_on(self.fs.setxattr(ino.0, name, value, flags)),
+            reply,
+        );
+    }
+
+    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let _s = tracing::debug_span!("removexattr", ino = ino.0, ?name).entered();
+        reply_empty("removexattr", self.rt.block_on(self.fs.removexattr(ino.0, name)), reply);
     }
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let _s = tracing::debug_span!("lookup", parent = parent.0, ?name).entered();

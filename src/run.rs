@@ -18,6 +18,7 @@ use crate::config::MountConfig;
 use crate::fs::S3Fs;
 use crate::fuse::FuseFs;
 use crate::store::s3::S3Store;
+use crate::store::worm::Worm;
 use crate::store::{ListRequest, ObjectStore, StoreError};
 
 /// Mount and serve until unmounted.
@@ -50,8 +51,14 @@ pub fn run(config: MountConfig) -> Result<(), String> {
         .block_on(S3Store::connect(&s3, &found.resolved))
         .map_err(|e| e.to_string())?;
     rt.block_on(check_bucket(&store, &config, &found.looked_at))?;
+    let worm = rt.block_on(store.bucket_worm()).unwrap_or_default();
+    info!(?worm, "bucket immutability");
+    check_worm_options(&config, &worm)?;
+    let store = store.with_upload_worm(config.upload_worm.clone());
+    let mut fs_config = config.fs.clone();
+    fs_config.worm = worm;
 
-    let fs = Arc::new(S3Fs::new(Arc::new(store), config.fs.clone()));
+    let fs = Arc::new(S3Fs::new(Arc::new(store), fs_config));
     let fuse = FuseFs::new(fs, rt.handle().clone());
     let mut options = vec![
         fuser::MountOption::FSName(format!("cosmount:{}", config.s3.bucket)),
@@ -110,6 +117,23 @@ pub fn run(config: MountConfig) -> Result<(), String> {
         .map_err(|e| format!("the FUSE session on {mnt} ended with an error: {e}"))?;
     info!(mountpoint = mnt.as_str(), "unmounted");
     rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    Ok(())
+}
+
+/// Retention options must match the bucket's scheme.
+fn check_worm_options(config: &MountConfig, worm: &Worm) -> Result<(), String> {
+    let w = &config.upload_worm;
+    let bucket = &config.s3.bucket;
+    if (w.cos_period.is_some() || w.cos_hold_id.is_some()) && !matches!(worm, Worm::CosRetention { .. }) {
+        return Err(format!(
+            "--retention-period and --legal-hold-id need an IBM COS bucket with a retention policy; {bucket:?} has none"
+        ));
+    }
+    if w.lock_mode.is_some() && !matches!(worm, Worm::ObjectLock { .. }) {
+        return Err(format!(
+            "--object-lock-mode needs a bucket with Object Lock enabled; {bucket:?} has none"
+        ));
+    }
     Ok(())
 }
 

@@ -129,6 +129,9 @@ impl<S: ObjectStore> S3Fs<S> {
                 reader: tokio::sync::Mutex::new(Some(reader)),
             }));
         }
+        if self.open_file(ino).is_none() {
+            self.check_not_protected(&inode.path, "overwrite").await?;
+        }
         let of = match self.open_file(ino) {
             Some(of) => of,
             None => {
@@ -424,6 +427,9 @@ impl<S: ObjectStore> S3Fs<S> {
         self.check_writable()?;
         let _ = fh;
         let inode = self.inode(ino)?;
+        if inode.stat.kind != Kind::Dir && self.open_file(ino).is_none() {
+            self.check_not_protected(&inode.path, "change").await?;
+        }
         let posix = Posix {
             mode: set.mode.map(|m| (m & 0o7777) | kind_bits(inode.stat.kind)),
             uid: set.uid,

@@ -20,6 +20,7 @@ pub mod prefetch;
 pub mod read;
 pub mod readdir;
 pub mod write;
+mod xattr;
 
 pub use files::SetAttr;
 pub use namespace::{RENAME_EXCHANGE, RENAME_NOREPLACE};
@@ -58,6 +59,10 @@ pub struct FsConfig {
     pub read_only: bool,
     /// Write path settings.
     pub upload: UploadConfig,
+    /// The bucket's immutability scheme (decides which attributes exist).
+    pub worm: crate::store::worm::Worm,
+    /// Allow shortening GOVERNANCE retention (`--bypass-governance-retention`).
+    pub bypass_governance: bool,
 }
 
 impl Default for FsConfig {
@@ -75,6 +80,8 @@ impl Default for FsConfig {
             listing_attributes: false,
             read_only: false,
             upload: UploadConfig::default(),
+            worm: crate::store::worm::Worm::None,
+            bypass_governance: false,
         }
     }
 }
@@ -131,6 +138,8 @@ pub struct S3Fs<S: ObjectStore> {
     /// Directories that had no marker and were emptied through this mount: they stay until
     /// `rmdir`, as POSIX expects, though S3 no longer has any key for them.
     kept_dirs: Mutex<std::collections::HashSet<String>>,
+    /// Recent HEAD (and legal holds) per inode for xattr calls.
+    xattr_cache: Mutex<HashMap<u64, xattr::XattrSnapshot>>,
     next_fh: AtomicU64,
 }
 
@@ -153,6 +162,7 @@ impl<S: ObjectStore> S3Fs<S> {
             open_files: Mutex::new(HashMap::new()),
             prefetch,
             kept_dirs: Mutex::new(std::collections::HashSet::new()),
+            xattr_cache: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
         }
     }

@@ -59,6 +59,7 @@ impl<S: ObjectStore> S3Fs<S> {
         if stat.kind == Kind::Dir {
             return Err(FsError::quiet(libc::EISDIR, format!("{rel} is a directory")));
         }
+        self.check_not_protected(&rel, "delete").await?;
         let open = lock(&self.open_files).get(&ino).cloned();
         if let Some(of) = open {
             of.lock().await.unlinked = true;
@@ -263,6 +264,11 @@ impl<S: ObjectStore> S3Fs<S> {
                 if target.as_ref().is_some_and(|(_, _, t)| t.kind == Kind::Dir) {
                     return Err(FsError::quiet(libc::EISDIR, format!("{to} is a directory")));
                 }
+                // Check first: a rename must not copy and then fail to delete, leaving two objects.
+                self.check_not_protected(&from, "rename").await?;
+                if target.is_some() {
+                    self.check_not_protected(&to, "replace").await?;
+                }
                 self.rename_file(ino, &from, &to).await?;
             }
         }
@@ -325,6 +331,16 @@ impl<S: ObjectStore> S3Fs<S> {
             return Ok(()); // an empty implied directory: nothing stored, nothing to move
         }
         let total = keys.len();
+        if self.config.worm != crate::store::worm::Worm::None {
+            let checks: Vec<FsResult<()>> =
+                stream::iter(keys.iter().map(|(k, _, _)| self.check_key_not_protected(k, "rename")))
+                    .buffer_unordered(COPY_CONCURRENCY)
+                    .collect()
+                    .await;
+            for c in checks {
+                c?;
+            }
+        }
         if total > 100 {
             info!(from, to, objects = total, "renaming a directory");
         }

@@ -168,6 +168,7 @@ mod tests {
             last_modified: SystemTime::UNIX_EPOCH,
             metadata: Default::default(),
             content_type: None,
+            extra: Default::default(),
         }
     }
 

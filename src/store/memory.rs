@@ -93,6 +93,7 @@ impl MemoryStore {
             last_modified: SystemTime::now(),
             metadata: HashMap::new(),
             content_type: None,
+            extra: Default::default(),
         };
         self.lock().insert(key.to_string(), Stored { body, meta });
     }
@@ -130,6 +131,7 @@ impl MemoryStore {
             last_modified: SystemTime::now(),
             metadata: opts.metadata.clone(),
             content_type: opts.content_type.clone(),
+            extra: Default::default(),
         };
         self.lock().insert(key.to_string(), Stored { body, meta });
         etag

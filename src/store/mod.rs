@@ -8,6 +8,8 @@
 pub mod fault;
 pub mod memory;
 pub mod s3;
+mod s3_worm;
+pub mod worm;
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -31,6 +33,8 @@ pub struct ObjectMeta {
     pub metadata: HashMap<String, String>,
     /// Content-Type (HEAD only).
     pub content_type: Option<String>,
+    /// Storage class, version and protection (HEAD only).
+    pub extra: worm::ObjectExtra,
 }
 
 /// One ListObjectsV2 request.
@@ -82,6 +86,15 @@ pub enum StoreError {
     /// The endpoint answered with something that is not S3.
     #[error("{endpoint} did not answer like an S3 server: {message}")]
     BadResponse { endpoint: String, message: String },
+    /// The service refused the request as invalid (HTTP 400).
+    #[error("{op} refused: {message}")]
+    InvalidRequest { op: &'static str, message: String },
+    /// The request conflicts with the current state (HTTP 409).
+    #[error("{op} conflicts: {message}")]
+    Conflict { op: &'static str, message: String },
+    /// The operation does not exist for this store.
+    #[error("{op} is not supported by {store}")]
+    NotSupported { op: &'static str, store: String },
     /// Anything else the service reported.
     #[error("{op} failed: {message}")]
     Other { op: &'static str, message: String },
@@ -165,4 +178,60 @@ pub trait ObjectStore: Send + Sync + 'static {
 
     /// A short description of where the store lives (bucket and endpoint), for messages.
     fn describe(&self) -> String;
+
+    /// Which immutability scheme the bucket uses (`?object-lock`, IBM `?protection`).
+    async fn bucket_worm(&self) -> Result<worm::Worm, StoreError> {
+        Ok(worm::Worm::None)
+    }
+
+    /// PutObjectRetention.
+    async fn put_retention(
+        &self,
+        _key: &str,
+        _mode: &str,
+        _until: SystemTime,
+        _bypass: bool,
+    ) -> Result<(), StoreError> {
+        Err(StoreError::NotSupported {
+            op: "PutObjectRetention",
+            store: self.describe(),
+        })
+    }
+
+    /// PutObjectLegalHold.
+    async fn put_legal_hold(&self, _key: &str, _on: bool) -> Result<(), StoreError> {
+        Err(StoreError::NotSupported {
+            op: "PutObjectLegalHold",
+            store: self.describe(),
+        })
+    }
+
+    /// IBM `GET ?legalHold`: the object's legal holds.
+    async fn cos_legal_holds(&self, _key: &str) -> Result<Vec<worm::LegalHold>, StoreError> {
+        Err(StoreError::NotSupported {
+            op: "ListLegalHolds",
+            store: self.describe(),
+        })
+    }
+
+    /// IBM `POST ?legalHold&add=` / `&remove=`.
+    async fn cos_legal_hold(&self, _key: &str, _id: &str, _add: bool) -> Result<(), StoreError> {
+        Err(StoreError::NotSupported {
+            op: "AddLegalHold",
+            store: self.describe(),
+        })
+    }
+
+    /// IBM `POST ?extendRetention` with `New-Retention-Period` or `New-Retention-Expiration-Date`.
+    async fn cos_extend_retention(
+        &self,
+        _key: &str,
+        _period: Option<i64>,
+        _until: Option<SystemTime>,
+    ) -> Result<(), StoreError> {
+        Err(StoreError::NotSupported {
+            op: "ExtendObjectRetention",
+            store: self.describe(),
+        })
+    }
 }

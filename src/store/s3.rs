@@ -28,8 +28,13 @@ use bytes::Bytes;
 use crate::creds::iam::TokenManager;
 use crate::creds::{CredError, Resolved};
 
+use super::s3_worm::RetentionHeaders;
+use super::worm::{LegalHold, LockState, ObjectExtra, Worm, WormHeaders};
 use super::{ListPage, ListRequest, ObjectMeta, ObjectStore, PartTag, PutOptions, StoreError};
 use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, MetadataDirective};
+use aws_sdk_s3::types::{
+    ObjectLockLegalHold, ObjectLockLegalHoldStatus, ObjectLockMode, ObjectLockRetention, ObjectLockRetentionMode,
+};
 
 /// How to reach the bucket.
 #[derive(Clone, Debug)]
@@ -75,6 +80,8 @@ pub struct S3Store {
     endpoint: String,
     /// IAM bearer tokens, when the credentials are an IBM API key.
     tokens: Option<Arc<TokenManager>>,
+    /// Retention and legal-hold headers every new object gets (mount options).
+    upload_worm: WormHeaders,
 }
 
 /// Replaces the SigV4 signature with `Authorization: Bearer <IAM token>` (IBM API keys).
@@ -209,7 +216,47 @@ impl S3Store {
             bucket: settings.bucket.clone(),
             endpoint,
             tokens,
+            upload_worm: WormHeaders::default(),
         })
+    }
+
+    /// Give every new object these retention and legal-hold headers.
+    pub fn with_upload_worm(mut self, worm: WormHeaders) -> Self {
+        self.upload_worm = worm;
+        self
+    }
+
+    /// The bucket name.
+    pub(crate) fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// Map an SDK error (for the raw requests of `s3_worm.rs`).
+    pub(crate) fn map_sdk_error<E>(&self, op: &'static str, key: &str, err: SdkError<E, HttpResponse>) -> StoreError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        self.map_err(op, key, err)
+    }
+
+    /// IBM `Retention-*` headers for PutObject and CompleteMultipartUpload.
+    fn cos_headers(&self) -> Vec<(&'static str, String)> {
+        let mut h = Vec::new();
+        if let Some(p) = self.upload_worm.cos_period {
+            h.push(("retention-period", p.to_string()));
+        }
+        if let Some(id) = &self.upload_worm.cos_hold_id {
+            h.push(("retention-legal-hold-id", id.clone()));
+        }
+        h
+    }
+
+    fn lock_mode(&self) -> Option<ObjectLockMode> {
+        self.upload_worm.lock_mode.as_deref().map(ObjectLockMode::from)
+    }
+
+    fn lock_until(&self) -> Option<aws_smithy_types::DateTime> {
+        self.upload_worm.lock_until.map(aws_smithy_types::DateTime::from)
     }
 
     /// The IAM token manager, when authenticating with an IBM API key.
@@ -317,14 +364,27 @@ fn to_system_time(t: Option<&aws_smithy_types::DateTime>) -> SystemTime {
 impl ObjectStore for S3Store {
     async fn head_object(&self, key: &str) -> Result<ObjectMeta, StoreError> {
         self.call(|| async {
+            let cos = RetentionHeaders::default();
             let out = self
                 .client
                 .head_object()
                 .bucket(&self.bucket)
                 .key(key)
+                .customize()
+                .interceptor(cos.clone())
                 .send()
                 .await
                 .map_err(|e| self.map_err("HeadObject", key, e))?;
+            let lock = LockState {
+                mode: out.object_lock_mode().map(|m| m.as_str().to_string()),
+                retain_until: out
+                    .object_lock_retain_until_date()
+                    .and_then(|d| SystemTime::try_from(*d).ok()),
+                legal_hold: out
+                    .object_lock_legal_hold_status()
+                    .map(|s| *s == ObjectLockLegalHoldStatus::On),
+            };
+            let cos = cos.0.lock().map(|c| c.clone()).unwrap_or_default();
             Ok(ObjectMeta {
                 key: key.to_string(),
                 size: out.content_length().unwrap_or(0).max(0) as u64,
@@ -332,6 +392,12 @@ impl ObjectStore for S3Store {
                 last_modified: to_system_time(out.last_modified()),
                 metadata: out.metadata().cloned().unwrap_or_default(),
                 content_type: out.content_type().map(str::to_string),
+                extra: ObjectExtra {
+                    storage_class: out.storage_class().map(|s| s.as_str().to_string()),
+                    version_id: out.version_id().map(str::to_string),
+                    lock,
+                    cos,
+                },
             })
         })
         .await
@@ -361,6 +427,7 @@ impl ObjectStore for S3Store {
                         last_modified: to_system_time(o.last_modified()),
                         metadata: Default::default(),
                         content_type: None,
+                        extra: Default::default(),
                     })
                 })
                 .collect();
@@ -425,6 +492,17 @@ impl ObjectStore for S3Store {
                 .body(ByteStream::from(body.clone()))
                 .set_metadata(metadata)
                 .set_content_type(opts.content_type.clone())
+                .set_object_lock_mode(self.lock_mode())
+                .set_object_lock_retain_until_date(self.lock_until())
+                .customize()
+                .mutate_request({
+                    let headers = self.cos_headers();
+                    move |req| {
+                        for (k, v) in &headers {
+                            req.headers_mut().insert(*k, v.clone());
+                        }
+                    }
+                })
                 .send()
                 .await
                 .map_err(|e| self.map_err("PutObject", key, e))?;
@@ -485,6 +563,8 @@ impl ObjectStore for S3Store {
                 .checksum_algorithm(ChecksumAlgorithm::Crc32)
                 .set_metadata(metadata)
                 .set_content_type(opts.content_type.clone())
+                .set_object_lock_mode(self.lock_mode())
+                .set_object_lock_retain_until_date(self.lock_until())
                 .send()
                 .await
                 .map_err(|e| self.map_err("CreateMultipartUpload", key, e))?;
@@ -577,6 +657,15 @@ impl ObjectStore for S3Store {
                 .key(key)
                 .upload_id(upload_id)
                 .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+                .customize()
+                .mutate_request({
+                    let headers = self.cos_headers();
+                    move |req| {
+                        for (k, v) in &headers {
+                            req.headers_mut().insert(*k, v.clone());
+                        }
+                    }
+                })
                 .send()
                 .await
                 .map_err(|e| self.map_err("CompleteMultipartUpload", key, e))?;
@@ -602,5 +691,82 @@ impl ObjectStore for S3Store {
 
     fn describe(&self) -> String {
         format!("bucket {:?} at {}", self.bucket, self.endpoint)
+    }
+
+    async fn bucket_worm(&self) -> Result<Worm, StoreError> {
+        let lock = self
+            .client
+            .get_object_lock_configuration()
+            .bucket(&self.bucket)
+            .send()
+            .await;
+        if let Ok(out) = lock {
+            if let Some(conf) = out.object_lock_configuration() {
+                let rule = conf.rule().and_then(|r| r.default_retention());
+                return Ok(Worm::ObjectLock {
+                    default_mode: rule.and_then(|r| r.mode()).map(|m| m.as_str().to_string()),
+                    default_days: rule.and_then(|r| r.days()),
+                    default_years: rule.and_then(|r| r.years()),
+                });
+            }
+        }
+        Ok(self.cos_protection().await.unwrap_or_default())
+    }
+
+    async fn put_retention(&self, key: &str, mode: &str, until: SystemTime, bypass: bool) -> Result<(), StoreError> {
+        self.call(|| async {
+            let retention = ObjectLockRetention::builder()
+                .mode(ObjectLockRetentionMode::from(mode))
+                .retain_until_date(aws_smithy_types::DateTime::from(until))
+                .build();
+            self.client
+                .put_object_retention()
+                .bucket(&self.bucket)
+                .key(key)
+                .retention(retention)
+                .set_bypass_governance_retention(bypass.then_some(true))
+                .send()
+                .await
+                .map_err(|e| self.map_err("PutObjectRetention", key, e))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn put_legal_hold(&self, key: &str, on: bool) -> Result<(), StoreError> {
+        self.call(|| async {
+            let status = if on {
+                ObjectLockLegalHoldStatus::On
+            } else {
+                ObjectLockLegalHoldStatus::Off
+            };
+            self.client
+                .put_object_legal_hold()
+                .bucket(&self.bucket)
+                .key(key)
+                .legal_hold(ObjectLockLegalHold::builder().status(status).build())
+                .send()
+                .await
+                .map_err(|e| self.map_err("PutObjectLegalHold", key, e))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn cos_legal_holds(&self, key: &str) -> Result<Vec<LegalHold>, StoreError> {
+        self.call(|| self.cos_list_holds(key)).await
+    }
+
+    async fn cos_legal_hold(&self, key: &str, id: &str, add: bool) -> Result<(), StoreError> {
+        self.call(|| self.cos_change_hold(key, id, add)).await
+    }
+
+    async fn cos_extend_retention(
+        &self,
+        key: &str,
+        period: Option<i64>,
+        until: Option<SystemTime>,
+    ) -> Result<(), StoreError> {
+        self.call(|| self.cos_extend(key, period, until)).await
     }
 }

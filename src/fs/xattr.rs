@@ -1,0 +1,547 @@
+//! Extended attributes: user metadata, object facts, and WORM controls.
+//!
+//! | name | meaning | access |
+//! |---|---|---|
+//! | `user.<key>` | user metadata `x-amz-meta-<key>` (not mode/uid/gid/mtime) | read, write, remove |
+//! | `user.s3.etag`, `.content-type`, `.storage-class`, `.last-modified`, `.version-id` | object facts | read |
+//! | `user.s3.object-lock-mode`, `-retain-until-date`, `-legal-hold-status` | S3 Object Lock | read, write |
+//! | `user.cos.retention-period`, `-expiration-date`, `-legal-hold-count` | IBM retention | read (write extends) |
+//! | `user.cos.legal-hold.<ID>` | one IBM legal hold (value: when applied) | read, set adds, remove removes |
+//! | `user.s3.object-lock.*`, `user.cos.protection.*` | the bucket's configuration (mount root) | read |
+//!
+//! Protocol: `security.*`, `trusted.*` and `system.*` are answered from memory (ENODATA on get,
+//! ENOTSUP on set) — the kernel asks for `security.capability` before every write. A file's
+//! attributes cost at most one HEAD (plus one `?legalHold` GET on IBM buckets) and are cached for
+//! the metadata TTL. Size-0 probes, ERANGE and ENODATA are handled by the FUSE adapter.
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::time::{Instant, SystemTime};
+
+use tracing::warn;
+
+use super::inode::Kind;
+use super::{lock, meta, path, S3Fs};
+use crate::error::{FsError, FsResult};
+use crate::store::worm::{check_hold_id, parse_time, rfc3339, Worm};
+use crate::store::{ObjectMeta, ObjectStore, PutOptions, StoreError};
+
+/// IBM's limit of legal holds per object.
+pub const MAX_HOLDS: usize = 100;
+const XATTR_CREATE: i32 = libc::XATTR_CREATE;
+const XATTR_REPLACE: i32 = libc::XATTR_REPLACE;
+
+/// What one object's attributes are, read once.
+#[derive(Clone, Debug)]
+pub(super) struct XattrSnapshot {
+    pub meta: ObjectMeta,
+    pub holds: Vec<crate::store::worm::LegalHold>,
+    pub at: Instant,
+}
+
+fn einval(msg: String) -> FsError {
+    FsError::new(libc::EINVAL, msg)
+}
+
+fn eperm(msg: String) -> FsError {
+    FsError::new(libc::EPERM, msg)
+}
+
+fn text(v: &[u8]) -> FsResult<String> {
+    String::from_utf8(v.to_vec())
+        .map(|s| s.trim().to_string())
+        .map_err(|_| einval("the value is not UTF-8 text".into()))
+}
+
+impl<S: ObjectStore> S3Fs<S> {
+    /// HEAD (and `?legalHold` on IBM buckets) of a file, cached for the metadata TTL.
+    pub(super) async fn snapshot(&self, ino: u64, fresh: bool) -> FsResult<XattrSnapshot> {
+        if !fresh {
+            if let Some(s) = lock(&self.xattr_cache)
+                .get(&ino)
+                .filter(|s| s.at.elapsed() < self.config.metadata_ttl)
+            {
+                return Ok(s.clone());
+            }
+        }
+        let inode = self.inode(ino)?;
+        let key = path::object_key(&self.config.prefix, &inode.path);
+        let meta = self.store.head_object(&key).await?;
+        let holds =
+            if matches!(self.config.worm, Worm::CosRetention { .. }) && meta.extra.cos.hold_count.unwrap_or(0) > 0 {
+                match self.store.cos_legal_holds(&key).await {
+                    Ok(h) => h,
+                    Err(StoreError::NotFound { .. }) => Vec::new(),
+                    Err(e) => return Err(e.into()),
+                }
+            } else {
+                Vec::new()
+            };
+        let snap = XattrSnapshot {
+            meta,
+            holds,
+            at: Instant::now(),
+        };
+        lock(&self.xattr_cache).insert(ino, snap.clone());
+        Ok(snap)
+    }
+
+    fn forget_snapshot(&self, ino: u64) {
+        lock(&self.xattr_cache).remove(&ino);
+    }
+
+    /// All attributes of `ino` as name → value.
+    async fn xattrs(&self, ino: u64) -> FsResult<BTreeMap<String, Vec<u8>>> {
+        let inode = self.inode(ino)?;
+        let mut out = BTreeMap::new();
+        if inode.stat.kind == Kind::Dir {
+            if ino == super::inode::ROOT_INO {
+                self.bucket_xattrs(&mut out);
+            }
+            return Ok(out);
+        }
+        if inode.stat.kind == Kind::Symlink {
+            return Ok(out);
+        }
+        let snap = self.snapshot(ino, false).await?;
+        let m = &snap.meta;
+        for (k, v) in &m.metadata {
+            if !meta::NAMES.contains(&k.as_str()) {
+                out.insert(format!("user.{k}"), v.as_bytes().to_vec());
+            }
+        }
+        let mut put = |k: &str, v: String| {
+            out.insert(k.to_string(), v.into_bytes());
+        };
+        if let Some(e) = &m.etag {
+            put("user.s3.etag", e.trim_matches('"').to_string());
+        }
+        put(
+            "user.s3.content-type",
+            m.content_type.clone().unwrap_or_else(|| "binary/octet-stream".into()),
+        );
+        put(
+            "user.s3.storage-class",
+            m.extra.storage_class.clone().unwrap_or_else(|| "STANDARD".into()),
+        );
+        put("user.s3.last-modified", rfc3339(m.last_modified));
+        if let Some(v) = &m.extra.version_id {
+            put("user.s3.version-id", v.clone());
+        }
+        match &self.config.worm {
+            Worm::ObjectLock { .. } => {
+                if let Some(mode) = &m.extra.lock.mode {
+                    put("user.s3.object-lock-mode", mode.clone());
+                }
+                if let Some(u) = m.extra.lock.retain_until {
+                    put("user.s3.object-lock-retain-until-date", rfc3339(u));
+                }
+                let on = m.extra.lock.legal_hold == Some(true);
+                put(
+                    "user.s3.object-lock-legal-hold-status",
+                    if on { "ON" } else { "OFF" }.into(),
+                );
+            }
+            Worm::CosRetention { .. } => {
+                let c = &m.extra.cos;
+                if let Some(p) = c.period {
+                    put("user.cos.retention-period", p.to_string());
+                }
+                if let Some(e) = c.expiration {
+                    put("user.cos.retention-expiration-date", rfc3339(e));
+                }
+                put("user.cos.legal-hold-count", c.hold_count.unwrap_or(0).to_string());
+                for h in &snap.holds {
+                    put(&format!("user.cos.legal-hold.{}", h.id), h.date.clone());
+                }
+            }
+            Worm::None => {}
+        }
+        Ok(out)
+    }
+
+    fn bucket_xattrs(&self, out: &mut BTreeMap<String, Vec<u8>>) {
+        let mut put = |k: &str, v: String| {
+            out.insert(k.to_string(), v.into_bytes());
+        };
+        match &self.config.worm {
+            Worm::ObjectLock {
+                default_mode,
+                default_days,
+                default_years,
+            } => {
+                put("user.s3.object-lock.enabled", "Enabled".into());
+                if let Some(m) = default_mode {
+                    put("user.s3.object-lock.default-mode", m.clone());
+                }
+                if let Some(d) = default_days {
+                    put("user.s3.object-lock.default-days", d.to_string());
+                }
+                if let Some(y) = default_years {
+                    put("user.s3.object-lock.default-years", y.to_string());
+                }
+            }
+            Worm::CosRetention {
+                minimum_days,
+                default_days,
+                maximum_days,
+                permanent,
+            } => {
+                put("user.cos.protection.status", "Retention".into());
+                put("user.cos.protection.minimum-retention-days", minimum_days.to_string());
+                put("user.cos.protection.default-retention-days", default_days.to_string());
+                put("user.cos.protection.maximum-retention-days", maximum_days.to_string());
+                put("user.cos.protection.permanent-retention", permanent.to_string());
+            }
+            Worm::None => {}
+        }
+    }
+
+    /// getxattr: the value of `name`.
+    pub async fn getxattr(&self, ino: u64, name: &OsStr) -> FsResult<Vec<u8>> {
+        let name = name
+            .to_str()
+            .ok_or_else(|| FsError::quiet(libc::ENODATA, "non-UTF-8 attribute name"))?;
+        if !name.starts_with("user.") {
+            return Err(FsError::quiet(
+                libc::ENODATA,
+                format!("{name}: only user.* attributes exist here"),
+            ));
+        }
+        self.xattrs(ino)
+            .await?
+            .remove(name)
+            .ok_or_else(|| FsError::quiet(libc::ENODATA, format!("no attribute {name}")))
+    }
+
+    /// listxattr: every name, NUL-terminated.
+    pub async fn listxattr(&self, ino: u64) -> FsResult<Vec<u8>> {
+        let mut out = Vec::new();
+        for k in self.xattrs(ino).await?.keys() {
+            out.extend_from_slice(k.as_bytes());
+            out.push(0);
+        }
+        Ok(out)
+    }
+
+    /// setxattr: set `name` to `value` (`flags`: XATTR_CREATE / XATTR_REPLACE).
+    pub async fn setxattr(&self, ino: u64, name: &OsStr, value: &[u8], flags: i32) -> FsResult<()> {
+        let name = name
+            .to_str()
+            .ok_or_else(|| einval("attribute names must be UTF-8".into()))?;
+        let Some(rest) = name.strip_prefix("user.") else {
+            return Err(FsError::quiet(
+                libc::ENOTSUP,
+                format!("{name}: only user.* attributes can be set"),
+            ));
+        };
+        self.check_writable()?;
+        let inode = self.inode(ino)?;
+        if inode.stat.kind != Kind::File {
+            return Err(FsError::new(
+                libc::ENOTSUP,
+                format!("{name}: attributes can be set on files only"),
+            ));
+        }
+        let key = path::object_key(&self.config.prefix, &inode.path);
+        let snap = self.snapshot(ino, true).await?;
+        let result = if let Some(id) = rest.strip_prefix("cos.legal-hold.") {
+            self.add_hold(&key, &snap, id, flags).await
+        } else if let Some(fact) = rest.strip_prefix("s3.") {
+            self.set_s3(&key, &snap, fact, value).await
+        } else if let Some(what) = rest.strip_prefix("cos.") {
+            self.set_cos(&key, &snap, what, value).await
+        } else {
+            self.set_user_metadata(ino, &key, &snap, rest, Some(value), flags).await
+        };
+        self.forget_snapshot(ino);
+        result
+    }
+
+    /// removexattr: remove `name`.
+    pub async fn removexattr(&self, ino: u64, name: &OsStr) -> FsResult<()> {
+        let name = name
+            .to_str()
+            .ok_or_else(|| FsError::quiet(libc::ENODATA, "non-UTF-8 attribute name"))?;
+        let Some(rest) = name.strip_prefix("user.") else {
+            return Err(FsError::quiet(
+                libc::ENOTSUP,
+                format!("{name}: only user.* attributes exist here"),
+            ));
+        };
+        self.check_writable()?;
+        let inode = self.inode(ino)?;
+        if inode.stat.kind != Kind::File {
+            return Err(FsError::quiet(libc::ENODATA, format!("no attribute {name}")));
+        }
+        let key = path::object_key(&self.config.prefix, &inode.path);
+        let snap = self.snapshot(ino, true).await?;
+        let result = if let Some(id) = rest.strip_prefix("cos.legal-hold.") {
+            self.remove_hold(&key, &snap, id).await
+        } else if rest == "s3.object-lock-legal-hold-status" {
+            self.set_s3(&key, &snap, "object-lock-legal-hold-status", b"OFF").await
+        } else if rest.starts_with("s3.") || rest.starts_with("cos.") {
+            Err(eperm(format!("{name} cannot be removed")))
+        } else {
+            self.set_user_metadata(ino, &key, &snap, rest, None, 0).await
+        };
+        self.forget_snapshot(ino);
+        result
+    }
+
+    async fn set_user_metadata(
+        &self,
+        ino: u64,
+        key: &str,
+        snap: &XattrSnapshot,
+        name: &str,
+        value: Option<&[u8]>,
+        flags: i32,
+    ) -> FsResult<()> {
+        let name = name.to_ascii_lowercase();
+        if meta::NAMES.contains(&name.as_str()) {
+            return Err(eperm(format!(
+                "user.{name} is kept by cosmount for POSIX attributes; use chmod/chown/touch"
+            )));
+        }
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            return Err(einval(format!(
+                "user.{name}: S3 metadata names are letters, digits, '-', '_' and '.'"
+            )));
+        }
+        let exists = snap.meta.metadata.contains_key(&name);
+        if flags & XATTR_CREATE != 0 && exists {
+            return Err(FsError::quiet(libc::EEXIST, format!("user.{name} exists")));
+        }
+        if (flags & XATTR_REPLACE != 0 || value.is_none()) && !exists {
+            return Err(FsError::quiet(libc::ENODATA, format!("no attribute user.{name}")));
+        }
+        if let Some(why) = snap.meta.extra.protected_because(SystemTime::now()) {
+            warn!(key, "refusing to rewrite the metadata of {key}: {why}");
+            return Err(eperm(format!("cannot rewrite the metadata of {key}: {why}")));
+        }
+        let mut metadata = snap.meta.metadata.clone();
+        match value {
+            Some(v) => {
+                let v = String::from_utf8(v.to_vec())
+                    .map_err(|_| einval("S3 metadata values must be UTF-8 text".into()))?;
+                if v.chars().any(|c| c.is_control()) {
+                    return Err(einval(format!(
+                        "user.{name}: control characters cannot be sent as S3 metadata"
+                    )));
+                }
+                metadata.insert(name, v);
+            }
+            None => {
+                metadata.remove(&name);
+            }
+        }
+        let opts = PutOptions {
+            metadata,
+            content_type: snap.meta.content_type.clone(),
+        };
+        let etag = self
+            .store
+            .copy_object(key, key, snap.meta.etag.as_deref(), Some(&opts))
+            .await?;
+        let mut table = lock(&self.inodes);
+        if let Some(i) = table.get(ino) {
+            let mut stat = i.stat.clone();
+            stat.etag = etag;
+            table.set_stat(ino, stat, Instant::now() + self.config.metadata_ttl);
+        }
+        Ok(())
+    }
+
+    async fn set_s3(&self, key: &str, snap: &XattrSnapshot, what: &str, value: &[u8]) -> FsResult<()> {
+        if !matches!(self.config.worm, Worm::ObjectLock { .. }) && what.starts_with("object-lock") {
+            return Err(FsError::new(
+                libc::ENOTSUP,
+                format!("user.s3.{what}: the bucket has no Object Lock"),
+            ));
+        }
+        let lock_state = &snap.meta.extra.lock;
+        match what {
+            "object-lock-legal-hold-status" => {
+                let v = text(value)?.to_ascii_uppercase();
+                let on = match v.as_str() {
+                    "ON" => true,
+                    "OFF" => false,
+                    _ => {
+                        return Err(einval(format!(
+                            "user.s3.object-lock-legal-hold-status must be ON or OFF, not {v:?}"
+                        )))
+                    }
+                };
+                Ok(self.store.put_legal_hold(key, on).await?)
+            }
+            "object-lock-retain-until-date" => {
+                let v = text(value)?;
+                let until = parse_time(&v)
+                    .ok_or_else(|| einval(format!("{v:?} is not an RFC 3339 date such as 2031-01-01T00:00:00Z")))?;
+                if let Some(current) = lock_state.retain_until {
+                    if until < current && !self.config.bypass_governance {
+                        warn!(
+                            key,
+                            "retention can only be extended: {} is before {}",
+                            rfc3339(until),
+                            rfc3339(current)
+                        );
+                        return Err(eperm(format!(
+                            "{key} is retained until {}; retention can only be extended (shortening GOVERNANCE \
+                             retention needs the --bypass-governance-retention mount option)",
+                            rfc3339(current)
+                        )));
+                    }
+                }
+                let mode = lock_state
+                    .mode
+                    .clone()
+                    .or_else(|| self.default_lock_mode())
+                    .unwrap_or_else(|| "GOVERNANCE".into());
+                let bypass = self.config.bypass_governance && lock_state.retain_until.is_some_and(|c| until < c);
+                Ok(self.store.put_retention(key, &mode, until, bypass).await?)
+            }
+            "object-lock-mode" => {
+                let mode = text(value)?.to_ascii_uppercase();
+                if mode != "GOVERNANCE" && mode != "COMPLIANCE" {
+                    return Err(einval(format!(
+                        "user.s3.object-lock-mode must be GOVERNANCE or COMPLIANCE, not {mode:?}"
+                    )));
+                }
+                let until = lock_state.retain_until.ok_or_else(|| {
+                    einval("set user.s3.object-lock-retain-until-date first: a mode needs a retention date".into())
+                })?;
+                Ok(self.store.put_retention(key, &mode, until, false).await?)
+            }
+            _ => Err(eperm(format!("user.s3.{what} is read-only"))),
+        }
+    }
+
+    fn default_lock_mode(&self) -> Option<String> {
+        match &self.config.worm {
+            Worm::ObjectLock { default_mode, .. } => default_mode.clone(),
+            _ => None,
+        }
+    }
+
+    async fn set_cos(&self, key: &str, snap: &XattrSnapshot, what: &str, value: &[u8]) -> FsResult<()> {
+        if !matches!(self.config.worm, Worm::CosRetention { .. }) {
+            return Err(FsError::new(
+                libc::ENOTSUP,
+                format!("user.cos.{what}: the bucket has no IBM retention policy"),
+            ));
+        }
+        let c = &snap.meta.extra.cos;
+        match what {
+            "retention-period" => {
+                let v = text(value)?;
+                let period: i64 = v
+                    .parse()
+                    .map_err(|_| einval(format!("{v:?} is not a number of seconds")))?;
+                if let Some(current) = c.period {
+                    if current == -1 || (period != -1 && period < current) {
+                        warn!(key, "retention can only grow: {key} has {current} s, asked {period} s");
+                        return Err(eperm(format!("retention of {key} can only grow (it is {current} s)")));
+                    }
+                    if period == current {
+                        return Ok(());
+                    }
+                }
+                Ok(self.store.cos_extend_retention(key, Some(period), None).await?)
+            }
+            "retention-expiration-date" => {
+                let v = text(value)?;
+                let until = parse_time(&v).ok_or_else(|| einval(format!("{v:?} is not an RFC 3339 date")))?;
+                if let Some(current) = c.expiration {
+                    if until < current {
+                        warn!(key, "retention can only grow: {key} expires {}", rfc3339(current));
+                        return Err(eperm(format!(
+                            "retention of {key} can only grow (it expires {})",
+                            rfc3339(current)
+                        )));
+                    }
+                }
+                Ok(self.store.cos_extend_retention(key, None, Some(until)).await?)
+            }
+            _ => Err(eperm(format!("user.cos.{what} is read-only"))),
+        }
+    }
+
+    async fn add_hold(&self, key: &str, snap: &XattrSnapshot, id: &str, flags: i32) -> FsResult<()> {
+        if !matches!(self.config.worm, Worm::CosRetention { .. }) {
+            return Err(FsError::new(
+                libc::ENOTSUP,
+                "IBM legal holds need a bucket with an IBM retention policy",
+            ));
+        }
+        check_hold_id(id).map_err(einval)?;
+        let exists = snap.holds.iter().any(|h| h.id == id);
+        if flags & XATTR_REPLACE != 0 && !exists {
+            return Err(FsError::quiet(libc::ENODATA, format!("{key} has no legal hold {id}")));
+        }
+        if exists {
+            if flags & XATTR_CREATE != 0 {
+                return Err(FsError::quiet(
+                    libc::EEXIST,
+                    format!("{key} already has legal hold {id}"),
+                ));
+            }
+            return Ok(()); // setting an existing hold again changes nothing
+        }
+        if snap.holds.len() >= MAX_HOLDS {
+            return Err(FsError::new(
+                libc::ENOSPC,
+                format!("{key} already has {MAX_HOLDS} legal holds, IBM's limit"),
+            ));
+        }
+        match self.store.cos_legal_hold(key, id, true).await {
+            Ok(()) => Ok(()),
+            Err(StoreError::Conflict { .. }) => Err(FsError::quiet(
+                libc::EEXIST,
+                format!("{key} already has legal hold {id}"),
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn remove_hold(&self, key: &str, snap: &XattrSnapshot, id: &str) -> FsResult<()> {
+        if !matches!(self.config.worm, Worm::CosRetention { .. }) {
+            return Err(FsError::quiet(libc::ENODATA, "no such legal hold"));
+        }
+        check_hold_id(id).map_err(einval)?;
+        if !snap.holds.iter().any(|h| h.id == id) {
+            return Err(FsError::quiet(libc::ENODATA, format!("{key} has no legal hold {id}")));
+        }
+        match self.store.cos_legal_hold(key, id, false).await {
+            Ok(()) => Ok(()),
+            Err(StoreError::NotFound { .. }) => {
+                Err(FsError::quiet(libc::ENODATA, format!("{key} has no legal hold {id}")))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Refuse to delete, overwrite, truncate, rename or rewrite a retained or held object.
+    pub(super) async fn check_not_protected(&self, rel: &str, what: &str) -> FsResult<()> {
+        self.check_key_not_protected(&path::object_key(&self.config.prefix, rel), what)
+            .await
+    }
+
+    /// Same, by key (one HEAD, only on buckets with a WORM scheme).
+    pub(super) async fn check_key_not_protected(&self, key: &str, what: &str) -> FsResult<()> {
+        if self.config.worm == Worm::None {
+            return Ok(());
+        }
+        let meta = match self.store.head_object(key).await {
+            Ok(m) => m,
+            Err(StoreError::NotFound { .. }) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(why) = meta.extra.protected_because(SystemTime::now()) {
+            warn!(key, "refusing to {what} {key}: {why}");
+            return Err(eperm(format!("cannot {what} {key}: {why}")));
+        }
+        Ok(())
+    }
+}
