@@ -43,7 +43,7 @@ pub struct ListingMerger {
 }
 
 enum Item {
-    Object(ObjectMeta),
+    Object(Box<ObjectMeta>),
     Prefix(String),
 }
 
@@ -79,7 +79,7 @@ impl ListingMerger {
                 (None, None) => break,
             };
             let item = if take_object {
-                objects.next().map(Item::Object)
+                objects.next().map(|o| Item::Object(Box::new(o)))
             } else {
                 prefixes.next().map(Item::Prefix)
             };
@@ -132,7 +132,7 @@ impl ListingMerger {
                 if o.key == self.prefix {
                     return; // pitfall 4: the directory's own marker
                 }
-                self.pending.push_back(o);
+                self.pending.push_back(*o);
             }
         }
     }
