@@ -12,6 +12,8 @@ echo "== cargo fmt --check"
 cargo fmt --check
 echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --quiet --all-targets -- -D warnings
+echo "== the IBM COS double's own tests (each documented rule)"
+.venv/bin/python -m unittest tests/support/test_cos_double.py
 echo "== cargo test"
 cargo test --all-targets 2>&1 | tee target/test-output.log
 echo "== benchmark harness smoke run"

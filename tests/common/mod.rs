@@ -34,8 +34,18 @@ fn python() -> PathBuf {
 
 fn server() -> &'static Server {
     static SERVER: OnceLock<Server> = OnceLock::new();
-    SERVER.get_or_init(|| {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/moto_server.py");
+    SERVER.get_or_init(|| start_server("moto_server.py"))
+}
+
+/// The IBM COS immutability double (moto plus IBM's legacy retention API), one per test binary.
+pub fn cos_double() -> String {
+    static DOUBLE: OnceLock<Server> = OnceLock::new();
+    DOUBLE.get_or_init(|| start_server("cos_double.py")).endpoint.clone()
+}
+
+fn start_server(script: &str) -> Server {
+    {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support").join(script);
         let py = python();
         let mut child = Command::new(&py)
             .arg(&script)
@@ -58,7 +68,7 @@ fn server() -> &'static Server {
             _child: Mutex::new(child),
             _stdin: Mutex::new(stdin),
         }
-    })
+    }
 }
 
 /// Endpoint URL of the local S3 server.
@@ -80,10 +90,15 @@ pub fn rt() -> &'static tokio::runtime::Runtime {
 
 /// A raw S3 client on the local server, to fill buckets and check their state.
 pub fn client() -> Client {
+    client_at(&endpoint())
+}
+
+/// A raw S3 client on `endpoint`.
+pub fn client_at(endpoint: &str) -> Client {
     let conf = aws_sdk_s3::Config::builder()
         .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
         .region(aws_sdk_s3::config::Region::new("us-east-1"))
-        .endpoint_url(endpoint())
+        .endpoint_url(endpoint)
         .force_path_style(true)
         .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "tests"))
         .build();
