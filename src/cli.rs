@@ -77,6 +77,14 @@ pub struct Cli {
     #[arg(long, value_enum, default_value = "public", help_heading = CONNECTION)]
     pub cos_network: Network,
 
+    /// Attempts per S3 request before an error is returned (transient failures are retried).
+    #[arg(long, default_value_t = 6, value_name = "N", help_heading = CONNECTION)]
+    pub max_attempts: u32,
+
+    /// Time limit of each attempt of an S3 request, in seconds.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS", help_heading = CONNECTION)]
+    pub request_timeout: u64,
+
     /// Seconds to wait for the bucket check before mounting.
     #[arg(long, default_value_t = 10, value_name = "SECONDS", help_heading = CONNECTION)]
     pub connect_timeout: u64,
@@ -267,6 +275,8 @@ impl Cli {
                 region: self.region,
                 force_path_style: self.force_path_style,
                 profile: self.profile.clone(),
+                max_attempts: self.max_attempts.max(1),
+                attempt_timeout: Duration::from_secs(self.request_timeout.max(1)),
                 ..S3Settings::default()
             },
             fs: FsConfig {

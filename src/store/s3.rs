@@ -3,6 +3,15 @@
 //! This is the only module that looks inside SDK errors. The mapping:
 //! - no connection, DNS or TLS failure, or a timeout → [`StoreError::Unreachable`] (after the SDK's
 //!   own retries, see [`S3Settings`]);
+//!
+//! Retries (the SDK's standard mode, jittered exponential backoff from 1 s up to 20 s, no
+//! client-wide quota): connection errors, timeouts, 500/502/503/504 and throttling (`SlowDown`)
+//! are retried up to `--max-attempts` times, each attempt limited by `--request-timeout`. This
+//! is safe for every operation cosmount sends: reads are idempotent, a PutObject or UploadPart
+//! sent twice stores the same bytes, CopyObject and DeleteObject are idempotent, and a
+//! CompleteMultipartUpload retried after a lost answer either completes or reports NoSuchUpload
+//! (then the error reaches `close`). 4xx answers (not found, denied, precondition failed) are not
+//! retried. A GetObject body that breaks off after the headers is retried here (the SDK cannot).
 //! - 404 on an object → `NotFound`; `NoSuchBucket` (any operation) → `NoSuchBucket`;
 //! - 401/403, `AccessDenied`, `InvalidAccessKeyId`, `SignatureDoesNotMatch` → `AccessDenied`;
 //! - 412 → `PreconditionFailed`;
@@ -23,6 +32,9 @@ use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
+
+/// Attempts at reading a GetObject body that breaks off.
+const BODY_ATTEMPTS: u32 = 4;
 use bytes::Bytes;
 
 use crate::creds::iam::TokenManager;
@@ -198,7 +210,14 @@ impl S3Store {
         let mut builder = aws_sdk_s3::config::Builder::from(&sdk)
             .force_path_style(settings.force_path_style)
             .timeout_config(timeouts)
-            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(settings.max_attempts.max(1)));
+            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(settings.max_attempts.max(1)))
+            // No client-wide retry quota: every request is already bounded by its attempts and
+            // time limits, and a mount must not start failing writes because others were retried.
+            .retry_partition(
+                aws_sdk_s3::config::retry::RetryPartition::custom("cosmount")
+                    .token_bucket(aws_sdk_s3::config::retry::TokenBucket::unlimited())
+                    .build(),
+            );
         if let Some(url) = &settings.endpoint_url {
             builder = builder.endpoint_url(url);
         }
@@ -360,6 +379,45 @@ fn to_system_time(t: Option<&aws_smithy_types::DateTime>) -> SystemTime {
         .unwrap_or(SystemTime::UNIX_EPOCH)
 }
 
+impl S3Store {
+    /// One GetObject of `range`, its body read whole (and checked against Content-Length).
+    async fn get_range_once(&self, key: &str, range: Range<u64>, if_match: Option<&str>) -> Result<Bytes, StoreError> {
+        self.call(|| async {
+            if range.end <= range.start {
+                return Ok(Bytes::new());
+            }
+            let result = self
+                .client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .range(format!("bytes={}-{}", range.start, range.end - 1))
+                .set_if_match(if_match.map(str::to_string))
+                .send()
+                .await;
+            let out = match result {
+                Ok(out) => out,
+                // Asking at or past the end of the object: nothing to read.
+                Err(e) if e.raw_response().map(|r| r.status().as_u16()) == Some(416) => return Ok(Bytes::new()),
+                Err(e) => return Err(self.map_err("GetObject", key, e)),
+            };
+            let expected = out.content_length().map(|n| n.max(0) as usize);
+            match out.body.collect().await.map(|b| b.into_bytes()) {
+                Ok(body) if expected.is_none_or(|n| n == body.len()) => Ok(body),
+                Ok(body) => Err(StoreError::Unreachable {
+                    endpoint: self.endpoint.clone(),
+                    message: format!("the body of {key} was cut short ({} of {expected:?} bytes)", body.len()),
+                }),
+                Err(e) => Err(StoreError::Unreachable {
+                    endpoint: self.endpoint.clone(),
+                    message: format!("reading the body of {key} failed: {}", error_chain(&e)),
+                }),
+            }
+        })
+        .await
+    }
+}
+
 #[async_trait]
 impl ObjectStore for S3Store {
     async fn head_object(&self, key: &str) -> Result<ObjectMeta, StoreError> {
@@ -453,32 +511,19 @@ impl ObjectStore for S3Store {
     }
 
     async fn get_range(&self, key: &str, range: Range<u64>, if_match: Option<&str>) -> Result<Bytes, StoreError> {
-        self.call(|| async {
-            if range.end <= range.start {
-                return Ok(Bytes::new());
+        // The SDK retries failed requests, but not a body that breaks off after the headers
+        // arrived: retry those here, so a flaky connection costs time, never wrong or missing bytes.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.get_range_once(key, range.clone(), if_match).await {
+                Err(StoreError::Unreachable { message, .. }) if attempt < BODY_ATTEMPTS && message.contains("body") => {
+                    tracing::debug!(key, attempt, "retrying a broken GetObject body: {message}");
+                    tokio::time::sleep(Duration::from_millis(100 * attempt as u64)).await;
+                }
+                other => return other,
             }
-            let result = self
-                .client
-                .get_object()
-                .bucket(&self.bucket)
-                .key(key)
-                .range(format!("bytes={}-{}", range.start, range.end - 1))
-                .set_if_match(if_match.map(str::to_string))
-                .send()
-                .await;
-            let out = match result {
-                Ok(out) => out,
-                // Asking at or past the end of the object: nothing to read.
-                Err(e) if e.raw_response().map(|r| r.status().as_u16()) == Some(416) => return Ok(Bytes::new()),
-                Err(e) => return Err(self.map_err("GetObject", key, e)),
-            };
-            let body = out.body.collect().await.map_err(|e| StoreError::Unreachable {
-                endpoint: self.endpoint.clone(),
-                message: format!("reading the body of {key} failed: {}", error_chain(&e)),
-            })?;
-            Ok(body.into_bytes())
-        })
-        .await
+        }
     }
 
     async fn put_object(&self, key: &str, body: Bytes, opts: &PutOptions) -> Result<Option<String>, StoreError> {

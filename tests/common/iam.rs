@@ -3,7 +3,9 @@
 //! S3 server that lets through only requests carrying a valid, unexpired token.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
+
+use super::http::read_request;
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,59 +22,6 @@ pub struct IamDouble {
 pub const BAD_KEY: &str = "bad-api-key-7f3c9e";
 /// IAM's message for it.
 pub const BAD_KEY_MESSAGE: &str = "Provided API key could not be found.";
-
-/// A request: its request line, its headers (lower-case names) and its body bytes as sent.
-type Request = (String, Vec<(String, String)>, Vec<u8>);
-
-fn read_request(r: &mut BufReader<TcpStream>) -> Option<Request> {
-    let mut line = String::new();
-    if r.read_line(&mut line).ok()? == 0 {
-        return None;
-    }
-    let request_line = line.trim_end().to_string();
-    let mut headers = Vec::new();
-    loop {
-        let mut h = String::new();
-        if r.read_line(&mut h).ok()? == 0 {
-            return None;
-        }
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
-        }
-    }
-    let header = |k: &str| headers.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-    let mut body = Vec::new();
-    if header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
-        loop {
-            let mut size = String::new();
-            r.read_line(&mut size).ok()?;
-            body.extend_from_slice(size.as_bytes());
-            let n = usize::from_str_radix(size.trim().split(';').next().unwrap_or("0"), 16).ok()?;
-            if n == 0 {
-                loop {
-                    let mut t = String::new();
-                    r.read_line(&mut t).ok()?;
-                    body.extend_from_slice(t.as_bytes());
-                    if t.trim().is_empty() {
-                        break;
-                    }
-                }
-                break;
-            }
-            let mut chunk = vec![0u8; n + 2];
-            r.read_exact(&mut chunk).ok()?;
-            body.extend_from_slice(&chunk);
-        }
-    } else if let Some(n) = header("content-length").and_then(|v| v.parse::<usize>().ok()) {
-        body.resize(n, 0);
-        r.read_exact(&mut body).ok()?;
-    }
-    Some((request_line, headers, body))
-}
 
 impl IamDouble {
     /// Start a token endpoint issuing tokens valid for `ttl`.

@@ -3,6 +3,7 @@
 //! unmounts it (and reaps the daemon) when dropped.
 #![allow(dead_code)]
 
+pub mod http;
 pub mod iam;
 pub mod proxy;
 

@@ -63,3 +63,157 @@ impl Proxy {
         }
     }
 }
+
+/// Faults a [`FaultProxy`] injects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Fault {
+    /// Close the connection without an answer.
+    Drop,
+    /// Answer 500 InternalError.
+    Error500,
+    /// Answer 503 SlowDown.
+    Error503,
+    /// Wait before forwarding.
+    Delay,
+    /// Forward, then cut the answer's body short and close.
+    CutBody,
+}
+
+const FAULTS: [Fault; 5] = [
+    Fault::Drop,
+    Fault::Error500,
+    Fault::Error503,
+    Fault::Delay,
+    Fault::CutBody,
+];
+
+/// An HTTP proxy that injects faults into a fraction of requests (or into all, when permanent).
+pub struct FaultProxy {
+    pub endpoint: String,
+    /// Faults per thousand requests.
+    per_mille: Arc<std::sync::atomic::AtomicU32>,
+    pub requests: Arc<std::sync::atomic::AtomicUsize>,
+    pub injected: Arc<Mutex<std::collections::HashMap<Fault, usize>>>,
+    forced: Arc<Mutex<Option<Fault>>>,
+}
+
+impl FaultProxy {
+    /// Forward to `upstream`, faulting `per_mille`/1000 of requests, chosen by a seeded generator.
+    pub fn start(upstream: &str, per_mille: u32, seed: u64) -> FaultProxy {
+        use std::io::{BufReader, Write};
+        use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize};
+        let upstream = upstream.trim_start_matches("http://").to_string();
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+        let rate = Arc::new(AtomicU32::new(per_mille));
+        let requests = Arc::new(AtomicUsize::new(0));
+        let injected: Arc<Mutex<std::collections::HashMap<Fault, usize>>> = Arc::default();
+        let rng = Arc::new(AtomicU64::new(seed.max(1)));
+        let forced: Arc<Mutex<Option<Fault>>> = Arc::default();
+        let (rt, rq, inj, fc) = (rate.clone(), requests.clone(), injected.clone(), forced.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let (rt, rq, inj, rng, upstream) = (rt.clone(), rq.clone(), inj.clone(), rng.clone(), upstream.clone());
+                let fc = fc.clone();
+                std::thread::spawn(move || {
+                    let Ok(server) = TcpStream::connect(&upstream) else {
+                        return;
+                    };
+                    let mut to_client = client.try_clone().expect("clone");
+                    let mut to_server = server.try_clone().expect("clone");
+                    let mut from_client = BufReader::new(client);
+                    let mut from_server = BufReader::new(server);
+                    while let Some((line, headers, body)) = super::http::read_request(&mut from_client) {
+                        rq.fetch_add(1, Ordering::SeqCst);
+                        let mut x = rng.load(Ordering::SeqCst);
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        rng.store(x, Ordering::SeqCst);
+                        let forced = *fc.lock().expect("forced");
+                        let fault = forced.is_some() || ((x % 1000) as u32) < rt.load(Ordering::SeqCst);
+                        let kind = forced.unwrap_or(FAULTS[((x / 1000) % FAULTS.len() as u64) as usize]);
+                        if fault {
+                            *inj.lock().expect("injected").entry(kind).or_insert(0) += 1;
+                        }
+                        let reply = |code: &str, s3: &str| {
+                            let xml = format!(
+                                "<?xml version=\"1.0\"?><Error><Code>{s3}</Code><Message>injected</Message></Error>"
+                            );
+                            format!(
+                                "HTTP/1.1 {code}\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\r\n{xml}",
+                                xml.len()
+                            )
+                        };
+                        match (fault, kind) {
+                            (true, Fault::Drop) => return,
+                            (true, Fault::Error500) => {
+                                if to_client
+                                    .write_all(reply("500 Internal Server Error", "InternalError").as_bytes())
+                                    .is_err()
+                                {
+                                    return;
+                                }
+                                continue;
+                            }
+                            (true, Fault::Error503) => {
+                                if to_client
+                                    .write_all(reply("503 Slow Down", "SlowDown").as_bytes())
+                                    .is_err()
+                                {
+                                    return;
+                                }
+                                continue;
+                            }
+                            (true, Fault::Delay) => std::thread::sleep(std::time::Duration::from_millis(300)),
+                            _ => {}
+                        }
+                        let mut head = format!("{line}\r\n");
+                        for (k, v) in &headers {
+                            head.push_str(&format!("{k}: {v}\r\n"));
+                        }
+                        head.push_str("\r\n");
+                        if to_server.write_all(head.as_bytes()).is_err() || to_server.write_all(&body).is_err() {
+                            return;
+                        }
+                        let Some((_, rhead, rbody)) =
+                            super::http::read_response(&mut from_server, line.starts_with("HEAD "))
+                        else {
+                            return;
+                        };
+                        if fault && kind == Fault::CutBody && rbody.len() > 1 {
+                            let _ = to_client.write_all(&rhead);
+                            let _ = to_client.write_all(&rbody[..rbody.len() / 2]);
+                            return;
+                        }
+                        if to_client.write_all(&rhead).is_err() || to_client.write_all(&rbody).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        FaultProxy {
+            endpoint,
+            per_mille: rate,
+            requests,
+            injected,
+            forced,
+        }
+    }
+
+    /// Fail every request with `fault` (a permanent outage), or stop doing so with `None`.
+    pub fn force(&self, fault: Option<Fault>) {
+        *self.forced.lock().expect("forced") = fault;
+    }
+
+    /// Change the fault rate (1000: every request fails).
+    pub fn set_rate(&self, per_mille: u32) {
+        self.per_mille.store(per_mille, Ordering::SeqCst);
+    }
+
+    /// Total faults injected so far.
+    pub fn total_injected(&self) -> usize {
+        self.injected.lock().expect("injected").values().sum()
+    }
+}
