@@ -170,6 +170,11 @@ pub struct Cli {
     #[arg(long, help_heading = WORM)]
     pub bypass_governance_retention: bool,
 
+    /// Directory for the multipart journal (uploads a crash left open are aborted at the next mount)
+    /// [default: $XDG_STATE_HOME/cosmount or ~/.local/state/cosmount].
+    #[arg(long, value_name = "DIR", help_heading = MOUNT)]
+    pub state_dir: Option<PathBuf>,
+
     /// Log at debug level (same as --log-filter debug).
     #[arg(short, long, help_heading = LOGGING)]
     pub debug: bool,
@@ -181,6 +186,16 @@ pub struct Cli {
     /// Append the log to this file (its directory is created) instead of standard error.
     #[arg(long, value_name = "PATH", help_heading = LOGGING)]
     pub log_file: Option<PathBuf>,
+}
+
+fn default_state_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d).join("cosmount");
+    }
+    match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+        Some(h) => PathBuf::from(h).join(".local/state/cosmount"),
+        None => std::env::temp_dir().join("cosmount-state"),
+    }
 }
 
 fn parse_mode(s: &str) -> Result<u16, String> {
@@ -306,6 +321,7 @@ impl Cli {
                 service_instance_id: self.service_instance_id,
             },
             cos_network: self.cos_network,
+            state_dir: self.state_dir.clone().unwrap_or_else(default_state_dir),
             upload_worm: crate::store::worm::WormHeaders {
                 lock_mode: self.object_lock_mode,
                 lock_until: self

@@ -19,6 +19,8 @@ pub struct MountConfig {
     pub cos_network: crate::creds::endpoints::Network,
     /// Retention and legal-hold headers for every new object.
     pub upload_worm: crate::store::worm::WormHeaders,
+    /// Where the multipart journal lives.
+    pub state_dir: std::path::PathBuf,
     /// Where to mount.
     pub mountpoint: PathBuf,
     /// Mount read-only.

@@ -55,6 +55,16 @@ pub fn run(config: MountConfig) -> Result<(), String> {
     info!(?worm, "bucket immutability");
     check_worm_options(&config, &worm)?;
     let store = store.with_upload_worm(config.upload_worm.clone());
+    let store = match crate::store::journal::Journal::open(&config.state_dir, &store.describe(), &config.s3.bucket) {
+        Ok(j) => rt.block_on(store.with_journal(j)),
+        Err(e) => {
+            warn!(
+                "no multipart journal in {} ({e}): uploads cut off by a crash will not be cleaned up",
+                config.state_dir.display()
+            );
+            store
+        }
+    };
     let mut fs_config = config.fs.clone();
     fs_config.worm = worm;
 

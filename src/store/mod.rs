@@ -6,6 +6,7 @@
 //! ([`StoreError`]); only `s3.rs` ever looks at SDK errors, service codes or HTTP statuses.
 
 pub mod fault;
+pub mod journal;
 pub mod memory;
 pub mod s3;
 mod s3_worm;

@@ -94,6 +94,8 @@ pub struct S3Store {
     tokens: Option<Arc<TokenManager>>,
     /// Retention and legal-hold headers every new object gets (mount options).
     upload_worm: WormHeaders,
+    /// Multipart uploads started and not finished (crash recovery).
+    journal: Option<Arc<super::journal::Journal>>,
 }
 
 /// Replaces the SigV4 signature with `Authorization: Bearer <IAM token>` (IBM API keys).
@@ -236,7 +238,34 @@ impl S3Store {
             endpoint,
             tokens,
             upload_worm: WormHeaders::default(),
+            journal: None,
         })
+    }
+
+    /// Record multipart uploads in `journal`, and abort those a previous mount left open.
+    pub async fn with_journal(mut self, journal: super::journal::Journal) -> Self {
+        let leftovers = journal.leftovers();
+        let mut still_open = Vec::new();
+        for (id, key) in leftovers {
+            match self.abort_multipart(&key, &id).await {
+                Ok(()) | Err(StoreError::NotFound { .. }) => {
+                    tracing::info!(
+                        key = key.as_str(),
+                        "aborted a multipart upload left open by an earlier mount"
+                    );
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        key = key.as_str(),
+                        "cannot abort a multipart upload left by an earlier mount yet: {e}"
+                    );
+                    still_open.push((id, key));
+                }
+            }
+        }
+        journal.reset(&still_open);
+        self.journal = Some(Arc::new(journal));
+        self
     }
 
     /// Give every new object these retention and legal-hold headers.
@@ -613,6 +642,9 @@ impl ObjectStore for S3Store {
                 .send()
                 .await
                 .map_err(|e| self.map_err("CreateMultipartUpload", key, e))?;
+            if let (Some(j), Some(id)) = (&self.journal, out.upload_id()) {
+                j.started(id, key);
+            }
             out.upload_id()
                 .map(str::to_string)
                 .ok_or_else(|| StoreError::BadResponse {
@@ -714,6 +746,9 @@ impl ObjectStore for S3Store {
                 .send()
                 .await
                 .map_err(|e| self.map_err("CompleteMultipartUpload", key, e))?;
+            if let Some(j) = &self.journal {
+                j.ended(upload_id);
+            }
             Ok(out.e_tag().map(str::to_string))
         })
         .await
@@ -729,6 +764,9 @@ impl ObjectStore for S3Store {
                 .send()
                 .await
                 .map_err(|e| self.map_err("AbortMultipartUpload", key, e))?;
+            if let Some(j) = &self.journal {
+                j.ended(upload_id);
+            }
             Ok(())
         })
         .await
