@@ -20,16 +20,48 @@ const PATHS: &[&str] = &["a", "b", "d1", "d1/a", "d1/b", "d1/d2", "d1/d2/a", "d2
 
 #[derive(Clone, Debug)]
 enum Op {
-    Write { path: usize, offset: u16, len: u16, byte: u8, trunc: bool },
-    Truncate { path: usize, size: u16 },
-    Unlink { path: usize },
-    Mkdir { path: usize },
-    Rmdir { path: usize },
-    Rename { from: usize, to: usize, noreplace: bool },
-    SetX { path: usize, key: usize, value: u8 },
-    RemoveX { path: usize, key: usize },
-    OobPut { path: usize, len: u16, byte: u8 },
-    OobDelete { path: usize },
+    Write {
+        path: usize,
+        offset: u16,
+        len: u16,
+        byte: u8,
+        trunc: bool,
+    },
+    Truncate {
+        path: usize,
+        size: u16,
+    },
+    Unlink {
+        path: usize,
+    },
+    Mkdir {
+        path: usize,
+    },
+    Rmdir {
+        path: usize,
+    },
+    Rename {
+        from: usize,
+        to: usize,
+        noreplace: bool,
+    },
+    SetX {
+        path: usize,
+        key: usize,
+        value: u8,
+    },
+    RemoveX {
+        path: usize,
+        key: usize,
+    },
+    OobPut {
+        path: usize,
+        len: u16,
+        byte: u8,
+    },
+    OobDelete {
+        path: usize,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -72,7 +104,11 @@ impl Model {
     fn parent_err(&self, p: &str) -> Option<i32> {
         let mut cur = String::new();
         for seg in parent(p).split('/').filter(|s| !s.is_empty()) {
-            cur = if cur.is_empty() { seg.to_string() } else { format!("{cur}/{seg}") };
+            cur = if cur.is_empty() {
+                seg.to_string()
+            } else {
+                format!("{cur}/{seg}")
+            };
             match self.nodes.get(&cur) {
                 None => return Some(libc::ENOENT),
                 Some(Node::File(..)) => return Some(libc::ENOTDIR),
@@ -83,7 +119,11 @@ impl Model {
     }
     fn children(&self, p: &str) -> Vec<String> {
         let prefix = if p.is_empty() { String::new() } else { format!("{p}/") };
-        self.nodes.keys().filter(|k| k.starts_with(&prefix) && k.len() > prefix.len()).cloned().collect()
+        self.nodes
+            .keys()
+            .filter(|k| k.starts_with(&prefix) && k.len() > prefix.len())
+            .cloned()
+            .collect()
     }
 }
 
@@ -128,7 +168,13 @@ fn errno<T>(r: Result<T, cosmount::error::FsError>) -> Result<(), i32> {
 /// Apply `op` to the filesystem; returns Ok or the errno.
 async fn apply_fs(fs: &Fs, op: &Op) -> Result<(), i32> {
     match op.clone() {
-        Op::Write { path, offset, len, byte, trunc } => {
+        Op::Write {
+            path,
+            offset,
+            len,
+            byte,
+            trunc,
+        } => {
             let p = PATHS[path];
             let dir = parent_ino(fs, p).await?;
             let fh = match fs.lookup(dir, name(p)).await {
@@ -139,7 +185,9 @@ async fn apply_fs(fs: &Fs, op: &Op) -> Result<(), i32> {
                     let flags = libc::O_RDWR | if trunc { libc::O_TRUNC } else { 0 };
                     fs.open(e.attr.ino, flags, 1).await.map_err(|e| e.errno)?
                 }
-                Err(e) if e.errno == libc::ENOENT => fs.create(dir, name(p), 0o644, 0, 0, 1).await.map_err(|e| e.errno)?.1,
+                Err(e) if e.errno == libc::ENOENT => {
+                    fs.create(dir, name(p), 0o644, 0, 0, 1).await.map_err(|e| e.errno)?.1
+                }
                 Err(e) => return Err(e.errno),
             };
             let data = vec![byte; len as usize];
@@ -152,20 +200,44 @@ async fn apply_fs(fs: &Fs, op: &Op) -> Result<(), i32> {
         }
         Op::Truncate { path, size } => {
             let ino = walk(fs, PATHS[path]).await?;
-            errno(fs.setattr(ino, None, SetAttr { size: Some(u64::from(size)), ..Default::default() }).await)
+            errno(
+                fs.setattr(
+                    ino,
+                    None,
+                    SetAttr {
+                        size: Some(u64::from(size)),
+                        ..Default::default()
+                    },
+                )
+                .await,
+            )
         }
         Op::Unlink { path } => errno(fs.unlink(parent_ino(fs, PATHS[path]).await?, name(PATHS[path])).await),
-        Op::Mkdir { path } => errno(fs.mkdir(parent_ino(fs, PATHS[path]).await?, name(PATHS[path]), 0o755, 0, 0).await),
+        Op::Mkdir { path } => errno(
+            fs.mkdir(parent_ino(fs, PATHS[path]).await?, name(PATHS[path]), 0o755, 0, 0)
+                .await,
+        ),
         Op::Rmdir { path } => errno(fs.rmdir(parent_ino(fs, PATHS[path]).await?, name(PATHS[path])).await),
         Op::Rename { from, to, noreplace } => {
             let (f, t) = (PATHS[from], PATHS[to]);
             let fp = parent_ino(fs, f).await?;
             let tp = parent_ino(fs, t).await?;
-            errno(fs.rename(fp, name(f), tp, name(t), if noreplace { RENAME_NOREPLACE } else { 0 }).await)
+            errno(
+                fs.rename(fp, name(f), tp, name(t), if noreplace { RENAME_NOREPLACE } else { 0 })
+                    .await,
+            )
         }
         Op::SetX { path, key, value } => {
             let ino = walk(fs, PATHS[path]).await?;
-            errno(fs.setxattr(ino, OsStr::new(&format!("user.k{key}")), format!("v{value}").as_bytes(), 0).await)
+            errno(
+                fs.setxattr(
+                    ino,
+                    OsStr::new(&format!("user.k{key}")),
+                    format!("v{value}").as_bytes(),
+                    0,
+                )
+                .await,
+            )
         }
         Op::RemoveX { path, key } => {
             let ino = walk(fs, PATHS[path]).await?;
@@ -175,9 +247,7 @@ async fn apply_fs(fs: &Fs, op: &Op) -> Result<(), i32> {
             fs.store().insert(PATHS[path], vec![byte; len as usize]);
             Ok(())
         }
-        Op::OobDelete { path } => {
-            fs.store().delete_object(PATHS[path]).await.map_err(|_| libc::EIO)
-        }
+        Op::OobDelete { path } => fs.store().delete_object(PATHS[path]).await.map_err(|_| libc::EIO),
     }
 }
 
@@ -190,7 +260,13 @@ fn apply_model(m: &mut Model, op: &Op) -> Option<Result<(), i32>> {
         }
     }
     Some(match op.clone() {
-        Op::Write { path, offset, len, byte, trunc } => {
+        Op::Write {
+            path,
+            offset,
+            len,
+            byte,
+            trunc,
+        } => {
             let p = PATHS[path].to_string();
             if let Some(e) = m.parent_err(&p) {
                 return Some(Err(e));
@@ -267,7 +343,9 @@ fn apply_model(m: &mut Model, op: &Op) -> Option<Result<(), i32>> {
             if let Some(e) = m.parent_err(f).or_else(|| m.parent_err(t)) {
                 return Some(Err(e));
             }
-            let Some(src) = m.nodes.get(f).cloned() else { return Some(Err(libc::ENOENT)) };
+            let Some(src) = m.nodes.get(f).cloned() else {
+                return Some(Err(libc::ENOENT));
+            };
             let dst = m.nodes.get(t).cloned();
             if f == t {
                 return Some(Ok(()));
@@ -286,7 +364,10 @@ fn apply_model(m: &mut Model, op: &Op) -> Option<Result<(), i32>> {
                 return None; // moving a directory onto its own ancestor: not modelled
             }
             let moved: Vec<String> = std::iter::once(f.to_string()).chain(m.children(f)).collect();
-            let entries: Vec<(String, Node)> = moved.iter().filter_map(|k| m.nodes.remove(k).map(|n| (k.clone(), n))).collect();
+            let entries: Vec<(String, Node)> = moved
+                .iter()
+                .filter_map(|k| m.nodes.remove(k).map(|n| (k.clone(), n)))
+                .collect();
             for (k, n) in entries {
                 m.nodes.insert(format!("{t}{}", &k[f.len()..]), n);
             }
@@ -317,7 +398,8 @@ fn apply_model(m: &mut Model, op: &Op) -> Option<Result<(), i32>> {
             if !m.dir_exists(parent(p)) || matches!(m.nodes.get(p), Some(Node::Dir)) {
                 return None;
             }
-            m.nodes.insert(p.to_string(), Node::File(vec![byte; len as usize], BTreeMap::new()));
+            m.nodes
+                .insert(p.to_string(), Node::File(vec![byte; len as usize], BTreeMap::new()));
             Ok(())
         }
         Op::OobDelete { path } => {
@@ -351,7 +433,11 @@ async fn snapshot(fs: &Fs) -> BTreeMap<String, Node> {
         fs.readdir(fh, 0, &mut c).await.expect("readdir");
         fs.releasedir(fh);
         for (n, _) in c.0 {
-            let child = if path.is_empty() { n.clone() } else { format!("{path}/{n}") };
+            let child = if path.is_empty() {
+                n.clone()
+            } else {
+                format!("{path}/{n}")
+            };
             let e = fs.lookup(ino, OsStr::new(&n)).await.expect("lookup of a listed name");
             match e.attr.kind {
                 Kind::Dir => {
@@ -378,17 +464,26 @@ async fn snapshot(fs: &Fs) -> BTreeMap<String, Node> {
 }
 
 fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
     rt.block_on(async {
         let config = FsConfig {
             metadata_ttl: Duration::ZERO,
-            upload: UploadConfig { part_size: 5 * 1024 * 1024, concurrency: 2, staging_dir: std::env::temp_dir() },
+            upload: UploadConfig {
+                part_size: 5 * 1024 * 1024,
+                concurrency: 2,
+                staging_dir: std::env::temp_dir(),
+            },
             ..FsConfig::default()
         };
         let fs = S3Fs::new(Arc::new(MemoryStore::with_page_size(2)), config);
         let mut model = Model::default();
         for (i, op) in ops.iter().enumerate() {
-            let Some(want) = apply_model(&mut model, op) else { continue };
+            let Some(want) = apply_model(&mut model, op) else {
+                continue;
+            };
             let got = apply_fs(&fs, op).await;
             prop_assert_eq!(got, want, "step {}: {:?}", i, op);
             let tree = snapshot(&fs).await;
