@@ -106,3 +106,59 @@ fn permanent_faults_reach_read_fsync_and_close() {
     assert_eq!(buf, pattern(100_000, 1));
     assert!(Path::new(&m.p("existing")).exists());
 }
+
+#[test]
+fn a_fault_on_the_nth_request_of_a_kind_is_survived() {
+    let b = bucket("nth");
+    let proxy = FaultProxy::start(&endpoint(), 0, 3);
+    // The 2nd part upload loses its connection, the completion answers 500 once, the 1st
+    // ranged read is cut short: each is retried and the bytes are exact.
+    proxy.fail_nth("partNumber=2", 1, Fault::Drop);
+    proxy.fail_nth("POST ", 1, Fault::Error500);
+    let m = Mount::with_endpoint(&b, &proxy.endpoint, &["--part-size", "5"]);
+    let body = pattern(12 * 1024 * 1024, 4);
+    {
+        let mut f = std::fs::File::create(m.p("parts.bin")).expect("create");
+        f.write_all(&body).expect("write");
+        f.sync_all().expect("stored despite the faults");
+    }
+    assert_eq!(get(&b, "parts.bin").expect("object"), body);
+    proxy.fail_nth("GET /", 1, Fault::CutBody);
+    let mut back = Vec::new();
+    std::fs::File::open(m.p("parts.bin"))
+        .expect("open")
+        .read_to_end(&mut back)
+        .expect("read");
+    assert_eq!(back, body);
+    assert!(
+        proxy.total_injected() >= 2,
+        "faults were injected: {:?}",
+        proxy.injected.lock().expect("injected")
+    );
+}
+
+#[test]
+fn nothing_outside_the_mounted_prefix_is_reachable() {
+    let b = bucket("fence");
+    put_all(
+        &b,
+        vec![
+            ("inner/x".into(), b"in".to_vec()),
+            ("outside/secret".into(), b"no".to_vec()),
+            ("top".into(), b"no".to_vec()),
+        ],
+    );
+    let m = Mount::new(&format!("{b}:inner"), &[]);
+    assert_eq!(sh_ok(&format!("ls -A {}", m.p(""))), "x\n");
+    // `..` is resolved by the kernel to the directory holding the mount point, never by S3.
+    for p in ["../outside/secret", "x/../../outside/secret", "../top"] {
+        assert!(
+            std::fs::read(m.p(p)).is_err(),
+            "{p} must not reach keys outside the prefix"
+        );
+    }
+    // Names with a slash cannot be made; a symlink's target is resolved locally.
+    std::os::unix::fs::symlink("../outside/secret", m.p("link")).expect("symlink");
+    assert!(std::fs::read(m.p("link")).is_err());
+    assert_eq!(get(&b, "inner/link").expect("symlink object"), b"../outside/secret");
+}

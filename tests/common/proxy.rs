@@ -95,6 +95,8 @@ pub struct FaultProxy {
     pub requests: Arc<std::sync::atomic::AtomicUsize>,
     pub injected: Arc<Mutex<std::collections::HashMap<Fault, usize>>>,
     forced: Arc<Mutex<Option<Fault>>>,
+    /// (request-line substring, n, fault): fault the n-th request whose line contains it.
+    nth: Arc<Mutex<Vec<(String, usize, Fault)>>>,
 }
 
 impl FaultProxy {
@@ -110,11 +112,19 @@ impl FaultProxy {
         let injected: Arc<Mutex<std::collections::HashMap<Fault, usize>>> = Arc::default();
         let rng = Arc::new(AtomicU64::new(seed.max(1)));
         let forced: Arc<Mutex<Option<Fault>>> = Arc::default();
-        let (rt, rq, inj, fc) = (rate.clone(), requests.clone(), injected.clone(), forced.clone());
+        let nth: Arc<Mutex<Vec<(String, usize, Fault)>>> = Arc::default();
+        let (rt, rq, inj, fc, nt) = (
+            rate.clone(),
+            requests.clone(),
+            injected.clone(),
+            forced.clone(),
+            nth.clone(),
+        );
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
                 let (rt, rq, inj, rng, upstream) = (rt.clone(), rq.clone(), inj.clone(), rng.clone(), upstream.clone());
                 let fc = fc.clone();
+                let nt = nt.clone();
                 std::thread::spawn(move || {
                     let Ok(server) = TcpStream::connect(&upstream) else {
                         return;
@@ -130,7 +140,16 @@ impl FaultProxy {
                         x ^= x >> 7;
                         x ^= x << 17;
                         rng.store(x, Ordering::SeqCst);
-                        let forced = *fc.lock().expect("forced");
+                        let mut forced = *fc.lock().expect("forced");
+                        for (pattern, n, f) in nt.lock().expect("nth").iter_mut() {
+                            if line.contains(pattern.as_str()) {
+                                *n = n.saturating_sub(1);
+                                if *n == 0 {
+                                    forced = forced.or(Some(*f));
+                                    *n = usize::MAX;
+                                }
+                            }
+                        }
                         let fault = forced.is_some() || ((x % 1000) as u32) < rt.load(Ordering::SeqCst);
                         let kind = forced.unwrap_or(FAULTS[((x / 1000) % FAULTS.len() as u64) as usize]);
                         if fault {
@@ -199,7 +218,14 @@ impl FaultProxy {
             requests,
             injected,
             forced,
+            nth,
         }
+    }
+
+    /// Inject `fault` into the `n`-th request (counting from 1) whose request line contains
+    /// `pattern` (e.g. `"partNumber=2"`: a part; `"POST "`: a completion).
+    pub fn fail_nth(&self, pattern: &str, n: usize, fault: Fault) {
+        self.nth.lock().expect("nth").push((pattern.to_string(), n, fault));
     }
 
     /// Fail every request with `fault` (a permanent outage), or stop doing so with `None`.
