@@ -287,16 +287,21 @@ impl S3Store {
         self.map_err(op, key, err)
     }
 
-    /// IBM `Retention-*` headers for PutObject and CompleteMultipartUpload.
-    fn cos_headers(&self) -> Vec<(&'static str, String)> {
-        let mut h = Vec::new();
+    /// A request mutation adding the IBM `Retention-*` headers of the mount options (PutObject and
+    /// CompleteMultipartUpload carry them; with no options it adds nothing).
+    fn cos_headers(&self) -> impl Fn(&mut aws_sdk_s3::config::http::HttpRequest) + Send + Sync + 'static {
+        let mut h: Vec<(&'static str, String)> = Vec::new();
         if let Some(p) = self.upload_worm.cos_period {
             h.push(("retention-period", p.to_string()));
         }
         if let Some(id) = &self.upload_worm.cos_hold_id {
             h.push(("retention-legal-hold-id", id.clone()));
         }
-        h
+        move |req| {
+            for (k, v) in &h {
+                req.headers_mut().insert(*k, v.clone());
+            }
+        }
     }
 
     fn lock_mode(&self) -> Option<ObjectLockMode> {
@@ -569,14 +574,7 @@ impl ObjectStore for S3Store {
                 .set_object_lock_mode(self.lock_mode())
                 .set_object_lock_retain_until_date(self.lock_until())
                 .customize()
-                .mutate_request({
-                    let headers = self.cos_headers();
-                    move |req| {
-                        for (k, v) in &headers {
-                            req.headers_mut().insert(*k, v.clone());
-                        }
-                    }
-                })
+                .mutate_request(self.cos_headers())
                 .send()
                 .await
                 .map_err(|e| self.map_err("PutObject", key, e))?;
@@ -735,14 +733,7 @@ impl ObjectStore for S3Store {
                 .upload_id(upload_id)
                 .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
                 .customize()
-                .mutate_request({
-                    let headers = self.cos_headers();
-                    move |req| {
-                        for (k, v) in &headers {
-                            req.headers_mut().insert(*k, v.clone());
-                        }
-                    }
-                })
+                .mutate_request(self.cos_headers())
                 .send()
                 .await
                 .map_err(|e| self.map_err("CompleteMultipartUpload", key, e))?;
