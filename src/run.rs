@@ -19,7 +19,7 @@ use crate::fs::S3Fs;
 use crate::fuse::FuseFs;
 use crate::store::s3::S3Store;
 use crate::store::worm::Worm;
-use crate::store::{ListRequest, ObjectStore, StoreError};
+use crate::store::{ObjectStore, StoreError};
 
 /// Mount and serve until unmounted.
 pub fn run(config: MountConfig) -> Result<(), String> {
@@ -218,15 +218,9 @@ fn unescape_mountinfo(s: &str) -> String {
 
 /// One bounded listing of the mounted prefix, turned into a message that says what to do.
 pub async fn check_bucket(store: &S3Store, config: &MountConfig, looked_at: &[String]) -> Result<(), String> {
-    let req = ListRequest {
-        prefix: config.fs.prefix.clone(),
-        delimiter: Some("/".into()),
-        max_keys: Some(1),
-        continuation: None,
-    };
     let what = store.describe();
     let secs = config.check_timeout.as_secs();
-    let result = tokio::time::timeout(config.check_timeout, store.list_objects(&req)).await;
+    let result = tokio::time::timeout(config.check_timeout, store.probe(&config.fs.prefix)).await;
     match result {
         Err(_) => Err(format!(
             "no answer from {what} within {secs} s: check --endpoint-url (scheme, host, port) and the network"

@@ -312,6 +312,30 @@ impl S3Store {
         self.upload_worm.lock_until.map(aws_smithy_types::DateTime::from)
     }
 
+    /// One ListObjectsV2 of `prefix` (one key) for the check before mounting: two attempts
+    /// only, so an endpoint that refuses connections is reported in seconds, not after the
+    /// backoff of a full retry schedule.
+    pub async fn probe(&self, prefix: &str) -> Result<(), StoreError> {
+        self.call(|| async {
+            self.client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .delimiter("/")
+                .max_keys(1)
+                .customize()
+                .config_override(
+                    aws_sdk_s3::config::Builder::default()
+                        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(2)),
+                )
+                .send()
+                .await
+                .map_err(|e| self.map_err("ListObjectsV2", prefix, e))?;
+            Ok(())
+        })
+        .await
+    }
+
     /// The IAM token manager, when authenticating with an IBM API key.
     pub fn tokens(&self) -> Option<&Arc<TokenManager>> {
         self.tokens.as_ref()
