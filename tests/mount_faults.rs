@@ -66,7 +66,9 @@ fn ten_percent_faults_lose_nothing() {
                 * 2
     );
     assert!(injected >= 10, "the proxy injected faults ({injected} of {requests})");
-    assert_eq!(multipart_uploads(&b), 0);
+    // No multipart-upload count here: when the answer to a CreateMultipartUpload is lost, the
+    // server has an upload whose id the client never learned, and the retry creates another.
+    // (The permanent-fault test checks that uploads cosmount knows of are aborted.)
 }
 
 #[test]
