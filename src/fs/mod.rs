@@ -243,12 +243,7 @@ impl<S: ObjectStore> S3Fs<S> {
         let dir = self.dir_path(parent)?;
         let rel = path::join(&dir, name);
         let key = path::object_key(&self.config.prefix, &rel);
-        if key.len() > path::KEY_MAX {
-            return Err(FsError::new(
-                libc::ENAMETOOLONG,
-                format!("key of {} bytes is longer than 1024", key.len()),
-            ));
-        }
+        self.check_key_len(&rel)?;
         // Decide under the lock, act after it (no lock is held across an await).
         let listed_file = {
             let mut table = lock(&self.inodes);
