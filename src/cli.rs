@@ -138,6 +138,20 @@ pub struct Cli {
     #[arg(long, help_heading = CACHING)]
     pub listing_attributes: bool,
 
+    /// Memory for object data, shared by the read cache, read-ahead and write buffers (e.g.
+    /// 512M, 2G). Under pressure the cache gives way first, read-ahead shrinks, writers wait.
+    #[arg(long, default_value = "512M", value_parser = crate::budget::parse_size, value_name = "SIZE", help_heading = CACHING)]
+    pub max_memory: u64,
+
+    /// Also keep read blocks on disk in this directory (its `cosmount-blocks` subdirectory is
+    /// emptied at mount; use one directory per mount).
+    #[arg(long, value_name = "DIR", help_heading = CACHING)]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Hard cap on the disk cache (needs --cache-dir).
+    #[arg(long, default_value = "10G", value_parser = crate::budget::parse_size, value_name = "SIZE", requires = "cache_dir", help_heading = CACHING)]
+    pub max_cache_size: u64,
+
     /// Multipart part size in MiB (5 or more); files up to one part go up as a single PutObject.
     #[arg(long, default_value_t = 8, value_name = "MiB", help_heading = WRITING)]
     pub part_size: u64,
@@ -304,6 +318,7 @@ impl Cli {
                 },
                 metadata_ttl: self.metadata_ttl,
                 listing_attributes: self.listing_attributes,
+                max_memory: self.max_memory,
                 bypass_governance: self.bypass_governance_retention,
                 read_only: self.read_only,
                 upload: UploadConfig {
@@ -321,6 +336,7 @@ impl Cli {
                 service_instance_id: self.service_instance_id,
             },
             cos_network: self.cos_network,
+            disk_cache: self.cache_dir.clone().map(|d| (d, self.max_cache_size)),
             state_dir: self.state_dir.clone().unwrap_or_else(default_state_dir),
             upload_worm: crate::store::worm::WormHeaders {
                 lock_mode: self.object_lock_mode,

@@ -19,6 +19,8 @@ pub struct MountConfig {
     pub cos_network: crate::creds::endpoints::Network,
     /// Retention and legal-hold headers for every new object.
     pub upload_worm: crate::store::worm::WormHeaders,
+    /// Disk tier of the block cache: directory and hard cap in bytes.
+    pub disk_cache: Option<(PathBuf, u64)>,
     /// Where the multipart journal lives.
     pub state_dir: std::path::PathBuf,
     /// Where to mount.

@@ -322,7 +322,14 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let _s = tracing::debug_span!("open", ino = ino.0).entered();
         match self.rt.block_on(self.fs.open(ino.0, flags.0, req.pid())) {
-            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+            Ok(fh) => {
+                let keep = if self.fs.keep_cache(fh) {
+                    FopenFlags::FOPEN_KEEP_CACHE
+                } else {
+                    FopenFlags::empty()
+                };
+                reply.opened(FileHandle(fh), keep)
+            }
             Err(e) => reply.error(reply_error("open", e)),
         }
     }

@@ -9,6 +9,7 @@
 //!
 //! Errors are [`error::FsError`] values carrying their errno from birth.
 
+pub mod budget;
 pub mod cli;
 pub mod config;
 pub mod creds;

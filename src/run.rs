@@ -15,6 +15,7 @@ use tracing::{error, info, warn};
 use crate::creds::{self, endpoints};
 
 use crate::config::MountConfig;
+use crate::fs::blocks::DiskCache;
 use crate::fs::S3Fs;
 use crate::fuse::FuseFs;
 use crate::store::s3::S3Store;
@@ -68,7 +69,18 @@ pub fn run(config: MountConfig) -> Result<(), String> {
     let mut fs_config = config.fs.clone();
     fs_config.worm = worm;
 
-    let fs = Arc::new(S3Fs::new(Arc::new(store), fs_config));
+    let disk = match &config.disk_cache {
+        Some((dir, cap)) => {
+            Some(DiskCache::create(dir, *cap).map_err(|e| format!("cannot use --cache-dir {}: {e}", dir.display()))?)
+        }
+        None => None,
+    };
+    info!(
+        max_memory = config.fs.max_memory,
+        disk_cache = ?config.disk_cache,
+        "memory budget and cache"
+    );
+    let fs = Arc::new(S3Fs::with_disk_cache(Arc::new(store), fs_config, disk));
     let fuse = FuseFs::new(fs, rt.handle().clone());
     let mut options = vec![
         fuser::MountOption::FSName(format!("cosmount:{}", config.s3.bucket)),

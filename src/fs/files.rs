@@ -25,7 +25,7 @@ use tracing::{error, info};
 
 use super::inode::{Kind, Stat};
 use super::meta::Posix;
-use super::read::Reader;
+use super::read::{ReadCtx, Reader};
 use super::write::{Base, Staged};
 use super::{lock, path, Entry, S3Fs};
 use crate::error::{FsError, FsResult};
@@ -37,6 +37,8 @@ pub(super) struct Handle {
     /// The process that opened it (0: unknown).
     pub pid: u32,
     pub writable: bool,
+    /// The kernel may keep its cached pages of this file (the object is the version they hold).
+    pub keep_cache: bool,
     pub reader: tokio::sync::Mutex<Option<Reader>>,
 }
 
@@ -121,14 +123,18 @@ impl<S: ObjectStore> S3Fs<S> {
             } else {
                 self.fresh_stat(ino).await?
             };
+            let keep_cache = self.open_file(ino).is_none() && self.page_cache_is_current(ino, &stat.etag);
             let reader = Reader::new(key, stat.etag, stat.size);
             return Ok(self.new_fh(Handle {
                 ino,
                 pid,
                 writable,
+                keep_cache,
                 reader: tokio::sync::Mutex::new(Some(reader)),
             }));
         }
+        // Pages cached from an earlier version must not be kept by the next reader.
+        lock(&self.page_cache).remove(&ino);
         if self.open_file(ino).is_none() {
             self.check_not_protected(&inode.path, "overwrite").await?;
         }
@@ -155,6 +161,7 @@ impl<S: ObjectStore> S3Fs<S> {
                     self.config.upload.part_size,
                     base,
                     size,
+                    self.budget.clone(),
                 )?;
                 let of = OpenFile {
                     staged,
@@ -180,8 +187,27 @@ impl<S: ObjectStore> S3Fs<S> {
             ino,
             pid,
             writable,
+            keep_cache: false,
             reader: tokio::sync::Mutex::new(None),
         }))
+    }
+
+    /// Whether the kernel's cached pages of `ino` are of version `etag`; records `etag` as the
+    /// version they hold from now on.
+    fn page_cache_is_current(&self, ino: u64, etag: &Option<String>) -> bool {
+        let mut pc = lock(&self.page_cache);
+        match etag {
+            Some(e) => pc.insert(ino, e.clone()).as_ref() == Some(e),
+            None => {
+                pc.remove(&ino);
+                false
+            }
+        }
+    }
+
+    /// Whether the kernel may keep its cached pages for handle `fh` (FOPEN_KEEP_CACHE).
+    pub fn keep_cache(&self, fh: u64) -> bool {
+        self.handle(fh).is_ok_and(|h| h.keep_cache)
     }
 
     async fn fresh_stat(&self, ino: u64) -> FsResult<Stat> {
@@ -211,7 +237,13 @@ impl<S: ObjectStore> S3Fs<S> {
             gid: Some(gid),
             mtime: Some(now),
         };
-        let mut staged = Staged::new(&self.config.upload.staging_dir, self.config.upload.part_size, None, 0)?;
+        let mut staged = Staged::new(
+            &self.config.upload.staging_dir,
+            self.config.upload.part_size,
+            None,
+            0,
+            self.budget.clone(),
+        )?;
         staged.dirty = true; // an empty file is still a file: close creates the object
         let stat = Stat {
             kind: Kind::File,
@@ -240,6 +272,7 @@ impl<S: ObjectStore> S3Fs<S> {
             ino,
             pid,
             writable: true,
+            keep_cache: false,
             reader: tokio::sync::Mutex::new(None),
         });
         Ok((self.entry(ino, &stat), fh))
@@ -263,8 +296,12 @@ impl<S: ObjectStore> S3Fs<S> {
             return of.lock().await.staged.read(self.store.as_ref(), offset, size).await;
         }
         let mut reader = h.reader.lock().await;
+        let ctx = ReadCtx {
+            store: self.store.clone(),
+            cache: self.blocks.clone(),
+        };
         match reader.as_mut() {
-            Some(r) => r.read(self.store.as_ref(), offset, size).await,
+            Some(r) => r.read(&ctx, offset, size).await,
             None => Err(FsError::new(libc::EBADF, format!("handle {fh} has no reader"))),
         }
     }

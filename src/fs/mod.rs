@@ -11,6 +11,7 @@
 //!    name; else a found object is a file; else ENOENT, remembered for the TTL.
 
 pub mod attr;
+pub mod blocks;
 mod files;
 pub mod inode;
 pub mod meta;
@@ -32,9 +33,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tracing::debug;
 
+use crate::budget::Budget;
 use crate::error::{FsError, FsResult};
 use crate::store::{ListRequest, ObjectMeta, ObjectStore, StoreError};
 use attr::{Attr, Presentation};
+use blocks::BlockCache;
 use files::{Handle, OpenFile};
 use inode::{InodeTable, Kind, Stat, ROOT_INO};
 use meta::Posix;
@@ -63,7 +66,12 @@ pub struct FsConfig {
     pub worm: crate::store::worm::Worm,
     /// Allow shortening GOVERNANCE retention (`--bypass-governance-retention`).
     pub bypass_governance: bool,
+    /// Bytes of object data held in memory at most (read cache, read-ahead, write buffers).
+    pub max_memory: u64,
 }
+
+/// Default of `--max-memory`.
+pub const DEFAULT_MAX_MEMORY: u64 = 512 * 1024 * 1024;
 
 impl Default for FsConfig {
     fn default() -> Self {
@@ -82,6 +90,7 @@ impl Default for FsConfig {
             upload: UploadConfig::default(),
             worm: crate::store::worm::Worm::None,
             bypass_governance: false,
+            max_memory: DEFAULT_MAX_MEMORY,
         }
     }
 }
@@ -140,6 +149,12 @@ pub struct S3Fs<S: ObjectStore> {
     kept_dirs: Mutex<std::collections::HashSet<String>>,
     /// Recent HEAD (and legal holds) per inode for xattr calls.
     xattr_cache: Mutex<HashMap<u64, xattr::XattrSnapshot>>,
+    /// The memory budget, and the block cache that charges it.
+    budget: Arc<Budget>,
+    blocks: Arc<BlockCache>,
+    /// Per file: the ETag whose contents the kernel's page cache holds (kept on reopen only if
+    /// the object is still that version).
+    page_cache: Mutex<HashMap<u64, String>>,
     next_fh: AtomicU64,
 }
 
@@ -152,7 +167,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl<S: ObjectStore> S3Fs<S> {
     /// A filesystem over `store` with `config`.
     pub fn new(store: Arc<S>, config: FsConfig) -> Self {
+        Self::with_disk_cache(store, config, None)
+    }
+
+    /// A filesystem over `store` with `config` whose block cache also keeps blocks on `disk`.
+    pub fn with_disk_cache(store: Arc<S>, config: FsConfig, disk: Option<blocks::DiskCache>) -> Self {
         let prefetch = prefetch::Prefetcher::new(store.clone());
+        let budget = Budget::new(config.max_memory);
+        let blocks = BlockCache::new(budget.clone(), disk);
         Self {
             store,
             config,
@@ -163,8 +185,21 @@ impl<S: ObjectStore> S3Fs<S> {
             prefetch,
             kept_dirs: Mutex::new(std::collections::HashSet::new()),
             xattr_cache: Mutex::new(HashMap::new()),
+            budget,
+            blocks,
+            page_cache: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
         }
+    }
+
+    /// The memory budget.
+    pub fn budget(&self) -> &Arc<Budget> {
+        &self.budget
+    }
+
+    /// The block cache.
+    pub fn block_cache(&self) -> &Arc<BlockCache> {
+        &self.blocks
     }
 
     /// The store underneath.
@@ -367,7 +402,14 @@ impl<S: ObjectStore> S3Fs<S> {
 
     /// forget: the kernel dropped `n` references to `ino`.
     pub fn forget(&self, ino: u64, n: u64) {
-        lock(&self.inodes).forget(ino, n);
+        let gone = {
+            let mut table = lock(&self.inodes);
+            table.forget(ino, n);
+            table.get(ino).is_none()
+        };
+        if gone {
+            lock(&self.page_cache).remove(&ino);
+        }
     }
 
     /// getattr: attributes of `ino`, refreshed by a HEAD once stale.

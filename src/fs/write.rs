@@ -13,7 +13,8 @@
 //! - Streaming: once a writer has moved past the end of a chunk that it filled, that chunk goes
 //!   up in the background as a part of a multipart upload created for the file (at most
 //!   `concurrency` parts in flight per file: a writer that gets further ahead waits, which bounds
-//!   memory to `concurrency × part_size` per file). Each chunk has a generation, bumped by every
+//!   memory to `concurrency × part_size` per file, and every part buffer is charged to the
+//!   mount's memory budget: when it is spent, writers wait for parts to finish). Each chunk has a generation, bumped by every
 //!   change, so a part uploaded before its chunk was written again is sent again at the end.
 //! - `upload` (on `flush`/`fsync`, i.e. every `close`) sends a PutObject when the file fits one
 //!   part, else completes the multipart upload: parts already up at their current generation
@@ -33,6 +34,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use tokio::task::JoinSet;
 
+use crate::budget::Budget;
 use crate::error::{FsError, FsResult};
 use crate::store::{ObjectStore, PartTag, PutOptions, StoreError};
 
@@ -85,6 +87,8 @@ pub struct Staged {
     stream: Option<Stream>,
     /// Contents differ from the object on the server.
     pub dirty: bool,
+    /// The memory budget part buffers are charged to (writers wait for room).
+    budget: Arc<Budget>,
 }
 
 type PartJob = (usize, u64, Result<PartTag, StoreError>);
@@ -116,8 +120,9 @@ fn io_err(what: &str, e: std::io::Error) -> FsError {
 }
 
 impl Staged {
-    /// Stage a file that starts as `base` (`size` bytes) or, with `None`, empty.
-    pub fn new(dir: &Path, chunk: u64, base: Option<Base>, size: u64) -> FsResult<Self> {
+    /// Stage a file that starts as `base` (`size` bytes) or, with `None`, empty; part buffers
+    /// are charged to `budget`.
+    pub fn new(dir: &Path, chunk: u64, base: Option<Base>, size: u64, budget: Arc<Budget>) -> FsResult<Self> {
         let file = tempfile::tempfile_in(dir).map_err(|e| io_err(&format!("cannot stage in {}", dir.display()), e))?;
         file.set_len(size)
             .map_err(|e| io_err("cannot size the staging file", e))?;
@@ -132,6 +137,7 @@ impl Staged {
             gens: vec![0; chunks],
             stream: None,
             dirty: false,
+            budget,
         })
     }
 
@@ -322,12 +328,14 @@ impl Staged {
                 let r = stream.inflight.join_next().await;
                 stream.record(r);
             }
+            let charge = self.budget.charge(end - start).await;
             let mut buf = vec![0u8; (end - start) as usize];
             self.file
                 .read_exact_at(&mut buf, start)
                 .map_err(|e| io_err("cannot read the staging file", e))?;
             let (store, key, id) = (store.clone(), stream.key.clone(), stream.upload_id.clone());
             stream.inflight.spawn(async move {
+                let _charge = charge;
                 let r = store.upload_part(&key, &id, c as i32 + 1, Bytes::from(buf)).await;
                 (c, generation, r)
             });
@@ -364,6 +372,7 @@ impl Staged {
             for c in 0..self.present.len() {
                 self.populate(store.as_ref(), c).await?;
             }
+            let _charge = self.budget.charge(self.size).await;
             let mut buf = vec![0u8; self.size as usize];
             self.file
                 .read_exact_at(&mut buf, 0)
@@ -467,12 +476,14 @@ impl Staged {
                     });
                 }
                 None => {
+                    let charge = self.budget.charge(end - start).await;
                     let mut buf = vec![0u8; (end - start) as usize];
                     if let Err(e) = self.file.read_exact_at(&mut buf, start) {
                         first_error = Some(io_err("cannot read the staging file", e));
                         break;
                     }
                     tasks.spawn(async move {
+                        let _charge = charge;
                         let tag = store.upload_part(&key, &upload_id, number, Bytes::from(buf)).await?;
                         Ok((number, tag))
                     });
