@@ -158,7 +158,27 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
     }
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let _s = tracing::debug_span!("lookup", parent = parent.0, ?name).entered();
-        reply_entry("lookup", self.rt.block_on(self.fs.lookup(parent.0, name)), reply);
+        match self.rt.block_on(self.fs.lookup(parent.0, name)) {
+            // A negative entry: the kernel remembers the absence for the metadata TTL too, so
+            // tools probing for files that are not there (git, editors, shells) cost nothing.
+            Err(e) if e.errno == libc::ENOENT && !self.fs.negative_ttl().is_zero() => {
+                let ttl = self.fs.negative_ttl();
+                let _ = reply_error("lookup", e);
+                let none = Attr {
+                    ino: 0,
+                    kind: Kind::File,
+                    size: 0,
+                    blocks: 0,
+                    mtime: SystemTime::UNIX_EPOCH,
+                    perm: 0,
+                    nlink: 0,
+                    uid: 0,
+                    gid: 0,
+                };
+                reply.entry(&ttl, &file_attr(&none), Generation(0));
+            }
+            r => reply_entry("lookup", r, reply),
+        }
     }
 
     fn setattr(

@@ -144,7 +144,7 @@ impl BlockCache {
     /// Cache the bytes of `key` (version `etag`) that start at block-aligned `start`: whole
     /// blocks, plus the last one if the data ends at the end of the object (`size`).
     pub fn insert_range(&self, key: &Arc<str>, etag: &Arc<str>, start: u64, data: &Bytes, size: u64) {
-        if start % BLOCK != 0 {
+        if !start.is_multiple_of(BLOCK) {
             return;
         }
         let mut off = 0u64;
@@ -290,9 +290,8 @@ impl DiskCache {
 
     /// Read a block back, checking its header and checksum.
     fn get(&self, id: &BlockId) -> Option<Bytes> {
-        if lock(&self.index).lru.get(id).is_none() {
-            return None;
-        }
+        // Touch its recency; unknown blocks are misses without a file lookup.
+        lock(&self.index).lru.get(id)?;
         let path = self.path(id);
         let raw = fs::read(&path).ok();
         match raw.as_deref().and_then(|r| Self::check(id, r)) {

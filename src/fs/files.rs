@@ -225,6 +225,7 @@ impl<S: ObjectStore> S3Fs<S> {
         gid: u32,
         pid: u32,
     ) -> FsResult<(Entry, u64)> {
+        let _change = self.listings.changing();
         self.check_writable()?;
         let name = path::check_name(name)?;
         let dir = self.dir_path(parent)?;
@@ -362,6 +363,7 @@ impl<S: ObjectStore> S3Fs<S> {
     /// does not upload a file that may be half written: the opener's close or the last release
     /// will.
     pub async fn flush(&self, fh: u64, pid: u32) -> FsResult<()> {
+        let _change = self.listings.changing();
         let h = self.handle(fh)?;
         if h.pid != 0 && pid != 0 && pid != h.pid {
             return Ok(());
@@ -371,6 +373,7 @@ impl<S: ObjectStore> S3Fs<S> {
 
     /// fsync: store a dirty file now; the upload's error is the caller's.
     pub async fn fsync(&self, fh: u64) -> FsResult<()> {
+        let _change = self.listings.changing();
         let h = self.handle(fh)?;
         if !h.writable {
             return Ok(());
@@ -428,6 +431,7 @@ impl<S: ObjectStore> S3Fs<S> {
 
     /// release: the last close of handle `fh`.
     pub async fn release(&self, fh: u64) -> FsResult<()> {
+        let _change = self.listings.changing();
         let Some(h) = lock(&self.handles).remove(&fh) else {
             return Ok(());
         };
@@ -461,6 +465,7 @@ impl<S: ObjectStore> S3Fs<S> {
 
     /// setattr: change size, mode, owner or mtime of `ino`.
     pub async fn setattr(&self, ino: u64, fh: Option<u64>, set: SetAttr) -> FsResult<Entry> {
+        let _change = self.listings.changing();
         self.check_writable()?;
         let _ = fh;
         let inode = self.inode(ino)?;

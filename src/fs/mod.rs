@@ -14,6 +14,7 @@ pub mod attr;
 pub mod blocks;
 mod files;
 pub mod inode;
+pub mod listing_cache;
 pub mod meta;
 mod namespace;
 pub mod path;
@@ -121,6 +122,10 @@ struct DirHandle {
     entries: Vec<DirEntryOut>,
     token: Option<String>,
     done: bool,
+    /// Everything listed so far (kept in the listing cache once complete).
+    listed: Vec<readdir::Listed>,
+    /// The listing cache's generation when the listing started.
+    generation: u64,
 }
 
 /// Filesystem statistics shown by `df`.
@@ -155,6 +160,8 @@ pub struct S3Fs<S: ObjectStore> {
     /// Per file: the ETag whose contents the kernel's page cache holds (kept on reopen only if
     /// the object is still that version).
     page_cache: Mutex<HashMap<u64, String>>,
+    /// Complete directory listings, kept for the metadata TTL.
+    listings: listing_cache::ListingCache,
     next_fh: AtomicU64,
 }
 
@@ -175,6 +182,7 @@ impl<S: ObjectStore> S3Fs<S> {
         let prefetch = prefetch::Prefetcher::new(store.clone());
         let budget = Budget::new(config.max_memory);
         let blocks = BlockCache::new(budget.clone(), disk);
+        let listings = listing_cache::ListingCache::new(config.metadata_ttl);
         Self {
             store,
             config,
@@ -188,8 +196,14 @@ impl<S: ObjectStore> S3Fs<S> {
             budget,
             blocks,
             page_cache: Mutex::new(HashMap::new()),
+            listings,
             next_fh: AtomicU64::new(1),
         }
+    }
+
+    /// How long the kernel may remember that a name does not exist.
+    pub fn negative_ttl(&self) -> Duration {
+        self.config.metadata_ttl
     }
 
     /// The memory budget.
@@ -433,19 +447,30 @@ impl<S: ObjectStore> S3Fs<S> {
     pub async fn opendir(&self, ino: u64) -> FsResult<u64> {
         let path = self.dir_path(ino)?;
         let prefix = path::dir_prefix(&self.config.prefix, &path);
-        let handle = DirHandle {
+        let mut handle = DirHandle {
             ino,
             path,
             merger: ListingMerger::new(&prefix),
             entries: Vec::new(),
             token: None,
             done: false,
+            listed: Vec::new(),
+            generation: self.listings.generation(),
         };
-        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        lock(&self.dirs).insert(fh, Arc::new(tokio::sync::Mutex::new(handle)));
         if !self.config.listing_attributes {
             self.prefetch.start_listing(ino);
         }
+        if let Some(kept) = self.listings.get(&handle.path) {
+            debug!(
+                dir = handle.path.as_str(),
+                entries = kept.len(),
+                "listing from the cache"
+            );
+            self.adopt_listed(&mut handle, kept.iter().cloned().collect(), false);
+            handle.done = true;
+        }
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        lock(&self.dirs).insert(fh, Arc::new(tokio::sync::Mutex::new(handle)));
         Ok(fh)
     }
 
@@ -503,6 +528,19 @@ impl<S: ObjectStore> S3Fs<S> {
             more = !last,
             "listed a page"
         );
+        dir.token = next;
+        dir.done = last;
+        self.adopt_listed(dir, listed, true);
+        if last {
+            let kept = std::mem::take(&mut dir.listed);
+            self.listings.keep(&dir.path, kept, dir.generation);
+        }
+        Ok(())
+    }
+
+    /// Make entries of listed names. `fresh`: straight from S3, so listed sizes and ETags
+    /// update known files; from the listing cache, known files keep what they have.
+    fn adopt_listed(&self, dir: &mut DirHandle, listed: Vec<readdir::Listed>, fresh: bool) {
         let until = self.fresh_until();
         let root_mtime = self.root_mtime();
         if !self.config.listing_attributes {
@@ -517,6 +555,9 @@ impl<S: ObjectStore> S3Fs<S> {
         }
         let mut table = lock(&self.inodes);
         for l in listed {
+            if fresh {
+                dir.listed.push(l.clone());
+            }
             let rel = path::join(&dir.path, &l.name);
             let stat = match &l.object {
                 Some(o) => Self::file_stat(o, false),
@@ -525,7 +566,7 @@ impl<S: ObjectStore> S3Fs<S> {
             // Keep what a HEAD told about an unchanged object (and anything open for writing).
             let known = table
                 .by_path(&rel)
-                .filter(|i| i.stat.etag == stat.etag && i.stat.posix.is_some());
+                .filter(|i| !fresh || (i.stat.etag == stat.etag && i.stat.posix.is_some()));
             let ino = match known {
                 Some(i) => i.ino,
                 None => table.upsert(&rel, stat, until),
@@ -536,9 +577,6 @@ impl<S: ObjectStore> S3Fs<S> {
                 name: l.name,
             });
         }
-        dir.token = next;
-        dir.done = last;
-        Ok(())
     }
 
     /// releasedir: drop handle `fh`.

@@ -52,6 +52,7 @@ impl<S: ObjectStore> S3Fs<S> {
 
     /// unlink: delete file `name` in `parent`.
     pub async fn unlink(&self, parent: u64, name: &std::ffi::OsStr) -> FsResult<()> {
+        let _change = self.listings.changing();
         self.check_writable()?;
         let Some((ino, rel, stat)) = self.resolve(parent, name).await? else {
             return Err(FsError::quiet(libc::ENOENT, format!("{name:?} does not exist")));
@@ -81,6 +82,7 @@ impl<S: ObjectStore> S3Fs<S> {
 
     /// mkdir: make directory `name` in `parent` (a `name/` marker object).
     pub async fn mkdir(&self, parent: u64, name: &std::ffi::OsStr, mode: u32, uid: u32, gid: u32) -> FsResult<Entry> {
+        let _change = self.listings.changing();
         self.check_writable()?;
         let name_str = path::check_name(name)?;
         let dir = self.dir_path(parent)?;
@@ -112,6 +114,7 @@ impl<S: ObjectStore> S3Fs<S> {
 
     /// rmdir: remove the empty directory `name` in `parent`.
     pub async fn rmdir(&self, parent: u64, name: &std::ffi::OsStr) -> FsResult<()> {
+        let _change = self.listings.changing();
         self.check_writable()?;
         let (rel, stat) = match self.resolve(parent, name).await? {
             Some((_, rel, stat)) => (rel, stat),
@@ -159,6 +162,7 @@ impl<S: ObjectStore> S3Fs<S> {
         uid: u32,
         gid: u32,
     ) -> FsResult<Entry> {
+        let _change = self.listings.changing();
         self.check_writable()?;
         let name_str = path::check_name(name)?;
         let dir = self.dir_path(parent)?;
@@ -228,6 +232,7 @@ impl<S: ObjectStore> S3Fs<S> {
         newname: &std::ffi::OsStr,
         flags: u32,
     ) -> FsResult<()> {
+        let _change = self.listings.changing();
         self.check_writable()?;
         if flags & RENAME_EXCHANGE != 0 {
             return Err(FsError::new(libc::EINVAL, "RENAME_EXCHANGE is not supported"));

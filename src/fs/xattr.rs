@@ -226,6 +226,7 @@ impl<S: ObjectStore> S3Fs<S> {
 
     /// setxattr: set `name` to `value` (`flags`: XATTR_CREATE / XATTR_REPLACE).
     pub async fn setxattr(&self, ino: u64, name: &OsStr, value: &[u8], flags: i32) -> FsResult<()> {
+        let _change = self.listings.changing();
         let name = name
             .to_str()
             .ok_or_else(|| einval("attribute names must be UTF-8".into()))?;
@@ -260,6 +261,7 @@ impl<S: ObjectStore> S3Fs<S> {
 
     /// removexattr: remove `name`.
     pub async fn removexattr(&self, ino: u64, name: &OsStr) -> FsResult<()> {
+        let _change = self.listings.changing();
         let name = name
             .to_str()
             .ok_or_else(|| FsError::quiet(libc::ENODATA, "non-UTF-8 attribute name"))?;
