@@ -7,7 +7,9 @@
 //! `/dev/null` (so `$(cosmount ...)` and test harnesses holding pipes are not kept waiting) and goes
 //! on serving. If the child exits first, its messages have already reached our stderr and its exit
 //! code becomes ours.
-#![allow(unsafe_code)] // dup2(2) below, the only unsafe code in the crate
+//!
+//! Also here, the other call into libc the daemon needs: [`tune_allocator`].
+#![allow(unsafe_code)] // dup2(2) and mallopt(3) below, the only unsafe code in the crate
 
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Write};
@@ -91,5 +93,20 @@ pub fn notify_ready() {
         unsafe {
             libc::dup2(null, fd);
         }
+    }
+}
+
+/// Make the allocator give large buffers back to the system when they are freed.
+///
+/// glibc raises its mmap threshold each time a large mmapped block is freed, after which 8 MiB
+/// read-ahead and part buffers come from the heap and freed ones stay in the process: RSS then
+/// drifts far above what the memory budget counts. A fixed threshold keeps every buffer of
+/// 256 KiB or more in its own mapping, returned on free, so RSS follows the budget.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters; it is called before the daemon starts its
+    // threads, and M_MMAP_THRESHOLD with a value in range is always valid.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
     }
 }

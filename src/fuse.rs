@@ -60,7 +60,9 @@ fn file_attr(a: &Attr) -> FileAttr {
         uid: a.uid,
         gid: a.gid,
         rdev: 0,
-        blksize: 4096,
+        // The preferred I/O size: `cp`, `cat` and friends size their buffers by it, and 1 MiB
+        // (the kernel's largest FUSE request) makes 8x fewer round trips than 128 KiB.
+        blksize: 1024 * 1024,
         flags: 0,
     }
 }

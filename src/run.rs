@@ -24,6 +24,7 @@ use crate::store::{ObjectStore, StoreError};
 
 /// Mount and serve until unmounted.
 pub fn run(config: MountConfig) -> Result<(), String> {
+    crate::daemon::tune_allocator();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("cosmount-io")

@@ -13,7 +13,7 @@
 //!   already cached (e.g. after a backward seek within what was read) are served from the cache.
 //! - **Memory**: the blocks a read needs now are charged to the budget unconditionally;
 //!   read-ahead asks and, refused, halves its window and fetches less. A GET in flight is charged
-//!   twice its size (its body is held as pieces and then as one buffer). Fetched blocks go to the
+//!   its size (the body is read into one buffer as it arrives). Fetched blocks go to the
 //!   block cache, whose blocks are the first thing the budget gives up. Outside the budget: the
 //!   latest fetched range each open handle holds while reading through it (≤ [`FETCH_MAX`]).
 //! - **Consistency**: every GET carries `If-Match` with the ETag seen at open, and blocks are
@@ -178,11 +178,10 @@ impl Reader {
                 b += 1;
                 end = (b * BLOCK).min(self.size);
             }
-            // A GET's body is held twice while it is put together (pieces, then one buffer).
             let charge = if needed {
-                budget.force(2 * (end - start))
+                budget.force(end - start)
             } else {
-                match budget.try_charge(2 * (end - start)) {
+                match budget.try_charge(end - start) {
                     Some(c) => c,
                     None => {
                         self.window = (self.window / 2).max(MIN_WINDOW);
@@ -272,7 +271,7 @@ impl Reader {
                 continue;
             }
             // Not cached, not coming: fetch exactly the rest (charged while in flight).
-            let _charge = ctx.cache_budget().force(2 * (end - pos));
+            let _charge = ctx.cache_budget().force(end - pos);
             let data = ctx.store.get_range(&self.key, pos..end, self.etag.as_deref()).await?;
             if data.is_empty() {
                 break;

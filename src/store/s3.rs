@@ -460,7 +460,7 @@ impl S3Store {
                 Err(e) => return Err(self.map_err("GetObject", key, e)),
             };
             let expected = out.content_length().map(|n| n.max(0) as usize);
-            match out.body.collect().await.map(|b| b.into_bytes()) {
+            match read_body(out.body, expected).await {
                 Ok(body) if expected.is_none_or(|n| n == body.len()) => Ok(body),
                 Ok(body) => Err(StoreError::Unreachable {
                     endpoint: self.endpoint.clone(),
@@ -474,6 +474,20 @@ impl S3Store {
         })
         .await
     }
+}
+
+/// Read a body into one buffer sized from Content-Length, freeing each network chunk as it is
+/// copied (collecting the chunks first would hold the body twice, and the small chunks left in
+/// the allocator's arenas would keep RSS well above what the memory budget counts).
+async fn read_body(
+    mut body: aws_sdk_s3::primitives::ByteStream,
+    expected: Option<usize>,
+) -> Result<Bytes, aws_sdk_s3::primitives::ByteStreamError> {
+    let mut buf = Vec::with_capacity(expected.unwrap_or(0));
+    while let Some(chunk) = body.next().await {
+        buf.extend_from_slice(&chunk?);
+    }
+    Ok(Bytes::from(buf))
 }
 
 #[async_trait]
