@@ -6,6 +6,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::proxy::FaultProxy;
 use common::*;
 
 fn log_count(m: &Mount, needle: &str) -> usize {
@@ -120,4 +121,38 @@ fn a_repeated_listing_within_the_ttl_is_served_from_the_cache() {
     let third = sh_ok(&format!("ls {}", m.p("d")));
     assert_eq!(third.lines().count(), 31, "{third}");
     assert!(third.lines().any(|l| l == "new"));
+}
+
+#[test]
+fn reading_a_tree_again_after_the_ttl_lists_each_directory_once_instead_of_asking_per_file() {
+    let b = bucket("relist");
+    let mut objects = Vec::new();
+    for d in 0..3 {
+        for f in 0..30 {
+            objects.push((format!("t/d{d}/f{f:02}"), pattern(2000 + f, d as u8)));
+        }
+    }
+    put_all(&b, objects.clone());
+    let proxy = FaultProxy::start(&endpoint(), 0, 1);
+    let m = Mount::with_endpoint(&b, &proxy.endpoint, &["--metadata-ttl", "1"]);
+    let total: usize = objects.iter().map(|(_, v)| v.len()).sum();
+    let read_all = || {
+        let out = sh_ok(&format!("cd {} && find . -type f -exec cat {{}} + | wc -c", m.p("t")));
+        assert_eq!(out.trim(), total.to_string(), "bytes read through the mount");
+    };
+    read_all();
+    std::thread::sleep(Duration::from_millis(1300));
+    // By name this time (no readdir to refresh the entries): every lookup finds an expired entry.
+    let names: Vec<String> = objects
+        .iter()
+        .map(|(k, _)| k.trim_start_matches("t/").to_string())
+        .collect();
+    let before = proxy.requests.load(std::sync::atomic::Ordering::SeqCst);
+    let out = sh_ok(&format!("cd {} && cat {} | wc -c", m.p("t"), names.join(" ")));
+    assert_eq!(out.trim(), total.to_string());
+    let again = proxy.requests.load(std::sync::atomic::Ordering::SeqCst) - before;
+    // 90 expired files: a HEAD and a LIST each would be 180 requests; a listing per directory
+    // (and the tree's own) is a handful.
+    assert!(again <= 12, "reading the tree again cost {again} requests");
+    assert!(log_count(&m, "listed again to refresh expired entries") >= 3);
 }

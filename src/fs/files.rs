@@ -124,6 +124,12 @@ impl<S: ObjectStore> S3Fs<S> {
                 self.fresh_stat(ino).await?
             };
             let keep_cache = self.open_file(ino).is_none() && self.page_cache_is_current(ino, &stat.etag);
+            if stat.size <= super::siblings::SMALL {
+                let (dir, name) = inode.path.rsplit_once('/').unwrap_or(("", inode.path.as_str()));
+                if let Some(listing) = self.listings.peek(dir) {
+                    self.siblings.opened(dir, name, &listing, &self.store, &self.blocks);
+                }
+            }
             let reader = Reader::new(key, stat.etag, stat.size);
             return Ok(self.new_fh(Handle {
                 ino,
@@ -231,6 +237,7 @@ impl<S: ObjectStore> S3Fs<S> {
         let dir = self.dir_path(parent)?;
         let rel = path::join(&dir, name);
         self.check_key_len(&rel)?;
+        self.new_dirs.child(&dir, name);
         let now = SystemTime::now();
         let posix = Posix {
             mode: Some(libc::S_IFREG | (mode & 0o7777)),
@@ -363,7 +370,6 @@ impl<S: ObjectStore> S3Fs<S> {
     /// does not upload a file that may be half written: the opener's close or the last release
     /// will.
     pub async fn flush(&self, fh: u64, pid: u32) -> FsResult<()> {
-        let _change = self.listings.changing();
         let h = self.handle(fh)?;
         if h.pid != 0 && pid != 0 && pid != h.pid {
             return Ok(());
@@ -373,11 +379,11 @@ impl<S: ObjectStore> S3Fs<S> {
 
     /// fsync: store a dirty file now; the upload's error is the caller's.
     pub async fn fsync(&self, fh: u64) -> FsResult<()> {
-        let _change = self.listings.changing();
         let h = self.handle(fh)?;
         if !h.writable {
             return Ok(());
         }
+        let _change = self.listings.changing();
         match self.open_file(h.ino) {
             Some(of) => self.upload(h.ino, &mut *of.lock().await).await,
             None => Ok(()),
@@ -431,13 +437,13 @@ impl<S: ObjectStore> S3Fs<S> {
 
     /// release: the last close of handle `fh`.
     pub async fn release(&self, fh: u64) -> FsResult<()> {
-        let _change = self.listings.changing();
         let Some(h) = lock(&self.handles).remove(&fh) else {
             return Ok(());
         };
         if !h.writable {
             return Ok(());
         }
+        let _change = self.listings.changing();
         let Some(of) = self.open_file(h.ino) else {
             return Ok(());
         };

@@ -85,6 +85,11 @@ impl ListingCache {
         }
     }
 
+    /// The kept listing of `dir` whatever its age (for read-ahead, which checks ETags itself).
+    pub fn peek(&self, dir: &str) -> Option<Arc<Vec<Listed>>> {
+        self.lock().lru.peek(dir).map(|k| k.listed.clone())
+    }
+
     /// Keep the complete listing of `dir`, read since generation `started`.
     pub fn keep(&self, dir: &str, listed: Vec<Listed>, started: u64) {
         if self.ttl.is_zero() || listed.len() > MAX_ENTRIES {

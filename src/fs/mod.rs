@@ -17,10 +17,12 @@ pub mod inode;
 pub mod listing_cache;
 pub mod meta;
 mod namespace;
+pub mod new_dirs;
 pub mod path;
 pub mod prefetch;
 pub mod read;
 pub mod readdir;
+pub mod siblings;
 pub mod write;
 mod xattr;
 
@@ -70,6 +72,9 @@ pub struct FsConfig {
     /// Bytes of object data held in memory at most (read cache, read-ahead, write buffers).
     pub max_memory: u64,
 }
+
+/// Largest directory (in names) listed again to refresh expired lookups.
+pub const RELIST_MAX: usize = 2000;
 
 /// Default of `--max-memory`.
 pub const DEFAULT_MAX_MEMORY: u64 = 512 * 1024 * 1024;
@@ -162,6 +167,12 @@ pub struct S3Fs<S: ObjectStore> {
     page_cache: Mutex<HashMap<u64, String>>,
     /// Complete directory listings, kept for the metadata TTL.
     listings: listing_cache::ListingCache,
+    /// Directories made through this mount moments ago, empty then.
+    new_dirs: new_dirs::NewDirs,
+    /// Small-file read-ahead across directories.
+    siblings: siblings::Siblings,
+    /// Directories being listed again by `relist_small_dir`.
+    relisting: Mutex<std::collections::HashSet<String>>,
     next_fh: AtomicU64,
 }
 
@@ -183,6 +194,7 @@ impl<S: ObjectStore> S3Fs<S> {
         let budget = Budget::new(config.max_memory);
         let blocks = BlockCache::new(budget.clone(), disk);
         let listings = listing_cache::ListingCache::new(config.metadata_ttl);
+        let new_dirs = new_dirs::NewDirs::new(config.metadata_ttl);
         Self {
             store,
             config,
@@ -197,6 +209,9 @@ impl<S: ObjectStore> S3Fs<S> {
             blocks,
             page_cache: Mutex::new(HashMap::new()),
             listings,
+            new_dirs,
+            siblings: siblings::Siblings::default(),
+            relisting: Mutex::new(std::collections::HashSet::new()),
             next_fh: AtomicU64::new(1),
         }
     }
@@ -293,36 +308,60 @@ impl<S: ObjectStore> S3Fs<S> {
         let rel = path::join(&dir, name);
         let key = path::object_key(&self.config.prefix, &rel);
         self.check_key_len(&rel)?;
-        // Decide under the lock, act after it (no lock is held across an await).
-        let listed_file = {
-            let mut table = lock(&self.inodes);
-            let now = Instant::now();
-            let fresh = table
-                .by_path(&rel)
-                .filter(|i| i.fresh_until > now)
-                .map(|i| (i.ino, i.stat.clone()));
-            match fresh {
-                Some((ino, mut stat)) => {
-                    if stat.kind == Kind::File && stat.posix.is_none() && !self.config.listing_attributes {
-                        stat.posix = self.cached_posix(&key, &stat.etag);
+        let mut relisted = false;
+        loop {
+            // Decide under the lock, act after it (no lock is held across an await).
+            let listed_file = {
+                let mut table = lock(&self.inodes);
+                let now = Instant::now();
+                let fresh = table
+                    .by_path(&rel)
+                    .filter(|i| i.fresh_until > now)
+                    .map(|i| (i.ino, i.stat.clone()));
+                match fresh {
+                    Some((ino, mut stat)) => {
+                        if stat.kind == Kind::File && stat.posix.is_none() && !self.config.listing_attributes {
+                            stat.posix = self.cached_posix(&key, &stat.etag);
+                        }
+                        if stat.kind != Kind::File || stat.posix.is_some() || self.config.listing_attributes {
+                            table.add_lookup(ino);
+                            return Ok(self.entry(ino, &stat));
+                        }
+                        Some(ino)
                     }
-                    if stat.kind != Kind::File || stat.posix.is_some() || self.config.listing_attributes {
-                        table.add_lookup(ino);
-                        return Ok(self.entry(ino, &stat));
+                    None if table.known_missing(&rel, now) => {
+                        return Err(FsError::quiet(libc::ENOENT, format!("{rel} does not exist (cached)")));
                     }
-                    Some(ino)
+                    None => None,
                 }
-                None if table.known_missing(&rel, now) => {
-                    return Err(FsError::quiet(libc::ENOENT, format!("{rel} does not exist (cached)")));
-                }
-                None => None,
+            };
+            if let Some(ino) = listed_file {
+                // A file known only from a listing: its metadata (mode, mtime...) needs a HEAD.
+                // Fetch the rest of the directory's in parallel, since `ls -l` will ask next.
+                self.prefetch.activate(parent);
+                return self.lookup_listed_file(ino, &rel, &key).await;
             }
-        };
-        if let Some(ino) = listed_file {
-            // A file known only from a listing: its metadata (mode, mtime...) needs a HEAD.
-            // Fetch the rest of the directory's in parallel, since `ls -l` will ask next.
-            self.prefetch.activate(parent);
-            return self.lookup_listed_file(ino, &rel, &key).await;
+            if relisted {
+                // Listed again just now and not there.
+                if lock(&self.kept_dirs).contains(&rel) {
+                    break;
+                }
+                lock(&self.inodes).set_missing(&rel, self.fresh_until());
+                return Err(FsError::quiet(libc::ENOENT, format!("{rel} does not exist (listed)")));
+            }
+            if self.new_dirs.absent(&dir, name) {
+                lock(&self.inodes).set_missing(&rel, self.fresh_until());
+                return Err(FsError::quiet(
+                    libc::ENOENT,
+                    format!("{rel} does not exist (new directory)"),
+                ));
+            }
+            // Entries of a small directory listed before have expired: one listing refreshes
+            // them all, instead of a HEAD and a LIST for each name looked up.
+            if !self.relist_small_dir(parent, &dir).await? {
+                break;
+            }
+            relisted = true;
         }
         let mut stat = self.stat_remote(&rel, &key).await?;
         if let Some(stat) = &stat {
@@ -342,6 +381,42 @@ impl<S: ObjectStore> S3Fs<S> {
                 Err(FsError::quiet(libc::ENOENT, format!("{rel} does not exist")))
             }
         }
+    }
+
+    /// List `dir` again if it was listed completely before and is small (at most
+    /// [`RELIST_MAX`] names); false if it was not (or another lookup is doing it).
+    async fn relist_small_dir(&self, parent: u64, dir: &str) -> FsResult<bool> {
+        if !self.listings.peek(dir).is_some_and(|l| l.len() <= RELIST_MAX) {
+            return Ok(false);
+        }
+        if !lock(&self.relisting).insert(dir.to_string()) {
+            return Ok(false);
+        }
+        let prefix = path::dir_prefix(&self.config.prefix, dir);
+        let mut handle = DirHandle {
+            ino: parent,
+            path: dir.to_string(),
+            merger: ListingMerger::new(&prefix),
+            entries: Vec::new(),
+            token: None,
+            done: false,
+            listed: Vec::new(),
+            generation: self.listings.generation(),
+        };
+        let mut result = Ok(true);
+        while !handle.done {
+            if let Err(e) = self.list_next_page(&mut handle).await {
+                result = Err(e);
+                break;
+            }
+        }
+        lock(&self.relisting).remove(dir);
+        debug!(
+            dir,
+            entries = handle.entries.len(),
+            "listed again to refresh expired entries"
+        );
+        result
     }
 
     /// Lookup of a file seen in a listing: HEAD for its metadata (falling back to a full lookup
@@ -566,9 +641,16 @@ impl<S: ObjectStore> S3Fs<S> {
             // Keep what a HEAD told about an unchanged object (and anything open for writing).
             let known = table
                 .by_path(&rel)
-                .filter(|i| !fresh || (i.stat.etag == stat.etag && i.stat.posix.is_some()));
+                .filter(|i| !fresh || (i.stat.etag == stat.etag && i.stat.posix.is_some()))
+                .map(|i| (i.ino, i.stat.clone()));
             let ino = match known {
-                Some(i) => i.ino,
+                Some((ino, known_stat)) => {
+                    if fresh {
+                        // Unchanged on the server: what we know is confirmed for another TTL.
+                        table.set_stat(ino, known_stat, until);
+                    }
+                    ino
+                }
                 None => table.upsert(&rel, stat, until),
             };
             dir.entries.push(DirEntryOut {

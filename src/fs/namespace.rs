@@ -106,6 +106,8 @@ impl<S: ObjectStore> S3Fs<S> {
             posix: Some(posix),
             ..Stat::dir(std::time::SystemTime::now())
         };
+        self.new_dirs.child(&dir, name_str);
+        self.new_dirs.made(&rel);
         let mut table = lock(&self.inodes);
         let ino = table.upsert(&rel, stat.clone(), self.fresh_until());
         table.add_lookup(ino);
@@ -137,6 +139,7 @@ impl<S: ObjectStore> S3Fs<S> {
             return Err(FsError::quiet(libc::ENOTEMPTY, format!("{rel} is not empty")));
         }
         self.store.delete_object(&marker).await?;
+        self.new_dirs.forget(&rel);
         lock(&self.kept_dirs).remove(&rel);
         lock(&self.inodes).remove_path(&rel, self.fresh_until());
         Ok(())
@@ -168,6 +171,7 @@ impl<S: ObjectStore> S3Fs<S> {
         let dir = self.dir_path(parent)?;
         let rel = path::join(&dir, name_str);
         self.check_key_len(&rel)?;
+        self.new_dirs.child(&dir, name_str);
         if self.resolve(parent, name).await?.is_some() {
             return Err(FsError::quiet(libc::EEXIST, format!("{rel} exists")));
         }
@@ -278,6 +282,8 @@ impl<S: ObjectStore> S3Fs<S> {
             }
         }
         self.keep_parent(&from);
+        self.new_dirs.forget(&from);
+        self.new_dirs.child(&self.dir_path(newparent)?, new_name);
         let mut table = lock(&self.inodes);
         table.rename(&from, &to);
         table.set_missing(&from, self.fresh_until());
