@@ -386,7 +386,7 @@ impl<S: ObjectStore> S3Fs<S> {
     /// List `dir` again if it was listed completely before and is small (at most
     /// [`RELIST_MAX`] names); false if it was not (or another lookup is doing it).
     async fn relist_small_dir(&self, parent: u64, dir: &str) -> FsResult<bool> {
-        if !self.listings.peek(dir).is_some_and(|l| l.len() <= RELIST_MAX) {
+        if self.listings.peek(dir).is_none_or(|l| l.len() > RELIST_MAX) {
             return Ok(false);
         }
         if !lock(&self.relisting).insert(dir.to_string()) {
