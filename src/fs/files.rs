@@ -308,6 +308,9 @@ impl<S: ObjectStore> S3Fs<S> {
             store: self.store.clone(),
             cache: self.blocks.clone(),
         };
+        if let Some(r) = reader.as_ref().filter(|r| r.fresh()) {
+            self.siblings.wait(r.key()).await;
+        }
         match reader.as_mut() {
             Some(r) => r.read(&ctx, offset, size).await,
             None => Err(FsError::new(libc::EBADF, format!("handle {fh} has no reader"))),

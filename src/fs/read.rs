@@ -101,6 +101,16 @@ impl Reader {
         }
     }
 
+    /// The object read.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Whether nothing was read through this reader yet.
+    pub fn fresh(&self) -> bool {
+        self.next_offset == 0 && self.current.is_none()
+    }
+
     /// The current read-ahead window (0 after a jump).
     pub fn window(&self) -> u64 {
         self.window

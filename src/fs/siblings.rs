@@ -12,10 +12,10 @@
 //!   file changed since the listing is simply not found there (its reader fetches the new version);
 //! - memory comes from the budget with `try_charge`: under pressure nothing is fetched ahead.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
 
 use super::blocks::{BlockCache, BlockId};
 use super::readdir::Listed;
@@ -39,7 +39,8 @@ struct Cursor {
 /// Where readers are in each directory, and the GETs in flight.
 pub struct Siblings {
     cursors: Mutex<HashMap<String, Cursor>>,
-    inflight: Arc<Mutex<HashSet<Arc<str>>>>,
+    /// Keys being fetched ahead, with a channel that turns true when done.
+    inflight: Arc<Mutex<HashMap<Arc<str>, watch::Receiver<bool>>>>,
     permits: Arc<Semaphore>,
 }
 
@@ -51,13 +52,21 @@ impl Default for Siblings {
     fn default() -> Self {
         Self {
             cursors: Mutex::new(HashMap::new()),
-            inflight: Arc::new(Mutex::new(HashSet::new())),
+            inflight: Arc::new(Mutex::new(HashMap::new())),
             permits: Arc::new(Semaphore::new(PARALLEL)),
         }
     }
 }
 
 impl Siblings {
+    /// If `key` is being fetched ahead, wait until it is there (rather than fetching it twice).
+    pub async fn wait(&self, key: &str) {
+        let rx = lock(&self.inflight).get(key).cloned();
+        if let Some(mut rx) = rx {
+            let _ = rx.wait_for(|done| *done).await;
+        }
+    }
+
     /// `name` of directory `dir` (listed as `listing`) was opened for reading: fetch the next
     /// small files ahead if the opens follow the listing. Returns how many GETs were started.
     pub fn opened<S: ObjectStore>(
@@ -118,8 +127,13 @@ impl Siblings {
                 etag: etag.clone(),
                 index: 0,
             };
-            if cache.contains(&id) || !lock(&self.inflight).insert(key.clone()) {
-                continue;
+            let (tx, rx) = watch::channel(false);
+            {
+                let mut inflight = lock(&self.inflight);
+                if cache.contains(&id) || inflight.contains_key(&key) {
+                    continue;
+                }
+                inflight.insert(key.clone(), rx);
             }
             let Some(charge) = cache.budget().try_charge(o.size) else {
                 lock(&self.inflight).remove(&key);
@@ -142,6 +156,7 @@ impl Siblings {
                     }
                 }
                 lock(&inflight).remove(&key);
+                let _ = tx.send(true);
             });
             started += 1;
         }
