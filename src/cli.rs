@@ -49,6 +49,10 @@ pub struct Cli {
     #[arg(long, env = "COSMOUNT_REGION", help_heading = CONNECTION)]
     pub region: Option<String>,
 
+    /// S3 requests in flight at once over the whole mount (the bound of the shared connection pool).
+    #[arg(long, default_value = "64", value_name = "N", help_heading = CONNECTION)]
+    pub max_connections: usize,
+
     /// Address the bucket as ENDPOINT/BUCKET instead of BUCKET.ENDPOINT (local servers need this).
     #[arg(long, help_heading = CONNECTION)]
     pub force_path_style: bool,
@@ -306,6 +310,7 @@ impl Cli {
                 profile: self.profile.clone(),
                 max_attempts: self.max_attempts.max(1),
                 attempt_timeout: Duration::from_secs(self.request_timeout.max(1)),
+                max_connections: self.max_connections.max(1),
                 ..S3Settings::default()
             },
             fs: FsConfig {

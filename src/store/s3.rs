@@ -67,6 +67,8 @@ pub struct S3Settings {
     pub attempt_timeout: Duration,
     /// Attempts per request, including the first (SDK standard retry mode, jittered backoff).
     pub max_attempts: u32,
+    /// Requests in flight at once over the whole mount: the bound of the shared connection pool.
+    pub max_connections: usize,
 }
 
 impl Default for S3Settings {
@@ -80,6 +82,7 @@ impl Default for S3Settings {
             connect_timeout: Duration::from_secs(5),
             attempt_timeout: Duration::from_secs(60),
             max_attempts: 4,
+            max_connections: 64,
         }
     }
 }
@@ -96,6 +99,8 @@ pub struct S3Store {
     upload_worm: WormHeaders,
     /// Multipart uploads started and not finished (crash recovery).
     journal: Option<Arc<super::journal::Journal>>,
+    /// Requests in flight at once, over the whole mount (`--max-connections`).
+    permits: Arc<tokio::sync::Semaphore>,
 }
 
 /// Replaces the SigV4 signature with `Authorization: Bearer <IAM token>` (IBM API keys).
@@ -239,6 +244,7 @@ impl S3Store {
             tokens,
             upload_worm: WormHeaders::default(),
             journal: None,
+            permits: Arc::new(tokio::sync::Semaphore::new(settings.max_connections.max(1))),
         })
     }
 
@@ -348,6 +354,9 @@ impl S3Store {
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, StoreError>>,
     {
+        // Every request holds a permit while in flight (and while retried): the connection pool
+        // never grows past --max-connections, whoever asks. The semaphore is never closed.
+        let _permit = self.permits.acquire().await.ok();
         let Some(tm) = &self.tokens else { return f().await };
         let cred_err = |e: CredError| StoreError::Credentials { message: e.to_string() };
         tm.ensure().await.map_err(cred_err)?;
