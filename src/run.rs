@@ -115,6 +115,7 @@ pub fn run(config: MountConfig) -> Result<(), String> {
             _ = int.recv() => "SIGINT",
         };
         info!(signal = name, "unmounting {signal_mnt}");
+        crate::systemd::stopping();
         let mut unmounter = unmounter;
         let result = tokio::task::spawn_blocking(move || unmounter.unmount()).await;
         if let Ok(Err(e)) = result {
