@@ -205,6 +205,15 @@ fn translate(opt: &str, cmd: &clap::Command) -> Result<Vec<String>, OptError> {
     }
 }
 
+/// The source shown in /proc/mounts (`fsname`): the `BUCKET[:PREFIX]` argument as an fstab line
+/// writes it, so `mount -a` recognises the entry as mounted and skips it the next time.
+pub fn fsname(bucket: &str, prefix: &str) -> String {
+    match prefix.trim_end_matches('/') {
+        "" => bucket.to_string(),
+        p => format!("{bucket}:{p}"),
+    }
+}
+
 /// The mount point mount.fuse3 hands over with `drop_privileges` (`/dev/fd/N`) cannot be used.
 pub fn check_mountpoint_arg(mountpoint: &std::path::Path) -> Result<(), OptError> {
     if mountpoint.starts_with("/dev/fd") {
@@ -303,6 +312,12 @@ mod tests {
         assert_eq!(run(&["cosmount", "b", "/m", "-o"]).unwrap_err(), OptError::MissingList);
         assert!(check_mountpoint_arg(std::path::Path::new("/dev/fd/3")).is_err());
         assert!(check_mountpoint_arg(std::path::Path::new("/mnt/x")).is_ok());
+    }
+
+    #[test]
+    fn fsname_is_the_source_argument() {
+        assert_eq!(fsname("bucket", ""), "bucket");
+        assert_eq!(fsname("bucket", "a/b/"), "bucket:a/b");
     }
 
     #[test]

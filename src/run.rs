@@ -71,7 +71,7 @@ pub fn run(config: MountConfig) -> Result<(), String> {
     let fs = Arc::new(S3Fs::new(Arc::new(store), fs_config));
     let fuse = FuseFs::new(fs, rt.handle().clone());
     let mut options = vec![
-        fuser::MountOption::FSName(format!("cosmount:{}", config.s3.bucket)),
+        fuser::MountOption::FSName(crate::mount_opts::fsname(&config.s3.bucket, &config.fs.prefix)),
         fuser::MountOption::Subtype("cosmount".into()),
         fuser::MountOption::DefaultPermissions,
         fuser::MountOption::NoDev,
