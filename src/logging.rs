@@ -71,8 +71,10 @@ pub fn init(filter: Option<&str>, debug: bool, file: Option<&Path>, background: 
         }
         None if background => {
             let socket = std::env::var_os("COSMOUNT_SYSLOG_SOCKET").unwrap_or_else(|| DEV_LOG.into());
+            // Non-blocking: when syslog falls behind, lines are dropped rather than blocking
+            // the file operation that logs them.
             let syslog = UnixDatagram::unbound()
-                .and_then(|s| s.connect(&socket).map(|()| s))
+                .and_then(|s| s.connect(&socket).and_then(|()| s.set_nonblocking(true)).map(|()| s))
                 .ok();
             builder
                 .with_ansi(false)

@@ -15,7 +15,7 @@ use tracing::info;
 use crate::metrics;
 
 /// Files at least this large get progress lines when uploaded.
-pub const LARGE_UPLOAD: u64 = 64 * 1024 * 1024;
+pub const LARGE_UPLOAD: u64 = 32 * 1024 * 1024;
 /// How often a long operation reports that it is still running.
 pub const TICK: Duration = Duration::from_secs(10);
 

@@ -50,7 +50,7 @@ impl Intercept for MetricsInterceptor {
         _ctx: &BeforeSerializationInterceptorContextRef<'_>,
         cfg: &mut ConfigBag,
     ) -> Result<(), aws_sdk_s3::error::BoxError> {
-        metrics::s3_request(operation(cfg));
+        // The operation's name is not in the bag yet here: requests are counted per attempt.
         cfg.interceptor_state().store_put(Started(Instant::now()));
         Ok(())
     }
@@ -61,8 +61,9 @@ impl Intercept for MetricsInterceptor {
         _rc: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), aws_sdk_s3::error::BoxError> {
-        if cfg.load::<RequestAttempts>().is_some_and(|a| a.attempts() > 1) {
-            metrics::s3_retry(operation(cfg));
+        match cfg.load::<RequestAttempts>().map_or(1, RequestAttempts::attempts) {
+            1 => metrics::s3_request(operation(cfg)),
+            _ => metrics::s3_retry(operation(cfg)),
         }
         Ok(())
     }
