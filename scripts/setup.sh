@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what cosmount's demo and tests need on a fresh Debian machine, skipping what is there:
-# fuse3 (fusermount3), attr (getfattr/setfattr), rsync, and a Python virtualenv at .venv with
+# fuse3 (fusermount3, mount.fuse3), attr (getfattr/setfattr), rsync, procps (pgrep, for the fstab
+# test), and a Python virtualenv at .venv with
 # moto's S3 server pinned to 5.2.5. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +10,7 @@ need=()
 command -v fusermount3 >/dev/null || need+=(fuse3)
 command -v getfattr >/dev/null || need+=(attr)
 command -v rsync >/dev/null || need+=(rsync)
+command -v pgrep >/dev/null || need+=(procps)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]} with apt-get"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

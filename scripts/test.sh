@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command, and what CI runs: installs what is missing (scripts/setup.sh), then
-# cargo fmt --check, clippy with warnings denied, and the whole test suite, including the tests
+# cargo fmt --check, clippy with warnings denied, the man page and completions (scripts/gen-docs.sh),
+# and the whole test suite, including the tests
 # that mount the built binary with FUSE over a local S3 server (moto, started by the tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,8 @@ echo "== cargo fmt --check"
 cargo fmt --check
 echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --quiet --all-targets -- -D warnings
+echo "== man page and shell completions from the CLI definition"
+bash scripts/gen-docs.sh
 echo "== the IBM COS double's own tests (each documented rule)"
 .venv/bin/python -m unittest tests/support/test_cos_double.py
 echo "== cargo test"

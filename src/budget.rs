@@ -61,7 +61,8 @@ impl Charge {
 impl Drop for Charge {
     fn drop(&mut self) {
         if self.bytes > 0 {
-            self.budget.used.fetch_sub(self.bytes, Ordering::AcqRel);
+            let now = self.budget.used.fetch_sub(self.bytes, Ordering::AcqRel) - self.bytes;
+            crate::metrics::set_memory(now, self.budget.limit);
             self.budget.freed.notify_waiters();
         }
     }
@@ -101,6 +102,7 @@ impl Budget {
 
     fn note_peak(&self, now: u64) {
         self.peak.fetch_max(now, Ordering::AcqRel);
+        crate::metrics::set_memory(now, self.limit);
     }
 
     fn charge_of(self: &Arc<Self>, bytes: u64) -> Charge {

@@ -204,6 +204,10 @@ pub struct Cli {
     /// Append the log to this file (its directory is created) instead of standard error.
     #[arg(long, value_name = "PATH", help_heading = LOGGING)]
     pub log_file: Option<PathBuf>,
+
+    /// Serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9464 (port 0: any free port, logged).
+    #[arg(long, env = "COSMOUNT_METRICS_ADDR", value_name = "ADDR", help_heading = LOGGING)]
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 fn default_state_dir() -> PathBuf {

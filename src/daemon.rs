@@ -75,9 +75,16 @@ pub fn spawn_background() -> ExitCode {
     }
 }
 
-/// In the daemon: tell a waiting parent that the mount is live, then detach from its stdio.
+/// Whether this process is the daemon started by [`spawn_background`] (it will detach).
+pub fn is_background_daemon() -> bool {
+    std::env::var_os(READY_ENV).is_some()
+}
+
+/// In the daemon: tell systemd (`Type=notify`) and a waiting parent that the mount is live, then
+/// detach from the parent's stdio (the log moves to syslog, see [`crate::logging`]).
 pub fn notify_ready() {
-    if std::env::var_os(READY_ENV).is_none() {
+    crate::systemd::ready();
+    if !is_background_daemon() {
         return;
     }
     let mut stdout = std::io::stdout();
@@ -94,6 +101,7 @@ pub fn notify_ready() {
             libc::dup2(null, fd);
         }
     }
+    crate::logging::detach();
 }
 
 /// Make the allocator give large buffers back to the system when they are freed.

@@ -2,8 +2,11 @@
 //!
 //! Each handler opens a span, runs the async operation on the tokio runtime (fuser's worker
 //! threads are not runtime threads, so `block_on` is safe here), and replies once: values become
-//! replies, and every error goes through [`reply_error`], which logs it at the error's own level
-//! and replies with its errno. No handler calls `reply.error` with an errno of its own.
+//! replies, and every error goes through `FuseFs::fail`, which logs one line per failed request
+//! (operation, S3 key, errno and cause, at the error's own level: ENOENT and other ordinary
+//! answers at DEBUG), counts it for the metrics, and replies with its errno. No handler calls
+//! `reply.error` with an errno of its own. Each handler is timed for the metrics
+//! ([`metrics::fuse_op`]).
 
 use std::ffi::OsStr;
 use std::path::Path;
@@ -22,6 +25,7 @@ use crate::error::FsError;
 use crate::fs::attr::Attr;
 use crate::fs::inode::Kind;
 use crate::fs::{DirReplier, Entry, S3Fs, SetAttr};
+use crate::metrics;
 use crate::store::ObjectStore;
 
 /// `fuser::Filesystem` for an [`S3Fs`].
@@ -67,14 +71,24 @@ fn file_attr(a: &Attr) -> FileAttr {
     }
 }
 
-/// Log `err` at its level, naming the operation, and turn it into the errno to reply with.
-fn reply_error(op: &str, err: FsError) -> Errno {
+/// What a failed request was about, resolved to an S3 key only when it fails.
+#[derive(Clone, Copy)]
+enum At<'a> {
+    /// An inode (file or directory).
+    Ino(u64),
+    /// A name in a directory.
+    Child(u64, &'a OsStr),
+}
+
+/// Log one line for a failed request: the operation, the S3 key, the errno (number and name) and
+/// the cause, at the error's own level (an ordinary answer such as ENOENT is DEBUG).
+fn log_failure(op: &str, key: &str, err: &FsError) {
+    let (errno, error, cause) = (err.errno, metrics::errno_name(err.errno), err.message.as_str());
     match err.level {
-        Level::DEBUG | Level::TRACE => event!(Level::DEBUG, op, errno = err.errno, "{}", err.message),
-        Level::INFO => event!(Level::INFO, op, errno = err.errno, "{}", err.message),
-        _ => event!(Level::WARN, op, errno = err.errno, "{}", err.message),
+        Level::DEBUG | Level::TRACE => event!(Level::DEBUG, op, key, errno, error, cause, "request failed"),
+        Level::INFO => event!(Level::INFO, op, key, errno, error, cause, "request failed"),
+        _ => event!(Level::WARN, op, key, errno, error, cause, "request failed"),
     }
-    Errno::from_i32(err.errno)
 }
 
 struct FuseDirReplier<'a>(&'a mut ReplyDirectory);
@@ -92,27 +106,47 @@ fn time(t: TimeOrNow) -> SystemTime {
     }
 }
 
-fn reply_entry(op: &str, r: Result<Entry, FsError>, reply: ReplyEntry) {
-    match r {
-        Ok(e) => reply.entry(&e.ttl, &file_attr(&e.attr), Generation(0)),
-        Err(e) => reply.error(reply_error(op, e)),
+impl<S: ObjectStore> FuseFs<S> {
+    /// Log `err` (see [`log_failure`]), count it, and turn it into the errno to reply with.
+    fn fail(&self, op: &'static str, at: At<'_>, err: FsError) -> Errno {
+        let key = match at {
+            At::Ino(ino) => self.fs.key_of(ino, None),
+            At::Child(parent, name) => self.fs.key_of(parent, Some(name)),
+        };
+        log_failure(op, key.as_deref().unwrap_or("?"), &err);
+        metrics::fuse_error(op, err.errno);
+        Errno::from_i32(err.errno)
     }
-}
 
-/// The xattr protocol: size 0 asks for the size, a value that does not fit is ERANGE.
-fn reply_xattr(op: &str, r: Result<Vec<u8>, FsError>, size: u32, reply: fuser::ReplyXattr) {
-    match r {
-        Ok(v) if size == 0 => reply.size(v.len() as u32),
-        Ok(v) if v.len() > size as usize => reply.error(Errno::ERANGE),
-        Ok(v) => reply.data(&v),
-        Err(e) => reply.error(reply_error(op, e)),
+    fn reply_entry(&self, op: &'static str, at: At<'_>, r: Result<Entry, FsError>, reply: ReplyEntry) {
+        match r {
+            Ok(e) => reply.entry(&e.ttl, &file_attr(&e.attr), Generation(0)),
+            Err(e) => reply.error(self.fail(op, at, e)),
+        }
     }
-}
 
-fn reply_empty(op: &str, r: Result<(), FsError>, reply: ReplyEmpty) {
-    match r {
-        Ok(()) => reply.ok(),
-        Err(e) => reply.error(reply_error(op, e)),
+    /// The xattr protocol: size 0 asks for the size, a value that does not fit is ERANGE.
+    fn reply_xattr(
+        &self,
+        op: &'static str,
+        at: At<'_>,
+        r: Result<Vec<u8>, FsError>,
+        size: u32,
+        reply: fuser::ReplyXattr,
+    ) {
+        match r {
+            Ok(v) if size == 0 => reply.size(v.len() as u32),
+            Ok(v) if v.len() > size as usize => reply.error(Errno::ERANGE),
+            Ok(v) => reply.data(&v),
+            Err(e) => reply.error(self.fail(op, at, e)),
+        }
+    }
+
+    fn reply_empty(&self, op: &'static str, at: At<'_>, r: Result<(), FsError>, reply: ReplyEmpty) {
+        match r {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(self.fail(op, at, e)),
+        }
     }
 }
 
@@ -128,12 +162,26 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: fuser::ReplyXattr) {
         let _s = tracing::debug_span!("getxattr", ino = ino.0, ?name).entered();
-        reply_xattr("getxattr", self.rt.block_on(self.fs.getxattr(ino.0, name)), size, reply);
+        let _m = metrics::fuse_op("getxattr");
+        self.reply_xattr(
+            "getxattr",
+            At::Ino(ino.0),
+            self.rt.block_on(self.fs.getxattr(ino.0, name)),
+            size,
+            reply,
+        );
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: fuser::ReplyXattr) {
         let _s = tracing::debug_span!("listxattr", ino = ino.0).entered();
-        reply_xattr("listxattr", self.rt.block_on(self.fs.listxattr(ino.0)), size, reply);
+        let _m = metrics::fuse_op("listxattr");
+        self.reply_xattr(
+            "listxattr",
+            At::Ino(ino.0),
+            self.rt.block_on(self.fs.listxattr(ino.0)),
+            size,
+            reply,
+        );
     }
 
     fn setxattr(
@@ -147,8 +195,10 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
         reply: ReplyEmpty,
     ) {
         let _s = tracing::debug_span!("setxattr", ino = ino.0, ?name).entered();
-        reply_empty(
+        let _m = metrics::fuse_op("setxattr");
+        self.reply_empty(
             "setxattr",
+            At::Ino(ino.0),
             self.rt.block_on(self.fs.setxattr(ino.0, name, value, flags)),
             reply,
         );
@@ -156,16 +206,23 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
 
     fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let _s = tracing::debug_span!("removexattr", ino = ino.0, ?name).entered();
-        reply_empty("removexattr", self.rt.block_on(self.fs.removexattr(ino.0, name)), reply);
+        let _m = metrics::fuse_op("removexattr");
+        self.reply_empty(
+            "removexattr",
+            At::Ino(ino.0),
+            self.rt.block_on(self.fs.removexattr(ino.0, name)),
+            reply,
+        );
     }
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let _s = tracing::debug_span!("lookup", parent = parent.0, ?name).entered();
+        let _m = metrics::fuse_op("lookup");
         match self.rt.block_on(self.fs.lookup(parent.0, name)) {
             // A negative entry: the kernel remembers the absence for the metadata TTL too, so
             // tools probing for files that are not there (git, editors, shells) cost nothing.
             Err(e) if e.errno == libc::ENOENT && !self.fs.negative_ttl().is_zero() => {
                 let ttl = self.fs.negative_ttl();
-                let _ = reply_error("lookup", e);
+                let _ = self.fail("lookup", At::Child(parent.0, name), e);
                 let none = Attr {
                     ino: 0,
                     kind: Kind::File,
@@ -179,7 +236,7 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
                 };
                 reply.entry(&ttl, &file_attr(&none), Generation(0));
             }
-            r => reply_entry("lookup", r, reply),
+            r => self.reply_entry("lookup", At::Child(parent.0, name), r, reply),
         }
     }
 
@@ -202,6 +259,7 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
         reply: ReplyAttr,
     ) {
         let _s = tracing::debug_span!("setattr", ino = ino.0, ?mode, ?uid, ?gid, ?size).entered();
+        let _m = metrics::fuse_op("setattr");
         let set = SetAttr {
             mode,
             uid,
@@ -211,42 +269,57 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
         };
         match self.rt.block_on(self.fs.setattr(ino.0, fh.map(|f| f.0), set)) {
             Ok(e) => reply.attr(&e.ttl, &file_attr(&e.attr)),
-            Err(e) => reply.error(reply_error("setattr", e)),
+            Err(e) => reply.error(self.fail("setattr", At::Ino(ino.0), e)),
         }
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
         let _s = tracing::debug_span!("readlink", ino = ino.0).entered();
+        let _m = metrics::fuse_op("readlink");
         match self.rt.block_on(self.fs.readlink(ino.0)) {
             Ok(data) => reply.data(&data),
-            Err(e) => reply.error(reply_error("readlink", e)),
+            Err(e) => reply.error(self.fail("readlink", At::Ino(ino.0), e)),
         }
     }
 
     fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
         let _s = tracing::debug_span!("mkdir", parent = parent.0, ?name).entered();
+        let _m = metrics::fuse_op("mkdir");
         let r = self
             .rt
             .block_on(self.fs.mkdir(parent.0, name, mode & !umask, req.uid(), req.gid()));
-        reply_entry("mkdir", r, reply);
+        self.reply_entry("mkdir", At::Child(parent.0, name), r, reply);
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let _s = tracing::debug_span!("unlink", parent = parent.0, ?name).entered();
-        reply_empty("unlink", self.rt.block_on(self.fs.unlink(parent.0, name)), reply);
+        let _m = metrics::fuse_op("unlink");
+        self.reply_empty(
+            "unlink",
+            At::Child(parent.0, name),
+            self.rt.block_on(self.fs.unlink(parent.0, name)),
+            reply,
+        );
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let _s = tracing::debug_span!("rmdir", parent = parent.0, ?name).entered();
-        reply_empty("rmdir", self.rt.block_on(self.fs.rmdir(parent.0, name)), reply);
+        let _m = metrics::fuse_op("rmdir");
+        self.reply_empty(
+            "rmdir",
+            At::Child(parent.0, name),
+            self.rt.block_on(self.fs.rmdir(parent.0, name)),
+            reply,
+        );
     }
 
     fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
         let _s = tracing::debug_span!("symlink", parent = parent.0, ?link_name).entered();
+        let _m = metrics::fuse_op("symlink");
         let r = self
             .rt
             .block_on(self.fs.symlink(parent.0, link_name, target, req.uid(), req.gid()));
-        reply_entry("symlink", r, reply);
+        self.reply_entry("symlink", At::Child(parent.0, link_name), r, reply);
     }
 
     fn rename(
@@ -260,14 +333,16 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
         reply: ReplyEmpty,
     ) {
         let _s = tracing::debug_span!("rename", parent = parent.0, ?name, newparent = newparent.0, ?newname).entered();
+        let _m = metrics::fuse_op("rename");
         let r = self
             .rt
             .block_on(self.fs.rename(parent.0, name, newparent.0, newname, flags.bits()));
-        reply_empty("rename", r, reply);
+        self.reply_empty("rename", At::Child(parent.0, name), r, reply);
     }
 
-    fn link(&self, _req: &Request, _ino: INodeNo, _newparent: INodeNo, _newname: &OsStr, reply: ReplyEntry) {
-        reply_entry("link", self.fs.link(), reply);
+    fn link(&self, _req: &Request, ino: INodeNo, _newparent: INodeNo, _newname: &OsStr, reply: ReplyEntry) {
+        let _m = metrics::fuse_op("link");
+        self.reply_entry("link", At::Ino(ino.0), self.fs.link(), reply);
     }
 
     fn create(
@@ -281,6 +356,7 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
         reply: ReplyCreate,
     ) {
         let _s = tracing::debug_span!("create", parent = parent.0, ?name).entered();
+        let _m = metrics::fuse_op("create");
         match self.rt.block_on(
             self.fs
                 .create(parent.0, name, mode & !umask, req.uid(), req.gid(), req.pid()),
@@ -292,7 +368,7 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
                 FileHandle(fh),
                 FopenFlags::empty(),
             ),
-            Err(e) => reply.error(reply_error("create", e)),
+            Err(e) => reply.error(self.fail("create", At::Child(parent.0, name), e)),
         }
     }
 
@@ -309,40 +385,52 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
         reply: ReplyWrite,
     ) {
         let _s = tracing::debug_span!("write", ino = ino.0, fh = fh.0, offset, len = data.len()).entered();
+        let _m = metrics::fuse_op("write");
         match self.rt.block_on(self.fs.write(fh.0, offset, data)) {
             Ok(n) => reply.written(n),
-            Err(e) => reply.error(reply_error("write", e)),
+            Err(e) => reply.error(self.fail("write", At::Ino(ino.0), e)),
         }
     }
 
     fn flush(&self, req: &Request, ino: INodeNo, fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
         let _s = tracing::debug_span!("flush", ino = ino.0, fh = fh.0).entered();
-        reply_empty("flush", self.rt.block_on(self.fs.flush(fh.0, req.pid())), reply);
+        let _m = metrics::fuse_op("flush");
+        self.reply_empty(
+            "flush",
+            At::Ino(ino.0),
+            self.rt.block_on(self.fs.flush(fh.0, req.pid())),
+            reply,
+        );
     }
 
     fn fsync(&self, _req: &Request, ino: INodeNo, fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
         let _s = tracing::debug_span!("fsync", ino = ino.0, fh = fh.0).entered();
-        reply_empty("fsync", self.rt.block_on(self.fs.fsync(fh.0)), reply);
+        let _m = metrics::fuse_op("fsync");
+        self.reply_empty("fsync", At::Ino(ino.0), self.rt.block_on(self.fs.fsync(fh.0)), reply);
     }
 
     fn fsyncdir(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+        let _m = metrics::fuse_op("fsyncdir");
         reply.ok();
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        let _m = metrics::fuse_op("forget");
         self.fs.forget(ino.0, nlookup);
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         let _s = tracing::debug_span!("getattr", ino = ino.0).entered();
+        let _m = metrics::fuse_op("getattr");
         match self.rt.block_on(self.fs.getattr(ino.0)) {
             Ok(e) => reply.attr(&e.ttl, &file_attr(&e.attr)),
-            Err(e) => reply.error(reply_error("getattr", e)),
+            Err(e) => reply.error(self.fail("getattr", At::Ino(ino.0), e)),
         }
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let _s = tracing::debug_span!("open", ino = ino.0).entered();
+        let _m = metrics::fuse_op("open");
         match self.rt.block_on(self.fs.open(ino.0, flags.0, req.pid())) {
             Ok(fh) => {
                 let keep = if self.fs.keep_cache(fh) {
@@ -352,7 +440,7 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
                 };
                 reply.opened(FileHandle(fh), keep)
             }
-            Err(e) => reply.error(reply_error("open", e)),
+            Err(e) => reply.error(self.fail("open", At::Ino(ino.0), e)),
         }
     }
 
@@ -368,9 +456,10 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
         reply: ReplyData,
     ) {
         let _s = tracing::debug_span!("read", ino = ino.0, fh = fh.0, offset, size).entered();
+        let _m = metrics::fuse_op("read");
         match self.rt.block_on(self.fs.read(fh.0, offset, size)) {
             Ok(data) => reply.data(&data),
-            Err(e) => reply.error(reply_error("read", e)),
+            Err(e) => reply.error(self.fail("read", At::Ino(ino.0), e)),
         }
     }
 
@@ -385,34 +474,44 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
         reply: ReplyEmpty,
     ) {
         let _s = tracing::debug_span!("release", ino = ino.0, fh = fh.0).entered();
-        reply_empty("release", self.rt.block_on(self.fs.release(fh.0)), reply);
+        let _m = metrics::fuse_op("release");
+        self.reply_empty(
+            "release",
+            At::Ino(ino.0),
+            self.rt.block_on(self.fs.release(fh.0)),
+            reply,
+        );
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         let _s = tracing::debug_span!("opendir", ino = ino.0).entered();
+        let _m = metrics::fuse_op("opendir");
         match self.rt.block_on(self.fs.opendir(ino.0)) {
             Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
-            Err(e) => reply.error(reply_error("opendir", e)),
+            Err(e) => reply.error(self.fail("opendir", At::Ino(ino.0), e)),
         }
     }
 
     fn readdir(&self, _req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
         let _s = tracing::debug_span!("readdir", ino = ino.0, fh = fh.0, offset).entered();
+        let _m = metrics::fuse_op("readdir");
         let result = self
             .rt
             .block_on(self.fs.readdir(fh.0, offset, &mut FuseDirReplier(&mut reply)));
         match result {
             Ok(()) => reply.ok(),
-            Err(e) => reply.error(reply_error("readdir", e)),
+            Err(e) => reply.error(self.fail("readdir", At::Ino(ino.0), e)),
         }
     }
 
     fn releasedir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
+        let _m = metrics::fuse_op("releasedir");
         self.fs.releasedir(fh.0);
         reply.ok();
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let _m = metrics::fuse_op("statfs");
         let s = self.fs.statfs();
         reply.statfs(
             s.blocks, s.bfree, s.bfree, s.files, s.ffree, s.bsize, s.namelen, s.bsize,

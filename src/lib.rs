@@ -5,7 +5,8 @@
 //! - [`fs`]: the filesystem as async methods returning values ([`fs::S3Fs`]), testable without FUSE;
 //! - [`store`]: the [`store::ObjectStore`] trait, with aws-sdk-s3 ([`store::s3`]) and in-memory
 //!   ([`store::memory`]) implementations;
-//! - [`cli`], [`config`], [`run`], [`daemon`], [`logging`]: the command line and the process.
+//! - [`cli`], [`mount_opts`], [`config`], [`run`], [`daemon`], [`systemd`], [`logging`], [`metrics`],
+//!   [`progress`]: the command line (and mount(8)'s `-o` options), the process, and what it reports.
 //!
 //! Errors are [`error::FsError`] values carrying their errno from birth.
 
@@ -18,5 +19,9 @@ pub mod error;
 pub mod fs;
 pub mod fuse;
 pub mod logging;
+pub mod metrics;
+pub mod mount_opts;
+pub mod progress;
 pub mod run;
 pub mod store;
+pub mod systemd;

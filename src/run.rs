@@ -84,7 +84,7 @@ pub fn run(config: MountConfig) -> Result<(), String> {
     let fs = Arc::new(S3Fs::with_disk_cache(Arc::new(store), fs_config, disk));
     let fuse = FuseFs::new(fs, rt.handle().clone());
     let mut options = vec![
-        fuser::MountOption::FSName(format!("cosmount:{}", config.s3.bucket)),
+        fuser::MountOption::FSName(crate::mount_opts::fsname(&config.s3.bucket, &config.fs.prefix)),
         fuser::MountOption::Subtype("cosmount".into()),
         fuser::MountOption::DefaultPermissions,
         fuser::MountOption::NoDev,
@@ -128,6 +128,7 @@ pub fn run(config: MountConfig) -> Result<(), String> {
             _ = int.recv() => "SIGINT",
         };
         info!(signal = name, "unmounting {signal_mnt}");
+        crate::systemd::stopping();
         let mut unmounter = unmounter;
         let result = tokio::task::spawn_blocking(move || unmounter.unmount()).await;
         if let Ok(Err(e)) = result {

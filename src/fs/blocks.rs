@@ -107,15 +107,18 @@ impl BlockCache {
     pub fn get(&self, id: &BlockId) -> Option<Bytes> {
         if let Some(b) = lock(&self.mem).get(id) {
             self.stats.hits.fetch_add(1, Ordering::Relaxed);
+            crate::metrics::cache_access(true);
             return Some(b.data.clone());
         }
         if let Some(data) = self.disk.as_ref().and_then(|d| d.get(id)) {
             self.stats.hits.fetch_add(1, Ordering::Relaxed);
             self.stats.disk_hits.fetch_add(1, Ordering::Relaxed);
+            crate::metrics::cache_access(true);
             self.insert_mem(id.clone(), data.clone());
             return Some(data);
         }
         self.stats.misses.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::cache_access(false);
         None
     }
 

@@ -29,6 +29,8 @@ use crate::store::{ListRequest, ObjectStore, PutOptions, StoreError};
 
 /// Objects copied at once when renaming a directory.
 const COPY_CONCURRENCY: usize = 16;
+/// Directory renames of more objects than this log their progress at info level.
+const RENAME_LOG_MIN: usize = 100;
 /// CopyObject's size limit.
 const COPY_LIMIT: u64 = 5 * 1024 * 1024 * 1024;
 
@@ -37,6 +39,17 @@ pub const RENAME_NOREPLACE: u32 = 1;
 pub const RENAME_EXCHANGE: u32 = 2;
 
 impl<S: ObjectStore> S3Fs<S> {
+    /// The S3 key of inode `ino` (with `name` appended when given: a child of a directory), for
+    /// log lines. `None` when the inode is no longer known.
+    pub fn key_of(&self, ino: u64, name: Option<&std::ffi::OsStr>) -> Option<String> {
+        let dir = lock(&self.inodes).get(ino).map(|i| i.path.clone())?;
+        let rel = match name {
+            Some(n) => path::join(&dir, &n.to_string_lossy()),
+            None => dir,
+        };
+        Some(path::object_key(&self.config.prefix, &rel))
+    }
+
     /// What `name` in `parent` is, without taking a kernel reference.
     async fn resolve(&self, parent: u64, name: &std::ffi::OsStr) -> FsResult<Option<(u64, String, Stat)>> {
         match self.lookup(parent, name).await {
@@ -352,9 +365,12 @@ impl<S: ObjectStore> S3Fs<S> {
                 c?;
             }
         }
-        if total > 100 {
+        if total > RENAME_LOG_MIN {
             info!(from, to, objects = total, "renaming a directory");
         }
+        let label = format!("renaming {from} to {to}");
+        let copies = crate::progress::Steps::new("copied", label.clone(), total, RENAME_LOG_MIN);
+        let removals = crate::progress::Steps::new("deleted the sources of", label, total, RENAME_LOG_MIN);
         let store = self.store.clone();
         let results: Vec<Result<String, StoreError>> = stream::iter(keys.into_iter().map(|(key, size, etag)| {
             let store = Arc::clone(&store);
@@ -366,6 +382,7 @@ impl<S: ObjectStore> S3Fs<S> {
             }
         }))
         .buffer_unordered(COPY_CONCURRENCY)
+        .inspect(|_| copies.tick())
         .collect()
         .await;
         let mut copied = Vec::with_capacity(total);
@@ -385,12 +402,13 @@ impl<S: ObjectStore> S3Fs<S> {
             async move { store.delete_object(&key).await }
         }))
         .buffer_unordered(COPY_CONCURRENCY)
+        .inspect(|_| removals.tick())
         .collect()
         .await;
         for d in deletes {
             d?;
         }
-        if total > 100 {
+        if total > RENAME_LOG_MIN {
             info!(from, to, objects = total, "renamed a directory");
         }
         Ok(())

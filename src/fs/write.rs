@@ -361,6 +361,7 @@ impl Staged {
         opts: &PutOptions,
         config: &UploadConfig,
     ) -> FsResult<Option<String>> {
+        let _in_flight = crate::metrics::upload_in_flight();
         let streamed = self
             .stream
             .as_ref()
@@ -368,6 +369,7 @@ impl Staged {
         if self.size <= self.chunk || !streamed {
             self.abandon_stream(store).await;
         }
+        let progress = crate::progress::Upload::start(key, self.size);
         let etag = if self.size <= self.chunk {
             for c in 0..self.present.len() {
                 self.populate(store.as_ref(), c).await?;
@@ -381,6 +383,7 @@ impl Staged {
         } else {
             self.upload_multipart(store, key, opts, config).await?
         };
+        progress.finish();
         self.base = Some(Base {
             key: key.to_string(),
             etag: etag.clone(),

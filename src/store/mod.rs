@@ -9,6 +9,7 @@ pub mod fault;
 pub mod journal;
 pub mod memory;
 pub mod s3;
+mod s3_metrics;
 mod s3_worm;
 pub mod worm;
 

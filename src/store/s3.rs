@@ -228,6 +228,7 @@ impl S3Store {
         if let Some(url) = &settings.endpoint_url {
             builder = builder.endpoint_url(url);
         }
+        builder = builder.interceptor(super::s3_metrics::MetricsInterceptor);
         if let Some(b) = bearer {
             builder = builder.interceptor(b);
         }

@@ -1,0 +1,487 @@
+//! Metrics: the counters, gauges and histograms of a mount, and the optional Prometheus endpoint
+//! (`--metrics-addr 127.0.0.1:PORT`, path `/metrics`) that serves them.
+//!
+//! Everything else in the crate records through the plain functions here ([`fuse_op`],
+//! [`fuse_error`], [`s3_request`], [`cache_access`], [`set_memory`], [`upload_started`], ...).
+//! Until [`serve`] has enabled the registry they return at once after one atomic load, so calling
+//! them on hot paths costs nothing measurable when metrics are off. Exposition is done by the
+//! `prometheus-client` crate (OpenMetrics text, which Prometheus scrapes as is); the HTTP side is a
+//! hyper HTTP/1 server on its own thread with a single-threaded runtime, so a slow scraper never
+//! competes with file I/O for the mount's runtime.
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::{Registry, Unit};
+
+type OpLabels = [(&'static str, &'static str); 1];
+type ErrLabels = [(&'static str, &'static str); 2];
+type S3Labels = [(&'static str, String); 1];
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// Every metric of the process.
+struct Metrics {
+    registry: Registry,
+    fuse_requests: Family<OpLabels, Counter>,
+    fuse_errors: Family<ErrLabels, Counter>,
+    fuse_seconds: HistogramFamily<OpLabels>,
+    s3_requests: Family<S3Labels, Counter>,
+    s3_retries: Family<S3Labels, Counter>,
+    s3_errors: Family<S3Labels, Counter>,
+    s3_seconds: HistogramFamily<S3Labels>,
+    s3_sent: Counter,
+    s3_received: Counter,
+    cache_hits: Counter,
+    cache_misses: Counter,
+    memory_in_use: Gauge<u64, AtomicU64>,
+    memory_budget: Gauge<u64, AtomicU64>,
+    uploads_in_flight: Gauge,
+}
+
+fn latency_histogram() -> Histogram {
+    // 100 µs to ~26 s in factors of 4: covers cached lookups up to multipart completions.
+    Histogram::new(exponential_buckets(0.0001, 4.0, 10))
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let m = Metrics {
+            registry: Registry::with_prefix("cosmount"),
+            fuse_requests: Family::default(),
+            fuse_errors: Family::default(),
+            fuse_seconds: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
+            s3_requests: Family::default(),
+            s3_retries: Family::default(),
+            s3_errors: Family::default(),
+            s3_seconds: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
+            s3_sent: Counter::default(),
+            s3_received: Counter::default(),
+            cache_hits: Counter::default(),
+            cache_misses: Counter::default(),
+            memory_in_use: Gauge::default(),
+            memory_budget: Gauge::default(),
+            uploads_in_flight: Gauge::default(),
+        };
+        let mut m = m;
+        let r = &mut m.registry;
+        r.register(
+            "fuse_requests",
+            "FUSE requests served, by operation",
+            m.fuse_requests.clone(),
+        );
+        r.register(
+            "fuse_errors",
+            "FUSE requests answered with an error, by operation and errno",
+            m.fuse_errors.clone(),
+        );
+        r.register_with_unit(
+            "fuse_request_duration",
+            "Time to answer a FUSE request, by operation",
+            Unit::Seconds,
+            m.fuse_seconds.clone(),
+        );
+        r.register(
+            "s3_requests",
+            "S3 requests sent (retries not counted again), by operation",
+            m.s3_requests.clone(),
+        );
+        r.register(
+            "s3_retries",
+            "S3 attempts beyond the first (retries), by operation",
+            m.s3_retries.clone(),
+        );
+        r.register(
+            "s3_errors",
+            "S3 requests that failed after their retries, by operation",
+            m.s3_errors.clone(),
+        );
+        r.register_with_unit(
+            "s3_request_duration",
+            "Time of an S3 request including retries, by operation",
+            Unit::Seconds,
+            m.s3_seconds.clone(),
+        );
+        r.register_with_unit(
+            "s3_sent",
+            "Request body bytes sent to S3",
+            Unit::Bytes,
+            m.s3_sent.clone(),
+        );
+        r.register_with_unit(
+            "s3_received",
+            "Response body bytes received from S3 (by Content-Length)",
+            Unit::Bytes,
+            m.s3_received.clone(),
+        );
+        r.register("cache_hits", "Reads served from the cache", m.cache_hits.clone());
+        r.register(
+            "cache_misses",
+            "Reads the cache could not serve",
+            m.cache_misses.clone(),
+        );
+        r.register_with_unit(
+            "memory_in_use",
+            "Memory held for file data (buffers and cache)",
+            Unit::Bytes,
+            m.memory_in_use.clone(),
+        );
+        r.register_with_unit(
+            "memory_budget",
+            "Memory budget for file data (--max-memory)",
+            Unit::Bytes,
+            m.memory_budget.clone(),
+        );
+        r.register(
+            "uploads_in_flight",
+            "Files being uploaded to S3 right now",
+            m.uploads_in_flight.clone(),
+        );
+        m
+    }
+
+    fn render(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::with_capacity(8192);
+        encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}
+
+static METRICS: OnceLock<Metrics> = OnceLock::new();
+
+#[inline]
+fn get() -> Option<&'static Metrics> {
+    METRICS.get()
+}
+
+/// Turn metrics on (idempotent). [`serve`] does this; tests may call it directly.
+pub fn enable() {
+    METRICS.get_or_init(Metrics::new);
+}
+
+/// The current metrics in the text exposition format (`None` when metrics are off).
+pub fn render() -> Option<String> {
+    get().and_then(|m| m.render().ok())
+}
+
+/// Times one FUSE request; counts it and records its latency when dropped.
+#[must_use = "the request is timed until this guard is dropped"]
+pub struct OpTimer {
+    op: &'static str,
+    start: Option<Instant>,
+}
+
+impl Drop for OpTimer {
+    fn drop(&mut self) {
+        if let (Some(m), Some(start)) = (get(), self.start) {
+            let labels = [("op", self.op)];
+            m.fuse_requests.get_or_create(&labels).inc();
+            m.fuse_seconds
+                .get_or_create(&labels)
+                .observe(start.elapsed().as_secs_f64());
+        }
+    }
+}
+
+/// Start timing a FUSE request of operation `op` (such as "lookup" or "read").
+#[inline]
+pub fn fuse_op(op: &'static str) -> OpTimer {
+    OpTimer {
+        op,
+        start: get().map(|_| Instant::now()),
+    }
+}
+
+/// Count a FUSE request of `op` answered with `errno`.
+pub fn fuse_error(op: &'static str, errno: i32) {
+    if let Some(m) = get() {
+        m.fuse_errors
+            .get_or_create(&[("op", op), ("errno", errno_name(errno))])
+            .inc();
+    }
+}
+
+/// Count one S3 request (its first attempt) of `operation` (such as "GetObject").
+pub fn s3_request(operation: &str) {
+    if let Some(m) = get() {
+        m.s3_requests
+            .get_or_create(&[("operation", operation.to_string())])
+            .inc();
+    }
+}
+
+/// Count one retry (an attempt after the first) of an S3 request.
+pub fn s3_retry(operation: &str) {
+    if let Some(m) = get() {
+        m.s3_retries
+            .get_or_create(&[("operation", operation.to_string())])
+            .inc();
+    }
+}
+
+/// Record the end of an S3 request: its total time and whether it failed after its retries.
+pub fn s3_finished(operation: &str, elapsed: Duration, failed: bool) {
+    if let Some(m) = get() {
+        let labels = [("operation", operation.to_string())];
+        m.s3_seconds.get_or_create(&labels).observe(elapsed.as_secs_f64());
+        if failed {
+            m.s3_errors.get_or_create(&labels).inc();
+        }
+    }
+}
+
+/// Count bytes sent to S3 in request bodies.
+pub fn s3_bytes_sent(n: u64) {
+    if let Some(m) = get() {
+        m.s3_sent.inc_by(n);
+    }
+}
+
+/// Count bytes received from S3 in response bodies.
+pub fn s3_bytes_received(n: u64) {
+    if let Some(m) = get() {
+        m.s3_received.inc_by(n);
+    }
+}
+
+/// Count one cache lookup: served from the cache (`hit`) or not.
+pub fn cache_access(hit: bool) {
+    if let Some(m) = get() {
+        if hit {
+            m.cache_hits.inc();
+        } else {
+            m.cache_misses.inc();
+        }
+    }
+}
+
+/// Report the memory held for file data and the budget it must stay within.
+pub fn set_memory(in_use_bytes: u64, budget_bytes: u64) {
+    if let Some(m) = get() {
+        m.memory_in_use.set(in_use_bytes);
+        m.memory_budget.set(budget_bytes);
+    }
+}
+
+/// A file upload has started (pair with [`upload_finished`], or use [`upload_in_flight`]).
+pub fn upload_started() {
+    if let Some(m) = get() {
+        m.uploads_in_flight.inc();
+    }
+}
+
+/// A file upload has ended, successfully or not.
+pub fn upload_finished() {
+    if let Some(m) = get() {
+        m.uploads_in_flight.dec();
+    }
+}
+
+/// Counts an upload as in flight until dropped.
+#[must_use = "the upload counts as in flight until this guard is dropped"]
+pub struct UploadInFlight(bool);
+
+/// [`upload_started`] now and [`upload_finished`] when the returned guard is dropped.
+pub fn upload_in_flight() -> UploadInFlight {
+    let on = get().is_some();
+    if on {
+        upload_started();
+    }
+    UploadInFlight(on)
+}
+
+impl Drop for UploadInFlight {
+    fn drop(&mut self) {
+        if self.0 {
+            upload_finished();
+        }
+    }
+}
+
+/// The symbolic name of an errno, for logs and metric labels.
+pub fn errno_name(errno: i32) -> &'static str {
+    match errno {
+        libc::EPERM => "EPERM",
+        libc::ENOENT => "ENOENT",
+        libc::EIO => "EIO",
+        libc::EBADF => "EBADF",
+        libc::EAGAIN => "EAGAIN",
+        libc::ENOMEM => "ENOMEM",
+        libc::EACCES => "EACCES",
+        libc::EBUSY => "EBUSY",
+        libc::EEXIST => "EEXIST",
+        libc::EXDEV => "EXDEV",
+        libc::ENOTDIR => "ENOTDIR",
+        libc::EISDIR => "EISDIR",
+        libc::EINVAL => "EINVAL",
+        libc::EFBIG => "EFBIG",
+        libc::ENOSPC => "ENOSPC",
+        libc::EROFS => "EROFS",
+        libc::ERANGE => "ERANGE",
+        libc::ENAMETOOLONG => "ENAMETOOLONG",
+        libc::ENOSYS => "ENOSYS",
+        libc::ENOTEMPTY => "ENOTEMPTY",
+        libc::ENODATA => "ENODATA",
+        libc::ENOTSUP => "ENOTSUP",
+        libc::ESTALE => "ESTALE",
+        libc::ETIMEDOUT => "ETIMEDOUT",
+        libc::ECONNREFUSED => "ECONNREFUSED",
+        _ => "other",
+    }
+}
+
+/// Serving the metrics failed to start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The address could not be bound (in use, not local, no permission).
+    #[error("cannot serve metrics on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    /// The server thread or its runtime could not be started.
+    #[error("cannot start the metrics server: {0}")]
+    Start(std::io::Error),
+}
+
+/// Enable metrics and serve them at `http://ADDR/metrics` from a thread of their own. Binding
+/// happens before this returns, so a taken port is reported before mounting. Returns the bound
+/// address (useful with port 0).
+pub fn serve(addr: SocketAddr) -> Result<SocketAddr, ServeError> {
+    let listener = std::net::TcpListener::bind(addr).map_err(|source| ServeError::Bind { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .map_err(ServeError::Start)?;
+    enable();
+    std::thread::Builder::new()
+        .name("cosmount-metrics".into())
+        .spawn(move || rt.block_on(accept_loop(listener)))
+        .map_err(ServeError::Start)?;
+    tracing::info!("serving metrics on http://{bound}/metrics");
+    Ok(bound)
+}
+
+async fn accept_loop(listener: std::net::TcpListener) {
+    let listener = match tokio::net::TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("the metrics server stopped: {e}");
+            return;
+        }
+    };
+    loop {
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                // Out of descriptors and the like: wait a moment rather than spin.
+                tracing::warn!("metrics server: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        tokio::spawn(async move {
+            let service =
+                hyper::service::service_fn(|req| async move { Ok::<_, std::convert::Infallible>(answer(&req)) });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            // A scraper that disconnects early is not worth a log line above debug.
+            if let Err(e) = conn.await {
+                tracing::debug!("metrics connection: {e}");
+            }
+        });
+    }
+}
+
+fn answer<B>(req: &http::Request<B>) -> http::Response<Full<Bytes>> {
+    let (status, content_type, body) = match (req.method(), req.uri().path()) {
+        (&http::Method::GET | &http::Method::HEAD, "/metrics") => match render() {
+            Some(text) => (
+                http::StatusCode::OK,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                text,
+            ),
+            None => (
+                http::StatusCode::INTERNAL_SERVER_ERROR,
+                "text/plain; charset=utf-8",
+                "metrics could not be encoded\n".to_string(),
+            ),
+        },
+        (&http::Method::GET | &http::Method::HEAD, "/") => (
+            http::StatusCode::OK,
+            "text/plain; charset=utf-8",
+            "cosmount: metrics are at /metrics\n".to_string(),
+        ),
+        _ => (
+            http::StatusCode::NOT_FOUND,
+            "text/plain; charset=utf-8",
+            "not found: metrics are at /metrics\n".to_string(),
+        ),
+    };
+    let mut resp = http::Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(content_type));
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn off_is_a_no_op_and_on_counts() {
+        // Before enabling, nothing is recorded and nothing fails.
+        if get().is_none() {
+            cache_access(true);
+            assert!(render().is_none());
+        }
+        enable();
+        {
+            let _t = fuse_op("lookup");
+        }
+        fuse_error("lookup", libc::ENOENT);
+        s3_request("GetObject");
+        s3_retry("GetObject");
+        s3_finished("GetObject", Duration::from_millis(3), true);
+        s3_bytes_received(10);
+        cache_access(false);
+        set_memory(5, 100);
+        let guard = upload_in_flight();
+        let text = render().expect("enabled");
+        for want in [
+            "cosmount_fuse_requests_total{op=\"lookup\"}",
+            "cosmount_fuse_errors_total{op=\"lookup\",errno=\"ENOENT\"} 1",
+            "cosmount_fuse_request_duration_seconds_bucket{",
+            "cosmount_s3_requests_total{operation=\"GetObject\"}",
+            "cosmount_s3_retries_total{operation=\"GetObject\"}",
+            "cosmount_s3_errors_total{operation=\"GetObject\"}",
+            "cosmount_s3_received_bytes_total",
+            "cosmount_cache_misses_total",
+            "cosmount_memory_budget_bytes 100",
+            "cosmount_uploads_in_flight 1",
+        ] {
+            assert!(text.contains(want), "{want} missing from:\n{text}");
+        }
+        drop(guard);
+        assert!(render().expect("enabled").contains("cosmount_uploads_in_flight 0"));
+    }
+
+    #[test]
+    fn answers_only_metrics_paths() {
+        let get = |p: &str| http::Request::get(p).body(()).expect("request");
+        assert_eq!(answer(&get("/nope")).status(), http::StatusCode::NOT_FOUND);
+        assert_eq!(answer(&get("/")).status(), http::StatusCode::OK);
+    }
+}

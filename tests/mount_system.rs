@@ -1,0 +1,300 @@
+//! cosmount as part of the system: mounting through mount(8) and an fstab (type fuse.cosmount),
+//! the Prometheus endpoint during a copy, the log line of a failed request, and syslog in the
+//! background. Real binary, real FUSE, real mount(8) and mount.fuse3, local S3 server.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// GET `path` from `addr`; (status line, body).
+fn http_get(addr: &str, path: &str) -> (String, String) {
+    let mut s = TcpStream::connect(addr).expect("connect to the metrics endpoint");
+    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").expect("send");
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).expect("read");
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    (head.lines().next().unwrap_or("").to_string(), body.to_string())
+}
+
+/// The sum of every sample whose name and labels start with `prefix`.
+fn sample(text: &str, prefix: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Wait until `log` contains `needle`; returns the log.
+fn wait_log(log: &Path, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.contains(needle) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{needle:?} never appeared in the log:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `mount -a -T FSTAB` with a `fuse.cosmount` line, then `umount`. mount(8) drops PATH from the
+/// environment of its helpers, so mount.fuse3's `/bin/sh -c "cosmount ..."` searches the shell's
+/// default PATH: the test runs in a private mount namespace where the directory holding the built
+/// binary is bind-mounted over /usr/local/bin, without changing the machine.
+#[test]
+fn fstab_mount_and_umount() {
+    let b = bucket("fstab");
+    put_all(&b, vec![("docs/readme.txt".into(), b"fstab works\n".to_vec())]);
+    let work = tempfile::tempdir().expect("tempdir");
+    let bindir = work.path().join("bin");
+    let mnt = work.path().join("mnt");
+    std::fs::create_dir_all(&bindir).expect("mkdir");
+    std::fs::create_dir_all(&mnt).expect("mkdir");
+    std::fs::copy(bin(), bindir.join("cosmount")).expect("copy the binary");
+    let log = work.path().join("logs/sub/cosmount.log");
+    let fstab = work.path().join("fstab");
+    let opts = format!(
+        "_netdev,nofail,ro,uid=4321,gid=4322,allow_other,endpoint_url={},force_path_style,log_file={},x-systemd.automount",
+        endpoint(),
+        log.display()
+    );
+    std::fs::write(&fstab, format!("{b}:docs {} fuse.cosmount {opts} 0 0\n", mnt.display())).expect("fstab");
+    let bad = work.path().join("fstab.bad");
+    std::fs::write(
+        &bad,
+        format!("{b} {} fuse.cosmount ro,no_such_option=1 0 0\n", mnt.display()),
+    )
+    .expect("fstab");
+    let script = format!(
+        r#"
+set -u
+mount --bind {bindir} /usr/local/bin || exit 90
+mount -a -T {bad} 2>bad.err; echo "bad_rc=$?"
+mount -a -T {fstab} || exit 91
+echo "type=$(findmnt -n -o FSTYPE {mnt}) source=$(findmnt -n -o SOURCE {mnt})"
+echo "owner=$(stat -c %u:%g {mnt}/readme.txt)"
+echo "content=$(cat {mnt}/readme.txt)"
+if touch {mnt}/new 2>/dev/null; then echo "write=allowed"; else echo "write=refused"; fi
+mount -a -T {fstab}; echo "again_rc=$?"
+umount {mnt}; echo "umount_rc=$?"
+for i in $(seq 100); do pgrep -f "[c]osmount {b}:docs" >/dev/null || break; sleep 0.1; done
+pgrep -f "[c]osmount {b}:docs" >/dev/null && echo "daemon=alive" || echo "daemon=gone"
+findmnt {mnt} >/dev/null && {{ umount -l {mnt}; echo "still=mounted"; }}
+exit 0
+"#,
+        bindir = bindir.display(),
+        bad = bad.display(),
+        fstab = fstab.display(),
+        mnt = mnt.display(),
+    );
+    // mount(8) keeps the rest of the environment: the credentials reach the daemon.
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "bash", "-c", &script])
+        .current_dir(work.path())
+        .env_clear()
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env("AWS_REGION", "us-east-1")
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .output()
+        .expect("unshare");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let bad_err = std::fs::read_to_string(work.path().join("bad.err")).unwrap_or_default();
+    assert!(out.status.success(), "script failed: {stdout}\n{stderr}");
+    let has = |line: &str| stdout.lines().any(|l| l.trim() == line);
+    assert!(!has("bad_rc=0"), "an unknown option must fail the mount: {stdout}");
+    assert!(
+        bad_err.contains("unknown mount option \"no_such_option=1\""),
+        "the error names the option: {bad_err}"
+    );
+    assert!(has(&format!("type=fuse source={b}:docs")), "{stdout}");
+    assert!(has("owner=4321:4322"), "uid=/gid= apply: {stdout}");
+    assert!(has("content=fstab works"), "{stdout}");
+    assert!(has("write=refused"), "ro applies: {stdout}");
+    assert!(has("again_rc=0"), "mount -a again skips the mounted entry: {stdout}");
+    assert!(has("umount_rc=0"), "{stdout}");
+    assert!(has("daemon=gone"), "the daemon exits after umount: {stdout}");
+    assert!(!has("still=mounted"), "{stdout}");
+    // log_file= went through, and its missing directories were created.
+    let text = std::fs::read_to_string(&log).expect("the log file exists");
+    assert!(text.contains("mounted"), "{text}");
+}
+
+#[test]
+fn unknown_option_is_a_usage_error() {
+    let out = cosmount_cmd()
+        .args(["some-bucket", "/nonexistent", "-o", "ro,frobnicate"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown mount option \"frobnicate\""), "{err}");
+}
+
+#[test]
+fn metrics_answer_and_move_during_a_copy() {
+    let b = bucket("metrics");
+    let mut m = Mount::new(
+        &b,
+        &[
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--part-size",
+            "5",
+            "--log-filter",
+            "info",
+        ],
+    );
+    let log = wait_log(&m.log, "serving metrics on http://");
+    let addr = log
+        .split("serving metrics on http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .expect("address in the log")
+        .to_string();
+    let (status, before) = http_get(&addr, "/metrics");
+    assert!(status.contains("200"), "{status}");
+    assert!(before.contains("# TYPE cosmount_uploads_in_flight gauge"), "{before}");
+    assert!(before.contains("cosmount_memory_budget_bytes"), "{before}");
+    let (status, _) = http_get(&addr, "/nothing");
+    assert!(status.contains("404"), "{status}");
+
+    let src = tempfile::NamedTempFile::new().expect("tmp");
+    let size = 32 * 1024 * 1024;
+    std::fs::write(src.path(), pattern(size, 9)).expect("write source");
+    let writes = |t: &str| sample(t, "cosmount_fuse_requests_total{op=\"write\"}");
+    let sent = |t: &str| sample(t, "cosmount_s3_sent_bytes_total");
+    let (writes0, sent0) = (writes(&before), sent(&before));
+    let mut cp = Command::new("cp")
+        .arg(src.path())
+        .arg(m.p("big.bin"))
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("cp");
+    let mut moved_during = None;
+    loop {
+        let running = cp.try_wait().expect("wait").is_none();
+        if !running {
+            break;
+        }
+        let (_, text) = http_get(&addr, "/metrics");
+        if cp.try_wait().expect("wait").is_none() && moved_during.is_none() && writes(&text) > writes0 {
+            moved_during = Some(writes(&text));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(cp.wait().expect("cp").success());
+    assert!(moved_during.is_some(), "the write counter moved while cp was running");
+    let (_, after) = http_get(&addr, "/metrics");
+    assert!(writes(&after) > writes0, "{after}");
+    assert!(
+        sample(&after, "cosmount_s3_requests_total{operation=\"UploadPart\"}") >= 6.0,
+        "a 32 MiB file in 5 MiB parts: {after}"
+    );
+    assert!(
+        sample(
+            &after,
+            "cosmount_s3_requests_total{operation=\"CompleteMultipartUpload\"}"
+        ) >= 1.0
+    );
+    assert!(sent(&after) - sent0 >= size as f64, "bytes sent counted: {after}");
+    assert!(sample(&after, "cosmount_fuse_request_duration_seconds_count{op=\"write\"}") > 0.0);
+    assert_eq!(sample(&after, "cosmount_uploads_in_flight"), 0.0, "{after}");
+    // A 32 MiB upload is "large": its progress is logged at info.
+    let log = wait_log(&m.log, "uploaded a large file");
+    assert!(log.contains("uploading a large file"), "{log}");
+    assert_eq!(m.unmount().code(), Some(0));
+}
+
+#[test]
+fn failed_requests_log_op_key_errno_and_cause() {
+    let b = bucket("faillog");
+    put_all(&b, vec![("dir/file.txt".into(), b"x".to_vec())]);
+    let proxy = proxy::Proxy::start(&endpoint());
+    let mut m = Mount::with_endpoint(
+        &b,
+        &proxy.endpoint,
+        &["--max-attempts", "1", "--request-timeout", "3", "--metadata-ttl", "0"],
+    );
+    // An ordinary answer: ENOENT, logged at DEBUG.
+    assert!(std::fs::metadata(m.path().join("dir/missing.txt")).is_err());
+    let text = wait_log(&m.log, "key=\"dir/missing.txt\"");
+    let line = text
+        .lines()
+        .find(|l| l.contains("request failed") && l.contains("key=\"dir/missing.txt\""))
+        .expect("one line for the failed lookup");
+    for want in ["DEBUG", "op=\"lookup\"", "errno=2", "error=\"ENOENT\"", "cause="] {
+        assert!(line.contains(want), "{want} missing: {line}");
+    }
+    // A real failure: S3 unreachable, logged at WARN with the cause.
+    proxy.set_down(true);
+    assert!(std::fs::read(m.path().join("dir/file.txt")).is_err());
+    let text = wait_log(&m.log, "error=\"EIO\"");
+    let line = text
+        .lines()
+        .find(|l| l.contains("request failed") && l.contains("error=\"EIO\""))
+        .expect("one line for the failed request");
+    for want in ["WARN", "op=\"", "key=\"dir", "errno=5", "cause=\""] {
+        assert!(line.contains(want), "{want} missing: {line}");
+    }
+    proxy.set_down(false);
+    assert_eq!(m.unmount().code(), Some(0));
+}
+
+/// In the background without --log-file, the daemon logs to syslog once detached.
+#[test]
+fn background_daemon_logs_to_syslog() {
+    let b = bucket("syslog");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sock_path = dir.path().join("dev-log");
+    let sock = UnixDatagram::bind(&sock_path).expect("bind the fake /dev/log");
+    // Read from the start, as a syslog daemon does (a datagram socket queues only a few lines).
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 65536];
+        while let Ok(n) = sock.recv(&mut buf) {
+            if tx.send(String::from_utf8_lossy(&buf[..n]).into_owned()).is_err() {
+                break;
+            }
+        }
+    });
+    let mnt = tempfile::tempdir().expect("mnt");
+    let out = cosmount_cmd()
+        .arg(&b)
+        .arg(mnt.path())
+        .args(["--endpoint-url", &endpoint(), "--force-path-style"])
+        .args(["--log-filter", "warn,cosmount=debug"])
+        .env("COSMOUNT_SYSLOG_SOCKET", &sock_path)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(is_mounted(mnt.path()));
+    let _ = std::fs::metadata(mnt.path().join("nope.txt"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut found = None;
+    while found.is_none() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(msg) = rx.recv_timeout(left) else { break };
+        if msg.contains("request failed") && msg.contains("key=\"nope.txt\"") {
+            found = Some(msg);
+        }
+    }
+    sh_ok(&format!("fusermount3 -u {}", mnt.path().display()));
+    let msg = found.expect("the failed lookup reached syslog");
+    // facility daemon (3), severity debug (7): <31>
+    assert!(msg.starts_with("<31>cosmount["), "{msg}");
+    assert!(msg.contains("errno=2"), "{msg}");
+}
