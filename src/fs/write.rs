@@ -361,7 +361,6 @@ impl Staged {
         opts: &PutOptions,
         config: &UploadConfig,
     ) -> FsResult<Option<String>> {
-        let _in_flight = crate::metrics::upload_in_flight();
         let streamed = self
             .stream
             .as_ref()
