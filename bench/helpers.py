@@ -9,9 +9,12 @@
       clock starts after open(). With --verify every block is compared, after the clock stopped,
       with the same bytes of LOCAL; a short or wrong block is an error (exit 1).
   helpers.py lsf DIR
-      Run `ls -f DIR` with its output on a pipe: total seconds, seconds until its first output
-      (ls writes in blocks of a few KiB, so: until the first entries appear) and the entry count
-      (without . and ..).
+      Run `ls -f DIR` with its output on a pipe: total seconds and the entry count (without . and
+      ..). (GNU ls reads the whole directory before it prints anything, so its first output says
+      nothing about when the first entries arrive: see `first`.)
+  helpers.py first DIR
+      os.scandir(DIR): seconds until the first entry arrives (the first getdents answer), total
+      seconds and the entry count.
 
 Each prints one flat JSON object on stdout (no spaces, for the script's jget).
 """
@@ -90,21 +93,30 @@ def cmd_randread(a):
 def cmd_lsf(a):
     t0 = time.perf_counter()
     p = subprocess.Popen(["ls", "-f", a.dir], stdout=subprocess.PIPE)
-    first = None
     lines = 0
     while True:
         chunk = p.stdout.read1(1 << 16)
         if not chunk:
             break
-        if first is None:
-            first = time.perf_counter() - t0
         lines += chunk.count(b"\n")
     rc = p.wait()
     secs = time.perf_counter() - t0
     if rc != 0:
         sys.exit(f"helpers.py lsf: ls -f exited {rc}")
-    out({"op": "lsf", "seconds": round(secs, 4), "first_seconds": round(first or secs, 4),
-         "entries": lines - 2})
+    out({"op": "lsf", "seconds": round(secs, 4), "entries": lines - 2})
+
+
+def cmd_first(a):
+    t0 = time.perf_counter()
+    first = None
+    n = 0
+    with os.scandir(a.dir) as it:
+        for _ in it:
+            if first is None:
+                first = time.perf_counter() - t0
+            n += 1
+    secs = time.perf_counter() - t0
+    out({"op": "first", "seconds": round(secs, 4), "first_seconds": round(first or secs, 4), "entries": n})
 
 
 def main():
@@ -123,8 +135,10 @@ def main():
     p.add_argument("--verify")
     p = sub.add_parser("lsf")
     p.add_argument("dir")
+    p = sub.add_parser("first")
+    p.add_argument("dir")
     a = ap.parse_args()
-    {"offsets": cmd_offsets, "randread": cmd_randread, "lsf": cmd_lsf}[a.cmd](a)
+    {"offsets": cmd_offsets, "randread": cmd_randread, "lsf": cmd_lsf, "first": cmd_first}[a.cmd](a)
 
 
 if __name__ == "__main__":

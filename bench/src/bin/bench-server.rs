@@ -13,7 +13,11 @@
 //!    - `HEAD/GET a` where `ROOT/BUCKET/a` is a directory: 404 NoSuchKey (no such object);
 //!    - `HEAD/GET a/`: 200 with an empty body if a client created the marker object `a/` through
 //!      this server (s3s-fs stores it as a bare directory and forgets its headers; we remember its
-//!      `Content-Type` and `x-amz-meta-*` in memory), else 404 NoSuchKey.
+//!      `Content-Type` and `x-amz-meta-*` in memory), else 404 NoSuchKey;
+//!    - CopyObject onto a marker `a/` from a marker (what a client does to store a directory's new
+//!      mode or mtime, e.g. `rsync -a` setting directory times): s3s-fs answers 500 (it opens the
+//!      source directory as a file); here the destination directory is created and the marker's
+//!      remembered headers are replaced (`x-amz-metadata-directive: REPLACE`) or copied.
 //!
 //! `--port 0` picks a free port; `--port-file F` writes the bound port to F (via a temporary name
 //! and a rename, so a reader never sees a partial file) once the server is listening.
@@ -144,6 +148,11 @@ impl Server {
             }
             return hyper::service::Service::call(&self.s3, req).await;
         }
+        if key.ends_with('/') && method == Method::PUT && req.headers().contains_key("x-amz-copy-source") {
+            if let Some(resp) = self.copy_marker(&bucket, &key, req.headers()) {
+                return Ok(resp);
+            }
+        }
         if key.ends_with('/') && (method == Method::PUT || method == Method::DELETE) {
             let name = format!("{bucket}/{key}");
             let kept = marker_headers(req.headers());
@@ -159,6 +168,49 @@ impl Server {
             return Ok(resp);
         }
         hyper::service::Service::call(&self.s3, req).await
+    }
+
+    /// CopyObject onto the marker `bucket/key` (key ends with `/`) from a marker; None (let s3s-fs
+    /// answer) if the source is not a marker of this store.
+    fn copy_marker(&self, bucket: &str, key: &str, h: &HeaderMap) -> Option<Response<Body>> {
+        let src = h.get("x-amz-copy-source")?.to_str().ok()?;
+        let src = src.split('?').next()?;
+        let src = percent_decode(src.strip_prefix('/').unwrap_or(src))?;
+        let (sb, sk) = src.split_once('/')?;
+        if !sk.ends_with('/') || !is_plain_path(sk) || !is_plain_path(key) {
+            return None;
+        }
+        let src_dir = self.root.join(sb).join(sk);
+        if !src_dir.is_dir() {
+            return Some(no_such_key(false));
+        }
+        let dst_dir = self.root.join(bucket).join(key);
+        if std::fs::create_dir_all(&dst_dir).is_err() {
+            return None;
+        }
+        let replace = h
+            .get("x-amz-metadata-directive")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("REPLACE"));
+        let headers = if replace {
+            marker_headers(h)
+        } else {
+            self.lookup_marker(&src).unwrap_or_default()
+        };
+        let mut markers = self.markers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        markers.insert(format!("{bucket}/{key}"), headers);
+        let xml = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<CopyObjectResult><LastModified>{}</LastModified>\
+             <ETag>\"d41d8cd98f00b204e9800998ecf8427e\"</ETag></CopyObjectResult>",
+            iso_date(SystemTime::now())
+        );
+        Some(
+            Response::builder()
+                .status(StatusCode::OK)
+                .header(http::header::CONTENT_TYPE, "application/xml")
+                .body(Body::from(xml))
+                .expect("valid response"),
+        )
     }
 
     fn lookup_marker(&self, name: &str) -> Option<Vec<(HeaderName, HeaderValue)>> {
@@ -250,8 +302,36 @@ fn no_such_key(head: bool) -> Response<Body> {
         .expect("valid response")
 }
 
+/// ISO 8601 UTC, e.g. `2026-11-24T18:49:00.000Z`.
+fn iso_date(t: SystemTime) -> String {
+    let (_, year, month, day, secs) = civil(t);
+    format!(
+        "{year}-{month:02}-{day:02}T{:02}:{:02}:{:02}.000Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
 /// RFC 7231 IMF-fixdate, e.g. `Tue, 24 Nov 2026 18:49:00 GMT`.
 fn http_date(t: SystemTime) -> String {
+    const WD: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MON: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let (days, year, month, day, rem) = civil(t);
+    format!(
+        "{}, {day:02} {} {year} {:02}:{:02}:{:02} GMT",
+        WD[days.rem_euclid(7) as usize],
+        MON[(month - 1) as usize],
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// (days since 1970-01-01, year, month, day, seconds into the day) of a UTC time.
+fn civil(t: SystemTime) -> (i64, i64, i64, i64, u64) {
     let secs = t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
@@ -265,16 +345,5 @@ fn http_date(t: SystemTime) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    const WD: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MON: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    format!(
-        "{}, {day:02} {} {year} {:02}:{:02}:{:02} GMT",
-        WD[days.rem_euclid(7) as usize],
-        MON[(month - 1) as usize],
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    (days, year, month, day, rem)
 }
