@@ -42,10 +42,8 @@
 # Everything listens on 127.0.0.1 only; data lives under bench/work/ and is deleted at the end;
 # mounts and servers are cleaned up on any exit. Results: bench/results/<date>-<label>.{md,json}.
 # Exit 0 only if every check of the raw client and of cosmount passed (peers' failures are reported
-# in the table, not fatal; in --quick a failed cosmount rsync2 is only a warning: an intermittent
-# rename ENOENT of rsync's temporary file, see bench/README.md). Needs fuse3 (scripts/setup.sh),
-# cargo, python3, rsync and root for dropping caches (without root the read figures are marked
-# "warm").
+# in the table, not fatal). Needs fuse3 (scripts/setup.sh), cargo, python3, rsync and root for
+# dropping caches (without root the read figures are marked "warm").
 #
 # Overrides (for experiments): BENCH_REPS, BENCH_SYSTEMS ("cosmount s3fs rclone"), BENCH_BIG_MIB,
 # BENCH_FILES, BENCH_PAR_MIB, BENCH_RAND, BENCH_LS, BENCH_LS_BIG, BENCH_LS_BIG_REPS, BENCH_FIND,
@@ -232,13 +230,7 @@ unmount_fs() {
 record() {
   local k="$1|$2"
   STATUS[$k]=$3; FIG[$k]=$4; RUNS[$k]=$5; NOTE[$k]=$6
-  if [ "$3" != ok ] && { [ "$1" = raw ] || [ "${1%-la}" = cosmount ]; }; then
-    if [ "$QUICK" = 1 ] && [ "$1" = cosmount ] && [ "$2" = rsync2 ]; then
-      log "WARNING: cosmount rsync2 failed; not fatal in --quick (an intermittent rename ENOENT of rsync's temporary file, see bench/README.md)"
-    else
-      FAILED_CORE=1
-    fi
-  fi
+  if [ "$3" != ok ] && { [ "$1" = raw ] || [ "${1%-la}" = cosmount ]; }; then FAILED_CORE=1; fi
   if [ "$3" = ok ]; then log "  $1 $2: $4 (runs: $5)${6:+ — $6}"; else log "  $1 $2: $3${6:+ — $6}"; fi
 }
 

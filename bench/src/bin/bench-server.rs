@@ -28,8 +28,10 @@
 //!    s3s-fs pages (after max(continuation token, start-after), objects and common prefixes merged
 //!    in key order). A request other than GET/HEAD to a bucket (a write of any kind) discards that
 //!    bucket's listings; the first listing after a write pays s3s-fs's walk once, so
-//!    scripts/bench.sh lists each listing data set once, untimed, before measuring. (Directories
-//!    that hold no object are not listed, as in S3.)
+//!    scripts/bench.sh lists each listing data set once, untimed, before measuring. Marker objects
+//!    `a/` made through this server are listed as S3 lists them (s3s-fs lists none: a directory
+//!    whose only object is its marker would look absent to a client that finds directories by
+//!    listing `a/`); directories that hold no object are not listed, as in S3.
 //!
 //! `--port 0` picks a free port; `--port-file F` writes the bound port to F (via a temporary name
 //! and a rename, so a reader never sees a partial file) once the server is listening.
@@ -87,7 +89,7 @@ type Markers = Mutex<HashMap<String, Vec<(HeaderName, HeaderValue)>>>;
 struct Server {
     s3: S3Service,
     root: PathBuf,
-    markers: Markers,
+    markers: Arc<Markers>,
     /// Bumped by every request that may write to a bucket: its older cached listings are stale.
     generation: Arc<Generations>,
 }
@@ -98,8 +100,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 
     let fs = s3s_fs::FileSystem::new(&opt.root).map_err(|e| format!("{}: {e:?}", opt.root.display()))?;
     let generation = Arc::new(Generations::default());
+    let markers: Arc<Markers> = Arc::default();
     let fs = CachedListings {
         fs,
+        root: opt.root.clone(),
+        markers: Arc::clone(&markers),
         generation: Arc::clone(&generation),
         cache: Mutex::default(),
     };
@@ -111,7 +116,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let server = Arc::new(Server {
         s3,
         root: opt.root.clone(),
-        markers: Mutex::default(),
+        markers,
         generation,
     });
 
@@ -293,6 +298,10 @@ type ListingKey = (String, Option<String>, Option<String>);
 /// groups keys) and cached too.
 struct CachedListings {
     fs: s3s_fs::FileSystem,
+    root: PathBuf,
+    /// Marker objects made through this server: s3s-fs keeps them as bare directories and lists
+    /// none of them, where S3 lists `a/` as an object (clients find directories that way).
+    markers: Arc<Markers>,
     generation: Arc<Generations>,
     cache: Mutex<HashMap<ListingKey, Listing>>,
 }
@@ -321,6 +330,31 @@ impl CachedListings {
                 prefixes: Arc::clone(prefixes),
             },
         );
+    }
+
+    /// The bucket's marker objects (`a/`, size 0) whose directory still exists.
+    fn marker_objects(&self, bucket: &str) -> Vec<Object> {
+        let names: Vec<String> = {
+            let markers = self.markers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            markers
+                .keys()
+                .filter_map(|n| n.strip_prefix(&format!("{bucket}/")).map(str::to_string))
+                .collect()
+        };
+        names
+            .into_iter()
+            .filter_map(|key| {
+                let meta = std::fs::metadata(self.root.join(bucket).join(&key))
+                    .ok()
+                    .filter(|m| m.is_dir())?;
+                Some(Object {
+                    key: Some(key),
+                    size: Some(0),
+                    last_modified: meta.modified().ok().map(s3s::dto::Timestamp::from),
+                    ..Default::default()
+                })
+            })
+            .collect()
     }
 
     /// The view of this request's (prefix, delimiter), ignoring its page parameters.
@@ -352,7 +386,10 @@ impl CachedListings {
                 whole.input.start_after = None;
                 whole.input.max_keys = Some(i32::MAX);
                 let out = self.fs.list_objects_v2(whole).await?.output;
-                let objects = Arc::new(out.contents.unwrap_or_default());
+                let mut objects = out.contents.unwrap_or_default();
+                objects.extend(self.marker_objects(&i.bucket));
+                objects.sort_by(|a, b| a.key.cmp(&b.key));
+                let objects = Arc::new(objects);
                 self.store(whole_key, generation, &objects, &Arc::new(Vec::new()));
                 objects
             }
