@@ -22,13 +22,14 @@
 //! 3. Listings are computed once, not once per page: s3s-fs builds every ListObjects(V2) page by
 //!    walking the whole bucket (or the whole prefix directory) and sorting it, then cuts out one page
 //!    after the continuation token — so listing N keys costs O(N²/1 000) and a 100 000-entry
-//!    directory takes minutes, which would make every listing figure the server's. Here the full
-//!    sorted listing of the whole bucket (s3s-fs's own, without delimiter) is kept; each (prefix,
-//!    delimiter) view is derived from it in memory, grouped as S3 groups keys, and paged the way
-//!    s3s-fs pages (after max(continuation token, start-after), objects and common prefixes merged
-//!    in key order). A request other than GET/HEAD to a bucket (a write of any kind) discards that
-//!    bucket's listings; the first listing after a write pays s3s-fs's walk once, so
-//!    scripts/bench.sh lists each listing data set once, untimed, before measuring. Marker objects
+//!    directory takes minutes, which would make every listing figure the server's. Here each
+//!    (bucket, prefix, delimiter) answer is computed once — by one s3s-fs walk of the whole
+//!    answer, or, once the bucket's whole listing (no prefix, no delimiter) is known, derived from
+//!    that in memory, grouped as S3 groups keys — kept, and paged the way s3s-fs pages (after
+//!    max(continuation token, start-after), objects and common prefixes merged in key order). A
+//!    request other than GET/HEAD to a bucket (a write of any kind) discards that bucket's
+//!    answers, so a LIST after a write costs one s3s-fs walk (not one per page);
+//!    scripts/bench.sh lists each listing data set's whole bucket once, untimed, before measuring. Marker objects
 //!    `a/` made through this server are listed as S3 lists them (s3s-fs lists none: a directory
 //!    whose only object is its marker would look absent to a client that finds directories by
 //!    listing `a/`); directories that hold no object are not listed, as in S3.
@@ -293,9 +294,8 @@ struct Listing {
 /// (bucket, prefix, delimiter); the bucket's whole listing is (bucket, None, None).
 type ListingKey = (String, Option<String>, Option<String>);
 
-/// s3s-fs whose ListObjects(V2) answers come from the bucket's whole listing, walked once per write
-/// generation of the bucket; each (prefix, delimiter) view is derived from it in memory (as S3
-/// groups keys) and cached too.
+/// s3s-fs whose ListObjects(V2) answers are computed once per (bucket, prefix, delimiter) and write
+/// generation of the bucket (see the module comment), marker objects included.
 struct CachedListings {
     fs: s3s_fs::FileSystem,
     root: PathBuf,
@@ -361,59 +361,71 @@ impl CachedListings {
     async fn view(&self, req: &S3Request<ListObjectsV2Input>) -> S3Result<(Arc<Vec<Object>>, Arc<Vec<CommonPrefix>>)> {
         let i = &req.input;
         let generation = self.generation.get(&i.bucket);
-        let key = (i.bucket.clone(), i.prefix.clone(), i.delimiter.clone());
+        let nonempty = |o: &Option<String>| o.clone().filter(|s| !s.is_empty());
+        let key = (i.bucket.clone(), nonempty(&i.prefix), nonempty(&i.delimiter));
         if let Some(v) = self.cached(&key, generation) {
             return Ok(v);
         }
-        let whole_key = (i.bucket.clone(), None, None);
-        let all = match self.cached(&whole_key, generation) {
-            Some((objects, _)) => objects,
-            None => {
-                let mut whole = S3Request {
-                    input: i.clone(),
-                    method: req.method.clone(),
-                    uri: req.uri.clone(),
-                    headers: req.headers.clone(),
-                    extensions: http::Extensions::new(),
-                    credentials: req.credentials.clone(),
-                    region: req.region.clone(),
-                    service: req.service.clone(),
-                    trailing_headers: None,
-                };
-                whole.input.prefix = None;
-                whole.input.delimiter = None;
-                whole.input.continuation_token = None;
-                whole.input.start_after = None;
-                whole.input.max_keys = Some(i32::MAX);
-                let out = self.fs.list_objects_v2(whole).await?.output;
-                let mut objects = out.contents.unwrap_or_default();
-                objects.extend(self.marker_objects(&i.bucket));
-                objects.sort_by(|a, b| a.key.cmp(&b.key));
-                let objects = Arc::new(objects);
-                self.store(whole_key, generation, &objects, &Arc::new(Vec::new()));
-                objects
-            }
-        };
         let prefix = i.prefix.as_deref().unwrap_or("");
         let delimiter = i.delimiter.as_deref().filter(|d| !d.is_empty());
-        let start = all.partition_point(|o| o.key.as_deref().unwrap_or("") < prefix);
-        let (mut objects, mut prefixes) = (Vec::new(), Vec::<CommonPrefix>::new());
-        for o in &all[start..] {
-            let k = o.key.as_deref().unwrap_or("");
-            if !k.starts_with(prefix) {
-                break;
-            }
-            match delimiter.and_then(|d| k[prefix.len()..].find(d).map(|p| &k[..prefix.len() + p + d.len()])) {
-                Some(cp) => {
-                    if prefixes.last().and_then(|l| l.prefix.as_deref()) != Some(cp) {
-                        prefixes.push(CommonPrefix {
-                            prefix: Some(cp.to_string()),
-                        });
-                    }
+        let whole_key = (i.bucket.clone(), None, None);
+        let (objects, prefixes) = if let Some((all, _)) = self.cached(&whole_key, generation) {
+            // Derived in memory from the bucket's whole listing (markers included).
+            let start = all.partition_point(|o| o.key.as_deref().unwrap_or("") < prefix);
+            let (mut objects, mut prefixes) = (Vec::new(), Vec::<CommonPrefix>::new());
+            for o in &all[start..] {
+                let k = o.key.as_deref().unwrap_or("");
+                if !k.starts_with(prefix) {
+                    break;
                 }
-                None => objects.push(o.clone()),
+                match delimiter.and_then(|d| k[prefix.len()..].find(d).map(|p| &k[..prefix.len() + p + d.len()])) {
+                    Some(cp) => {
+                        if prefixes.last().and_then(|l| l.prefix.as_deref()) != Some(cp) {
+                            prefixes.push(CommonPrefix {
+                                prefix: Some(cp.to_string()),
+                            });
+                        }
+                    }
+                    None => objects.push(o.clone()),
+                }
             }
-        }
+            (objects, prefixes)
+        } else {
+            // One s3s-fs walk for the whole answer (s3s-fs walks once per page), plus the markers.
+            let mut whole = S3Request {
+                input: i.clone(),
+                method: req.method.clone(),
+                uri: req.uri.clone(),
+                headers: req.headers.clone(),
+                extensions: http::Extensions::new(),
+                credentials: req.credentials.clone(),
+                region: req.region.clone(),
+                service: req.service.clone(),
+                trailing_headers: None,
+            };
+            whole.input.continuation_token = None;
+            whole.input.start_after = None;
+            whole.input.max_keys = Some(i32::MAX);
+            let out = self.fs.list_objects_v2(whole).await?.output;
+            let mut objects = out.contents.unwrap_or_default();
+            let mut prefixes = out.common_prefixes.unwrap_or_default();
+            for m in self.marker_objects(&i.bucket) {
+                let k = m.key.clone().unwrap_or_default();
+                let Some(rest) = k.strip_prefix(prefix) else { continue };
+                match delimiter.and_then(|d| rest.find(d).map(|p| k[..prefix.len() + p + d.len()].to_string())) {
+                    Some(cp) => {
+                        if !prefixes.iter().any(|p| p.prefix.as_deref() == Some(cp.as_str())) {
+                            prefixes.push(CommonPrefix { prefix: Some(cp) });
+                        }
+                    }
+                    None => objects.push(m),
+                }
+            }
+            objects.sort_by(|a, b| a.key.cmp(&b.key));
+            objects.dedup_by(|a, b| a.key == b.key);
+            prefixes.sort_by(|a, b| a.prefix.cmp(&b.prefix));
+            (objects, prefixes)
+        };
         let (objects, prefixes) = (Arc::new(objects), Arc::new(prefixes));
         self.store(key, generation, &objects, &prefixes);
         Ok((objects, prefixes))
