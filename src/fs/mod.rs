@@ -317,11 +317,19 @@ impl<S: ObjectStore> S3Fs<S> {
                 let fresh = table
                     .by_path(&rel)
                     .filter(|i| i.fresh_until > now)
-                    .map(|i| (i.ino, i.stat.clone()));
+                    .map(|i| (i.ino, i.stat.clone(), i.fresh_until));
                 match fresh {
-                    Some((ino, mut stat)) => {
+                    Some((ino, mut stat, until)) => {
                         if stat.kind == Kind::File && stat.posix.is_none() && !self.config.listing_attributes {
                             stat.posix = self.cached_posix(&key, &stat.etag);
+                            if let Some(p) = &stat.posix {
+                                // A listing cannot tell a symbolic link from a file; its
+                                // metadata can. Keep what it says for getattr too.
+                                if p.is_symlink() {
+                                    stat.kind = Kind::Symlink;
+                                }
+                                table.set_stat(ino, stat.clone(), until);
+                            }
                         }
                         if stat.kind != Kind::File || stat.posix.is_some() || self.config.listing_attributes {
                             table.add_lookup(ino);

@@ -283,8 +283,9 @@ pub fn sh_ok(script: &str) -> String {
     let out = sh(script);
     assert!(
         out.status.success(),
-        "`{script}` failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+        "`{script}` failed: {}\nstdout:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
