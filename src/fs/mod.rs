@@ -309,6 +309,7 @@ impl<S: ObjectStore> S3Fs<S> {
         let key = path::object_key(&self.config.prefix, &rel);
         self.check_key_len(&rel)?;
         let mut relisted = false;
+        let mut waited = false;
         loop {
             // Decide under the lock, act after it (no lock is held across an await).
             let listed_file = {
@@ -345,8 +346,13 @@ impl<S: ObjectStore> S3Fs<S> {
             };
             if let Some(ino) = listed_file {
                 // A file known only from a listing: its metadata (mode, mtime...) needs a HEAD.
-                // Fetch the rest of the directory's in parallel, since `ls -l` will ask next.
+                // Fetch the rest of the directory's in parallel, since `ls -l` will ask next,
+                // and take this one's from there if it is on its way.
                 self.prefetch.activate(parent);
+                if !waited && self.prefetch.wait(&key).await {
+                    waited = true;
+                    continue;
+                }
                 return self.lookup_listed_file(ino, &rel, &key).await;
             }
             if relisted {

@@ -9,14 +9,17 @@
 //! - each directory's recent listing is remembered (for the last [`LISTINGS`] directories), and
 //!   the first lookup that misses the cache in a directory fetches the metadata of every listed
 //!   file of that directory in parallel ([`CONCURRENCY`] HEADs in flight), including pages listed
-//!   afterwards. Plain `ls` or `find`, which never stat, cost no HEAD.
+//!   afterwards. Plain `ls` or `find`, which never stat, cost no HEAD. A lookup whose key is
+//!   queued or in flight waits for that HEAD rather than sending its own, so `ls -l` runs at the
+//!   prefetch's concurrency, not one HEAD at a time.
 //! - `--listing-attributes` skips all of this and shows listing attributes only.
 
+use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 
 use lru::LruCache;
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
 
 use super::lock;
 use super::meta::Posix;
@@ -43,6 +46,8 @@ pub struct Prefetcher<S: ObjectStore> {
     cache: Arc<PosixCache>,
     listings: Mutex<LruCache<u64, Listing>>,
     permits: Arc<Semaphore>,
+    /// HEADs queued or in flight, by key, with a channel that turns true when done.
+    inflight: Arc<Mutex<HashMap<String, watch::Receiver<bool>>>>,
 }
 
 fn cap(n: usize) -> NonZeroUsize {
@@ -57,6 +62,7 @@ impl<S: ObjectStore> Prefetcher<S> {
             cache: Arc::new(Mutex::new(LruCache::new(cap(CACHE_ENTRIES)))),
             listings: Mutex::new(LruCache::new(cap(LISTINGS))),
             permits: Arc::new(Semaphore::new(CONCURRENCY)),
+            inflight: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
@@ -71,6 +77,19 @@ impl<S: ObjectStore> Prefetcher<S> {
             .get(key)
             .filter(|(e, _)| e == etag)
             .map(|(_, p)| p.clone())
+    }
+
+    /// If the metadata of `key` is being prefetched, wait for it (instead of a HEAD of one's
+    /// own); true if there was something to wait for.
+    pub async fn wait(&self, key: &str) -> bool {
+        let rx = lock(&self.inflight).get(key).cloned();
+        match rx {
+            Some(mut rx) => {
+                let _ = rx.wait_for(|done| *done).await;
+                true
+            }
+            None => false,
+        }
     }
 
     /// A new listing of directory `dir` starts.
@@ -114,18 +133,28 @@ impl<S: ObjectStore> Prefetcher<S> {
             if self.cached(&key, &etag).is_some() {
                 continue;
             }
+            let (tx, rx) = watch::channel(false);
+            {
+                let mut inflight = lock(&self.inflight);
+                if inflight.contains_key(&key) {
+                    continue;
+                }
+                inflight.insert(key.clone(), rx);
+            }
             let (store, cache, permits) = (self.store.clone(), self.cache.clone(), self.permits.clone());
+            let inflight = self.inflight.clone();
             rt.spawn(async move {
-                let Ok(_permit) = permits.acquire_owned().await else {
-                    return;
-                };
-                if lock(&cache).get(&key).is_some_and(|(e, _)| *e == etag) {
-                    return;
+                if let Ok(_permit) = permits.acquire_owned().await {
+                    let known = lock(&cache).get(&key).is_some_and(|(e, _)| *e == etag);
+                    if !known {
+                        if let Ok(meta) = store.head_object(&key).await {
+                            let posix = Posix::from_metadata(&meta.metadata);
+                            lock(&cache).put(key.clone(), (meta.etag, posix));
+                        }
+                    }
                 }
-                if let Ok(meta) = store.head_object(&key).await {
-                    let posix = Posix::from_metadata(&meta.metadata);
-                    lock(&cache).put(key, (meta.etag, posix));
-                }
+                lock(&inflight).remove(&key);
+                let _ = tx.send(true);
             });
         }
     }
