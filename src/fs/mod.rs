@@ -406,17 +406,7 @@ impl<S: ObjectStore> S3Fs<S> {
         if !lock(&self.relisting).insert(dir.to_string()) {
             return Ok(false);
         }
-        let prefix = path::dir_prefix(&self.config.prefix, dir);
-        let mut handle = DirHandle {
-            ino: parent,
-            path: dir.to_string(),
-            merger: ListingMerger::new(&prefix),
-            entries: Vec::new(),
-            token: None,
-            done: false,
-            listed: Vec::new(),
-            generation: self.listings.generation(),
-        };
+        let mut handle = self.dir_handle(parent, dir.to_string());
         let mut result = Ok(true);
         while !handle.done {
             if let Err(e) = self.list_next_page(&mut handle).await {
@@ -532,11 +522,10 @@ impl<S: ObjectStore> S3Fs<S> {
         Ok(self.entry(ino, &stat))
     }
 
-    /// opendir: start a listing of directory `ino`; returns the handle.
-    pub async fn opendir(&self, ino: u64) -> FsResult<u64> {
-        let path = self.dir_path(ino)?;
+    /// A listing of directory `ino` (at `path`) that has not started.
+    fn dir_handle(&self, ino: u64, path: String) -> DirHandle {
         let prefix = path::dir_prefix(&self.config.prefix, &path);
-        let mut handle = DirHandle {
+        DirHandle {
             ino,
             path,
             merger: ListingMerger::new(&prefix),
@@ -545,7 +534,13 @@ impl<S: ObjectStore> S3Fs<S> {
             done: false,
             listed: Vec::new(),
             generation: self.listings.generation(),
-        };
+        }
+    }
+
+    /// opendir: start a listing of directory `ino`; returns the handle.
+    pub async fn opendir(&self, ino: u64) -> FsResult<u64> {
+        let path = self.dir_path(ino)?;
+        let mut handle = self.dir_handle(ino, path);
         if !self.config.listing_attributes {
             self.prefetch.start_listing(ino);
         }
