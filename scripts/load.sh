@@ -23,7 +23,9 @@ WORK=$(mktemp -d); MNT=$WORK/mnt; mkdir -p "$MNT" "$WORK/results"
 PORT=$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 export AWS_ACCESS_KEY_ID=load AWS_SECRET_ACCESS_KEY=load-secret AWS_REGION=us-east-1
 cleanup() {
-  grep -q " $MNT " /proc/self/mountinfo 2>/dev/null && fusermount3 -u "$MNT" || true
+  if grep -q " $MNT " /proc/self/mountinfo 2>/dev/null; then
+    fusermount3 -u "$MNT" 2>/dev/null || { sleep 2; fusermount3 -u "$MNT" 2>/dev/null; } || fusermount3 -u -z "$MNT" || true
+  fi
   [ -n "${SERVER:-}" ] && kill "$SERVER" 2>/dev/null || true
   rm -rf "$WORK"
 }
