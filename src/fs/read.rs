@@ -210,6 +210,9 @@ impl Reader {
             return Ok(Bytes::new());
         }
         let end = (offset + u64::from(len)).min(self.size);
+        // Fetches the reader has passed (their blocks were read from the cache) are let go: a
+        // finished task keeps its whole range alive until its handle is dropped.
+        self.fetches.retain(|_, f| f.end > offset);
         let sequential = offset.abs_diff(self.next_offset) <= SEQ_SLACK;
         if sequential {
             self.window = if self.window == 0 {
@@ -369,6 +372,11 @@ mod tests {
             rest.extend_from_slice(&c);
         }
         assert_eq!(&rest[..], &data[7 * 128 * 1024..]);
+        // Nothing fetched is held behind the reader (a finished fetch pins its whole range).
+        assert!(
+            r.fetches.values().all(|f| f.end > off - 128 * 1024),
+            "fetches behind the reader kept"
+        );
         let gets = ctx.store.counts.get.load(Ordering::Relaxed);
         assert!(gets <= 12, "a 40 MiB sequential read cost {gets} GETs");
         // A second handle reads it all from the cache.
