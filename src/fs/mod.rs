@@ -74,7 +74,7 @@ pub struct FsConfig {
 }
 
 /// Largest directory (in names) listed again to refresh expired lookups.
-pub const RELIST_MAX: usize = 2000;
+pub const RELIST_MAX: usize = 20_000;
 
 /// Default of `--max-memory`.
 pub const DEFAULT_MAX_MEMORY: u64 = 512 * 1024 * 1024;
