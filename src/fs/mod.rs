@@ -173,6 +173,8 @@ pub struct S3Fs<S: ObjectStore> {
     siblings: siblings::Siblings,
     /// Directories being listed again by `relist_small_dir`.
     relisting: Mutex<std::collections::HashSet<String>>,
+    /// Directories whose listing took more than half the TTL: not listed again for lookups.
+    slow_relists: Mutex<std::collections::HashSet<String>>,
     next_fh: AtomicU64,
 }
 
@@ -212,6 +214,7 @@ impl<S: ObjectStore> S3Fs<S> {
             new_dirs,
             siblings: siblings::Siblings::default(),
             relisting: Mutex::new(std::collections::HashSet::new()),
+            slow_relists: Mutex::new(std::collections::HashSet::new()),
             next_fh: AtomicU64::new(1),
         }
     }
@@ -356,12 +359,8 @@ impl<S: ObjectStore> S3Fs<S> {
                 return self.lookup_listed_file(ino, &rel, &key).await;
             }
             if relisted {
-                // Listed again just now and not there.
-                if lock(&self.kept_dirs).contains(&rel) {
-                    break;
-                }
-                lock(&self.inodes).set_missing(&rel, self.fresh_until());
-                return Err(FsError::quiet(libc::ENOENT, format!("{rel} does not exist (listed)")));
+                // Listed again and there, but the listing outlasted the TTL: ask S3 directly.
+                break;
             }
             if self.new_dirs.absent(&dir, name) {
                 lock(&self.inodes).set_missing(&rel, self.fresh_until());
@@ -372,10 +371,14 @@ impl<S: ObjectStore> S3Fs<S> {
             }
             // Entries of a small directory listed before have expired: one listing refreshes
             // them all, instead of a HEAD and a LIST for each name looked up.
-            if !self.relist_small_dir(parent, &dir).await? {
-                break;
+            match self.relist_small_dir(parent, &dir, name).await? {
+                None => break,
+                Some(false) if !lock(&self.kept_dirs).contains(&rel) => {
+                    lock(&self.inodes).set_missing(&rel, self.fresh_until());
+                    return Err(FsError::quiet(libc::ENOENT, format!("{rel} does not exist (listed)")));
+                }
+                Some(_) => relisted = true,
             }
-            relisted = true;
         }
         let mut stat = self.stat_remote(&rel, &key).await?;
         if let Some(stat) = &stat {
@@ -398,16 +401,18 @@ impl<S: ObjectStore> S3Fs<S> {
     }
 
     /// List `dir` again if it was listed completely before and is small (at most
-    /// [`RELIST_MAX`] names); false if it was not (or another lookup is doing it).
-    async fn relist_small_dir(&self, parent: u64, dir: &str) -> FsResult<bool> {
+    /// [`RELIST_MAX`] names): whether `name` is in it, or `None` if it was not listed (too big,
+    /// or another lookup is doing it).
+    async fn relist_small_dir(&self, parent: u64, dir: &str, name: &str) -> FsResult<Option<bool>> {
         if self.listings.peek(dir).is_none_or(|l| l.len() > RELIST_MAX) {
-            return Ok(false);
+            return Ok(None);
         }
-        if !lock(&self.relisting).insert(dir.to_string()) {
-            return Ok(false);
+        if lock(&self.slow_relists).contains(dir) || !lock(&self.relisting).insert(dir.to_string()) {
+            return Ok(None);
         }
+        let started = Instant::now();
         let mut handle = self.dir_handle(parent, dir.to_string());
-        let mut result = Ok(true);
+        let mut result = Ok(());
         while !handle.done {
             if let Err(e) = self.list_next_page(&mut handle).await {
                 result = Err(e);
@@ -415,12 +420,21 @@ impl<S: ObjectStore> S3Fs<S> {
             }
         }
         lock(&self.relisting).remove(dir);
+        if started.elapsed() > self.config.metadata_ttl / 2 {
+            // Listing it takes too long for the TTL: its entries would expire on the way, so
+            // lookups there go back to asking S3 about each name.
+            let mut slow = lock(&self.slow_relists);
+            if slow.len() < 10_000 {
+                slow.insert(dir.to_string());
+            }
+        }
+        let found = handle.entries.iter().any(|e| e.name == name);
         debug!(
             dir,
             entries = handle.entries.len(),
             "listed again to refresh expired entries"
         );
-        result
+        result.map(|()| Some(found))
     }
 
     /// Lookup of a file seen in a listing: HEAD for its metadata (falling back to a full lookup
