@@ -311,6 +311,10 @@ impl<S: ObjectStore> S3Fs<S> {
         if let Some(r) = reader.as_ref().filter(|r| r.fresh()) {
             self.siblings.wait(r.key()).await;
         }
+        if let Some(d) = reader.as_mut().and_then(|r| r.detach_random(&ctx, offset, size)) {
+            drop(reader);
+            return d.fetch(&ctx).await;
+        }
         match reader.as_mut() {
             Some(r) => r.read(&ctx, offset, size).await,
             None => Err(FsError::new(libc::EBADF, format!("handle {fh} has no reader"))),
@@ -433,7 +437,7 @@ impl<S: ObjectStore> S3Fs<S> {
             etag,
             posix: Some(posix),
         };
-        self.remember_posix(&key, &stat);
+        self.remember_posix(&key, &stat, Instant::now());
         lock(&self.inodes).set_stat(ino, stat, self.fresh_until());
         Ok(())
     }
@@ -566,7 +570,7 @@ impl<S: ObjectStore> S3Fs<S> {
         stat.posix = Some(merged);
         if inode.stat.kind != Kind::Dir {
             stat.etag = etag;
-            self.remember_posix(&key, &stat);
+            self.remember_posix(&key, &stat, Instant::now());
         }
         lock(&self.inodes).set_stat(ino, stat, self.fresh_until());
         Ok(())

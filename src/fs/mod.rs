@@ -192,7 +192,7 @@ impl<S: ObjectStore> S3Fs<S> {
 
     /// A filesystem over `store` with `config` whose block cache also keeps blocks on `disk`.
     pub fn with_disk_cache(store: Arc<S>, config: FsConfig, disk: Option<blocks::DiskCache>) -> Self {
-        let prefetch = prefetch::Prefetcher::new(store.clone());
+        let prefetch = prefetch::Prefetcher::new(store.clone(), config.metadata_ttl);
         let budget = Budget::new(config.max_memory);
         let blocks = BlockCache::new(budget.clone(), disk);
         let listings = listing_cache::ListingCache::new(config.metadata_ttl);
@@ -267,11 +267,9 @@ impl<S: ObjectStore> S3Fs<S> {
         }
     }
 
-    /// Remember what a HEAD said of `key`'s POSIX attributes, for this ETag.
-    fn remember_posix(&self, key: &str, stat: &Stat) {
-        if let Some(p) = &stat.posix {
-            self.prefetch.remember(key, &stat.etag, p);
-        }
+    /// Remember what a HEAD sent at `sent` said of `key`.
+    fn remember_posix(&self, key: &str, stat: &Stat, sent: Instant) {
+        self.prefetch.remember(key, stat, sent);
     }
 
     /// POSIX attributes of `key` known for this ETag.
@@ -344,7 +342,17 @@ impl<S: ObjectStore> S3Fs<S> {
                     None if table.known_missing(&rel, now) => {
                         return Err(FsError::quiet(libc::ENOENT, format!("{rel} does not exist (cached)")));
                     }
-                    None => None,
+                    None => {
+                        // A HEAD sent less than a TTL ago (the directory's prefetch) is fresh
+                        // metadata of its own: no need to list or ask again.
+                        let was_dir = table.by_path(&rel).is_some_and(|i| i.stat.kind == Kind::Dir);
+                        if let Some((stat, until)) = self.prefetch.recent(&key).filter(|_| !was_dir) {
+                            let ino = table.upsert(&rel, stat.clone(), until);
+                            table.add_lookup(ino);
+                            return Ok(self.entry(ino, &stat));
+                        }
+                        None
+                    }
                 }
             };
             if let Some(ino) = listed_file {
@@ -380,9 +388,10 @@ impl<S: ObjectStore> S3Fs<S> {
                 Some(_) => relisted = true,
             }
         }
+        let sent = Instant::now();
         let mut stat = self.stat_remote(&rel, &key).await?;
         if let Some(stat) = &stat {
-            self.remember_posix(&key, stat);
+            self.remember_posix(&key, stat, sent);
         } else if lock(&self.kept_dirs).contains(&rel) {
             stat = Some(Stat::dir(self.root_mtime()));
         }
@@ -440,10 +449,11 @@ impl<S: ObjectStore> S3Fs<S> {
     /// Lookup of a file seen in a listing: HEAD for its metadata (falling back to a full lookup
     /// if it is gone).
     async fn lookup_listed_file(&self, ino: u64, rel: &str, key: &str) -> FsResult<Entry> {
+        let sent = Instant::now();
         match self.store.head_object(key).await {
             Ok(meta) => {
                 let stat = Self::file_stat(&meta, true);
-                self.remember_posix(key, &stat);
+                self.remember_posix(key, &stat, sent);
                 let mut table = lock(&self.inodes);
                 let ino = match table.get(ino) {
                     Some(i) if i.path == rel && i.stat.kind == stat.kind => {
@@ -529,9 +539,10 @@ impl<S: ObjectStore> S3Fs<S> {
             return Ok(self.entry(ino, &inode.stat));
         }
         let key = path::object_key(&self.config.prefix, &inode.path);
+        let sent = Instant::now();
         let meta = self.store.head_object(&key).await?;
         let stat = Self::file_stat(&meta, true);
-        self.remember_posix(&key, &stat);
+        self.remember_posix(&key, &stat, sent);
         lock(&self.inodes).set_stat(ino, stat.clone(), self.fresh_until());
         Ok(self.entry(ino, &stat))
     }

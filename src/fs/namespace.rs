@@ -16,6 +16,7 @@
 //!   (s3fs's format). Hard links cannot exist in S3: `link` fails with EPERM.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use futures::stream::{self, StreamExt};
@@ -212,7 +213,7 @@ impl<S: ObjectStore> S3Fs<S> {
             etag,
             posix: Some(posix),
         };
-        self.remember_posix(&key, &stat);
+        self.remember_posix(&key, &stat, Instant::now());
         let mut table = lock(&self.inodes);
         let ino = table.upsert(&rel, stat.clone(), self.fresh_until());
         table.add_lookup(ino);
@@ -322,8 +323,14 @@ impl<S: ObjectStore> S3Fs<S> {
             g.staged.rebase(&dst, etag.clone());
         }
         if let Some(p) = self.cached_posix(&src, &meta.etag) {
-            self.prefetch.remember(&dst, &etag, &p);
+            let stat = Stat {
+                etag: etag.clone(),
+                posix: Some(p),
+                ..Self::file_stat(&meta, false)
+            };
+            self.prefetch.remember(&dst, &stat, Instant::now());
         }
+        self.prefetch.forget(&src);
         let mut table = lock(&self.inodes);
         if let Some(i) = table.get(ino) {
             let mut stat = i.stat.clone();

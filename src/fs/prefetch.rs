@@ -5,7 +5,11 @@
 //! tell `ls -l` from rsync's `lstat`, so a correct `stat` needs each object's metadata: one HEAD.
 //! Done one after another that is the `ls -l` that takes a minute on some peers. Here:
 //! - POSIX attributes read by HEAD are cached by key **and ETag**, so a later listing of unchanged
-//!   objects needs no HEAD at all, however long ago the first one was;
+//!   objects needs no HEAD at all, however long ago the first one was. A listing without ETags
+//!   (some S3-compatible servers send none) cannot vouch for an old HEAD: then a HEAD counts for
+//!   the metadata TTL from when it was sent, like any other metadata;
+//! - a HEAD sent less than a TTL ago is itself fresh metadata: a lookup whose listed entry has
+//!   expired takes it ([`Prefetcher::recent`]) instead of listing or asking again;
 //! - each directory's recent listing is remembered (for the last [`LISTINGS`] directories), and
 //!   the first lookup that misses the cache in a directory fetches the metadata of every listed
 //!   file of that directory in parallel ([`CONCURRENCY`] HEADs in flight), including pages listed
@@ -17,13 +21,15 @@
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use lru::LruCache;
 use tokio::sync::{watch, Semaphore};
 
+use super::inode::{Kind, Stat};
 use super::lock;
 use super::meta::Posix;
-use crate::store::ObjectStore;
+use crate::store::{ObjectStore, StoreError};
 
 /// Directories whose listings are remembered.
 pub const LISTINGS: usize = 64;
@@ -32,7 +38,28 @@ pub const CONCURRENCY: usize = 32;
 /// Cached attribute sets (each is small: about 100 bytes plus the key).
 const CACHE_ENTRIES: usize = 200_000;
 
-type PosixCache = Mutex<LruCache<String, (Option<String>, Posix)>>;
+/// What one HEAD said of an object, and when it was sent.
+#[derive(Clone)]
+struct Head {
+    etag: Option<String>,
+    size: u64,
+    mtime: SystemTime,
+    posix: Posix,
+    sent: Instant,
+}
+
+impl Head {
+    /// Whether this HEAD's attributes hold for an object listed with `etag`: the same ETag, or,
+    /// when the listing gave none, a HEAD younger than `ttl`.
+    fn holds_for(&self, etag: &Option<String>, ttl: Duration) -> bool {
+        match etag {
+            Some(_) => self.etag == *etag,
+            None => self.sent.elapsed() < ttl,
+        }
+    }
+}
+
+type PosixCache = Mutex<LruCache<String, Head>>;
 
 #[derive(Default)]
 struct Listing {
@@ -43,6 +70,7 @@ struct Listing {
 /// Cache of POSIX attributes by key and ETag, with directory-wide prefetch.
 pub struct Prefetcher<S: ObjectStore> {
     store: Arc<S>,
+    ttl: Duration,
     cache: Arc<PosixCache>,
     listings: Mutex<LruCache<u64, Listing>>,
     permits: Arc<Semaphore>,
@@ -55,10 +83,11 @@ fn cap(n: usize) -> NonZeroUsize {
 }
 
 impl<S: ObjectStore> Prefetcher<S> {
-    /// A prefetcher over `store`.
-    pub fn new(store: Arc<S>) -> Self {
+    /// A prefetcher over `store`; metadata is fresh for `ttl`.
+    pub fn new(store: Arc<S>, ttl: Duration) -> Self {
         Self {
             store,
+            ttl,
             cache: Arc::new(Mutex::new(LruCache::new(cap(CACHE_ENTRIES)))),
             listings: Mutex::new(LruCache::new(cap(LISTINGS))),
             permits: Arc::new(Semaphore::new(CONCURRENCY)),
@@ -66,17 +95,55 @@ impl<S: ObjectStore> Prefetcher<S> {
         }
     }
 
-    /// Remember `posix` for `key` at `etag`.
-    pub fn remember(&self, key: &str, etag: &Option<String>, posix: &Posix) {
-        lock(&self.cache).put(key.to_string(), (etag.clone(), posix.clone()));
+    /// Remember what a HEAD sent at `sent` said of `key` (nothing if it carried no attributes).
+    pub fn remember(&self, key: &str, stat: &Stat, sent: Instant) {
+        if let Some(posix) = &stat.posix {
+            let head = Head {
+                etag: stat.etag.clone(),
+                size: stat.size,
+                mtime: stat.mtime,
+                posix: posix.clone(),
+                sent,
+            };
+            lock(&self.cache).put(key.to_string(), head);
+        }
     }
 
-    /// POSIX attributes of `key` known for `etag`.
+    /// Forget what is known of `key` (it is gone, or changed through the mount).
+    pub fn forget(&self, key: &str) {
+        lock(&self.cache).pop(key);
+    }
+
+    /// POSIX attributes of `key` that hold for an object listed with `etag`.
     pub fn cached(&self, key: &str, etag: &Option<String>) -> Option<Posix> {
         lock(&self.cache)
             .get(key)
-            .filter(|(e, _)| e == etag)
-            .map(|(_, p)| p.clone())
+            .filter(|h| h.holds_for(etag, self.ttl))
+            .map(|h| h.posix.clone())
+    }
+
+    /// The attributes of `key` from a HEAD sent less than a TTL ago, and until when they are
+    /// fresh.
+    pub fn recent(&self, key: &str) -> Option<(Stat, Instant)> {
+        let cache = lock(&self.cache);
+        let h = cache.peek(key)?;
+        let until = h.sent.checked_add(self.ttl)?;
+        if until <= Instant::now() {
+            return None;
+        }
+        let kind = if h.posix.is_symlink() {
+            Kind::Symlink
+        } else {
+            Kind::File
+        };
+        let stat = Stat {
+            kind,
+            size: h.size,
+            mtime: h.mtime,
+            etag: h.etag.clone(),
+            posix: Some(h.posix.clone()),
+        };
+        Some((stat, until))
     }
 
     /// If the metadata of `key` is being prefetched, wait for it (instead of a HEAD of one's
@@ -142,14 +209,27 @@ impl<S: ObjectStore> Prefetcher<S> {
                 inflight.insert(key.clone(), rx);
             }
             let (store, cache, permits) = (self.store.clone(), self.cache.clone(), self.permits.clone());
-            let inflight = self.inflight.clone();
+            let (inflight, ttl) = (self.inflight.clone(), self.ttl);
             rt.spawn(async move {
                 if let Ok(_permit) = permits.acquire_owned().await {
-                    let known = lock(&cache).get(&key).is_some_and(|(e, _)| *e == etag);
+                    let known = lock(&cache).get(&key).is_some_and(|h| h.holds_for(&etag, ttl));
                     if !known {
-                        if let Ok(meta) = store.head_object(&key).await {
-                            let posix = Posix::from_metadata(&meta.metadata);
-                            lock(&cache).put(key.clone(), (meta.etag, posix));
+                        let sent = Instant::now();
+                        match store.head_object(&key).await {
+                            Ok(meta) => {
+                                let head = Head {
+                                    posix: Posix::from_metadata(&meta.metadata),
+                                    etag: meta.etag,
+                                    size: meta.size,
+                                    mtime: meta.last_modified,
+                                    sent,
+                                };
+                                lock(&cache).put(key.clone(), head);
+                            }
+                            Err(StoreError::NotFound { .. }) => {
+                                lock(&cache).pop(&key);
+                            }
+                            Err(_) => {}
                         }
                     }
                 }
@@ -157,5 +237,52 @@ impl<S: ObjectStore> Prefetcher<S> {
                 let _ = tx.send(true);
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::memory::MemoryStore;
+
+    async fn settle() {
+        for _ in 0..50 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_head_holds_by_etag_or_for_the_ttl_when_the_listing_has_no_etag() {
+        let store = Arc::new(MemoryStore::new());
+        store.insert("d/a", &b"one"[..]);
+        let etag = store.head_object("d/a").await.expect("head").etag;
+        assert!(etag.is_some());
+        let p = Prefetcher::new(store.clone(), Duration::from_millis(200));
+        // A listing without ETags: the prefetch HEADs it, and the answer holds for the TTL.
+        p.start_listing(1);
+        p.listed(1, vec![("d/a".into(), None)]);
+        p.activate(1);
+        p.wait("d/a").await;
+        settle().await;
+        assert!(p.cached("d/a", &None).is_some(), "fresh HEAD, no listed ETag");
+        assert!(p.cached("d/a", &etag).is_some(), "same ETag");
+        assert!(p.cached("d/a", &Some("\"other\"".into())).is_none(), "another ETag");
+        let (stat, until) = p.recent("d/a").expect("recent");
+        assert_eq!((stat.size, stat.etag.clone(), stat.kind), (3, etag.clone(), Kind::File));
+        assert!(until > Instant::now());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert!(p.recent("d/a").is_none(), "older than the TTL");
+        assert!(p.cached("d/a", &None).is_none(), "no ETag to vouch for an old HEAD");
+        assert!(p.cached("d/a", &etag).is_some(), "the same ETag still does");
+        // Gone from the store: a new prefetch forgets it.
+        store.delete_object("d/a").await.expect("delete");
+        p.start_listing(1);
+        p.listed(1, vec![("d/a".into(), None)]);
+        p.activate(1);
+        p.wait("d/a").await;
+        settle().await;
+        assert!(p.cached("d/a", &etag).is_none(), "a HEAD that found nothing forgets it");
+        p.forget("d/a");
+        assert!(p.recent("d/a").is_none());
     }
 }

@@ -204,6 +204,31 @@ impl Reader {
         to
     }
 
+    /// A random read whose bytes are neither held, cached nor on their way: the state is reset
+    /// as for any jump, and the bytes are left for the caller to fetch with [`Detached::fetch`]
+    /// outside the handle's lock, so random reads through one handle from several threads run
+    /// in parallel. `None`: read through [`Reader::read`].
+    pub fn detach_random<S>(&mut self, ctx: &ReadCtx<S>, offset: u64, len: u32) -> Option<Detached> {
+        if self.fresh() || offset >= self.size || len == 0 || offset.abs_diff(self.next_offset) <= SEQ_SLACK {
+            return None;
+        }
+        let end = (offset + u64::from(len)).min(self.size);
+        if (offset / BLOCK..end.div_ceil(BLOCK)).any(|b| self.covered(ctx, b)) {
+            return None;
+        }
+        self.window = 0;
+        self.ahead_end = 0;
+        self.next_offset = end;
+        for f in std::mem::take(&mut self.fetches).into_values() {
+            f.task.abort();
+        }
+        Some(Detached {
+            key: self.key.clone(),
+            etag: self.etag.clone(),
+            range: offset..end,
+        })
+    }
+
     /// Read up to `len` bytes at `offset`; fewer at the end of the file, none past it.
     pub async fn read<S: ObjectStore>(&mut self, ctx: &ReadCtx<S>, offset: u64, len: u32) -> FsResult<Bytes> {
         if offset >= self.size || len == 0 {
@@ -305,6 +330,22 @@ impl Reader {
     }
 }
 
+/// A random read taken out of its handle's lock (see [`Reader::detach_random`]).
+#[derive(Debug)]
+pub struct Detached {
+    key: Arc<str>,
+    etag: Option<Arc<str>>,
+    range: std::ops::Range<u64>,
+}
+
+impl Detached {
+    /// One ranged GET of exactly the bytes asked for, charged to the budget while in flight.
+    pub async fn fetch<S: ObjectStore>(self, ctx: &ReadCtx<S>) -> FsResult<Bytes> {
+        let _charge = ctx.cache_budget().force(self.range.end - self.range.start);
+        Ok(ctx.store.get_range(&self.key, self.range, self.etag.as_deref()).await?)
+    }
+}
+
 impl<S> ReadCtx<S> {
     fn cache_budget(&self) -> &Arc<crate::budget::Budget> {
         self.cache.budget()
@@ -387,6 +428,41 @@ mod tests {
             gets,
             "second read: no GET"
         );
+    }
+
+    #[tokio::test]
+    async fn random_reads_are_detached_from_the_handle_only_when_nothing_covers_them() {
+        let (ctx, data, mut r) = setup(20 * 1024 * 1024, 512 << 20).await;
+        assert!(
+            r.detach_random(&ctx, 9 << 20, 65536).is_none(),
+            "a fresh reader reads in order"
+        );
+        for i in 0..4u64 {
+            r.read(&ctx, i * 128 * 1024, 128 * 1024).await.expect("read");
+        }
+        assert!(r.in_flight() > 0 || r.window() > 0);
+        // Sequential, or already cached: through the handle.
+        assert!(r.detach_random(&ctx, 4 * 128 * 1024, 4096).is_none());
+        assert!(
+            r.detach_random(&ctx, 3 << 20, 4096).is_none(),
+            "within the sequential slack"
+        );
+        // Far away and not cached: one GET of exactly that, with the read-ahead cancelled.
+        let before = ctx.store.counts.get.load(Ordering::Relaxed);
+        let d = r.detach_random(&ctx, (12 << 20) + 7, 65536).expect("detached");
+        assert_eq!((r.window(), r.in_flight()), (0, 0));
+        let got = d.fetch(&ctx).await.expect("fetch");
+        assert_eq!(&got[..], &data[(12 << 20) + 7..(12 << 20) + 7 + 65536]);
+        assert_eq!(ctx.store.counts.get.load(Ordering::Relaxed), before + 1);
+        // A block already in the cache is read through the handle (no GET).
+        assert!(r.detach_random(&ctx, 100_000, 4096).is_none());
+        let back = r.read(&ctx, 100_000, 4096).await.expect("read");
+        assert_eq!(&back[..], &data[100_000..104_096]);
+        // Clipped at the end of the object.
+        let n = data.len() as u64;
+        let d = r.detach_random(&ctx, n - 3, 100).expect("detached");
+        assert_eq!(d.fetch(&ctx).await.expect("fetch").len(), 3);
+        assert!(r.detach_random(&ctx, n + 5, 100).is_none());
     }
 
     #[tokio::test]

@@ -357,6 +357,15 @@ impl CachedListings {
             .collect()
     }
 
+    /// The ETag s3s-fs stored for `bucket`/`key` (in `.bucket-B.object-K.internal.json` at the
+    /// root, B and K in unpadded URL-safe base64), if any.
+    fn stored_etag(&self, bucket: &str, key: &str) -> Option<String> {
+        let name = format!(".bucket-{}.object-{}.internal.json", b64url(bucket), b64url(key));
+        let text = std::fs::read(self.root.join(name)).ok()?;
+        let info: serde_json::Value = serde_json::from_slice(&text).ok()?;
+        info.get("e_tag")?.as_str().map(str::to_string)
+    }
+
     /// The view of this request's (prefix, delimiter), ignoring its page parameters.
     async fn view(&self, req: &S3Request<ListObjectsV2Input>) -> S3Result<(Arc<Vec<Object>>, Arc<Vec<CommonPrefix>>)> {
         let i = &req.input;
@@ -419,6 +428,14 @@ impl CachedListings {
                         }
                     }
                     None => objects.push(m),
+                }
+            }
+            // S3 lists every object with its ETag; s3s-fs lists none (clients that key caches
+            // by ETag would then see every listed object as unknown). Take the ETag s3s-fs keeps
+            // beside each object, as its HEAD does.
+            for o in objects.iter_mut().filter(|o| o.e_tag.is_none()) {
+                if let Some(k) = o.key.as_deref() {
+                    o.e_tag = self.stored_etag(&i.bucket, k).map(s3s::dto::ETag::Strong);
                 }
             }
             objects.sort_by(|a, b| a.key.cmp(&b.key));
@@ -759,4 +776,29 @@ fn civil(t: SystemTime) -> (i64, i64, i64, i64, u64) {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
     (days, year, month, day, rem)
+}
+
+/// Unpadded URL-safe base64, as s3s-fs names its side files.
+fn b64url(s: &str) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(s.len().div_ceil(3) * 4);
+    for chunk in s.as_bytes().chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(char::from(ABC[(n >> (18 - 6 * i) & 63) as usize]));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn b64url_matches_s3s_fs_names() {
+        assert_eq!(super::b64url("bench-ls"), "YmVuY2gtbHM");
+        assert_eq!(super::b64url("ls/d00/f4004"), "bHMvZDAwL2Y0MDA0");
+        assert_eq!(super::b64url("a"), "YQ");
+        assert_eq!(super::b64url("ab"), "YWI");
+        assert_eq!(super::b64url("\u{fb}\u{ff}"), "w7vDvw");
+    }
 }
