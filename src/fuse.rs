@@ -18,6 +18,7 @@ use fuser::{
     RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs,
     ReplyWrite, Request, TimeOrNow, WriteFlags,
 };
+use futures::StreamExt;
 use tokio::runtime::Handle;
 use tracing::{debug, event, Level};
 
@@ -498,7 +499,19 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
         let _s = tracing::debug_span!("opendir", ino = ino.0).entered();
         let _m = metrics::fuse_op("opendir");
         match self.rt.block_on(self.fs.opendir(ino.0)) {
-            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+            Ok(fh) => {
+                let ahead = self.fs.walk_ahead(ino.0);
+                if !ahead.is_empty() {
+                    let fs = self.fs.clone();
+                    self.rt.spawn(async move {
+                        let fs = &fs;
+                        futures::stream::iter(ahead)
+                            .for_each_concurrent(None, |(ino, claim)| fs.list_ahead(ino, claim))
+                            .await;
+                    });
+                }
+                reply.opened(FileHandle(fh), FopenFlags::empty());
+            }
             Err(e) => reply.error(self.fail("opendir", At::Ino(ino.0), e)),
         }
     }

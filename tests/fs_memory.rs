@@ -155,10 +155,22 @@ async fn streaming_lists_one_page_for_the_first_entries() {
         ..Default::default()
     };
     fs.readdir(fh, 0, &mut c).await.expect("readdir");
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
     assert_eq!(
         fs.store().counts.list.load(Ordering::Relaxed),
-        1,
-        "first 100 entries need one page"
+        2,
+        "first 100 entries need one page, and one more is read ahead (no more than one)"
+    );
+    // Taking the rest uses the page read ahead, and reads one ahead at each step.
+    let mut all = Collect::default();
+    fs.readdir(fh, 0, &mut all).await.expect("readdir");
+    assert_eq!(all.entries.len(), 5002);
+    assert_eq!(
+        fs.store().counts.list.load(Ordering::Relaxed),
+        5,
+        "5 pages, each listed once"
     );
 }
 

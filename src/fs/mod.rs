@@ -12,6 +12,7 @@
 
 pub mod attr;
 pub mod blocks;
+pub mod dir_walk;
 mod files;
 pub mod inode;
 pub mod listing_cache;
@@ -120,6 +121,15 @@ struct DirEntryOut {
     name: String,
 }
 
+/// The next page of a listing, requested while the kernel takes the current one.
+struct NextPage(tokio::task::JoinHandle<Result<crate::store::ListPage, StoreError>>);
+
+impl Drop for NextPage {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 struct DirHandle {
     ino: u64,
     path: String,
@@ -127,6 +137,8 @@ struct DirHandle {
     entries: Vec<DirEntryOut>,
     token: Option<String>,
     done: bool,
+    /// The page after the last one listed, on its way (one page ahead, no more).
+    next_page: Option<NextPage>,
     /// Everything listed so far (kept in the listing cache once complete).
     listed: Vec<readdir::Listed>,
     /// The listing cache's generation when the listing started.
@@ -171,6 +183,8 @@ pub struct S3Fs<S: ObjectStore> {
     new_dirs: new_dirs::NewDirs,
     /// Small-file read-ahead across directories.
     siblings: siblings::Siblings,
+    /// Listings read ahead of a tree walk.
+    walk: dir_walk::DirWalk,
     /// Directories being listed again by `relist_small_dir`.
     relisting: Mutex<std::collections::HashSet<String>>,
     /// Directories whose listing took more than half the TTL: not listed again for lookups.
@@ -213,6 +227,7 @@ impl<S: ObjectStore> S3Fs<S> {
             listings,
             new_dirs,
             siblings: siblings::Siblings::default(),
+            walk: dir_walk::DirWalk::default(),
             relisting: Mutex::new(std::collections::HashSet::new()),
             slow_relists: Mutex::new(std::collections::HashSet::new()),
             next_fh: AtomicU64::new(1),
@@ -557,6 +572,7 @@ impl<S: ObjectStore> S3Fs<S> {
             entries: Vec::new(),
             token: None,
             done: false,
+            next_page: None,
             listed: Vec::new(),
             generation: self.listings.generation(),
         }
@@ -569,18 +585,85 @@ impl<S: ObjectStore> S3Fs<S> {
         if !self.config.listing_attributes {
             self.prefetch.start_listing(ino);
         }
+        self.walk.wait(&handle.path).await;
         if let Some(kept) = self.listings.get(&handle.path) {
             debug!(
                 dir = handle.path.as_str(),
                 entries = kept.len(),
                 "listing from the cache"
             );
-            self.adopt_listed(&mut handle, kept.iter().cloned().collect(), false);
+            self.adopt_listed(&mut handle, &kept, false);
             handle.done = true;
+        } else {
+            self.walk.relisted(&handle.path);
         }
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         lock(&self.dirs).insert(fh, Arc::new(tokio::sync::Mutex::new(handle)));
         Ok(fh)
+    }
+
+    /// After `opendir(ino)`: if this makes a tree walk (see [`dir_walk`]), the subdirectories to
+    /// list ahead, each claimed; pass each to [`S3Fs::list_ahead`].
+    pub fn walk_ahead(&self, ino: u64) -> Vec<(u64, dir_walk::Ahead)> {
+        let Ok(dir) = self.dir_path(ino) else {
+            return Vec::new();
+        };
+        if dir.is_empty() {
+            return Vec::new();
+        }
+        let (parent, name) = dir.rsplit_once('/').unwrap_or(("", dir.as_str()));
+        if !self.walk.opened(parent, name) {
+            return Vec::new();
+        }
+        let Some(listing) = self.listings.get(parent) else {
+            return Vec::new();
+        };
+        let Some(pos) = listing.iter().position(|l| l.name == name) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for l in listing[pos + 1..].iter().filter(|l| l.kind == Kind::Dir) {
+            if out.len() >= dir_walk::AHEAD {
+                break;
+            }
+            let sub = path::join(parent, &l.name);
+            if self.listings.get(&sub).is_some() {
+                continue;
+            }
+            let Some(sub_ino) = lock(&self.inodes).by_path(&sub).map(|i| i.ino) else {
+                continue;
+            };
+            if let Some(claim) = self.walk.claim(&sub) {
+                out.push((sub_ino, claim));
+            }
+        }
+        if !out.is_empty() {
+            debug!(
+                dir = parent,
+                ahead = out.len(),
+                "tree walk: listing subdirectories ahead"
+            );
+        }
+        out
+    }
+
+    /// List a claimed directory ahead of a tree walk into the listing cache (if it has at most
+    /// [`dir_walk::MAX_PAGES`] pages). Failures are left for the walker's own listing to meet.
+    pub async fn list_ahead(&self, ino: u64, ahead: dir_walk::Ahead) {
+        let _permit = self.walk.permit().await;
+        if self.listings.get(ahead.path()).is_some() {
+            return;
+        }
+        let mut handle = self.dir_handle(ino, ahead.path().to_string());
+        for _ in 0..dir_walk::MAX_PAGES {
+            if handle.done {
+                break;
+            }
+            if let Err(e) = self.list_next_page(&mut handle).await {
+                debug!(dir = ahead.path(), error = %e, "listing ahead failed");
+                return;
+            }
+        }
     }
 
     /// readdir: entries of handle `fh` from `offset` on, listing more pages only when needed.
@@ -627,9 +710,23 @@ impl<S: ObjectStore> S3Fs<S> {
             continuation: dir.token.clone(),
             max_keys: Some(self.config.list_page_size),
         };
-        let page = self.store.list_objects(&req).await?;
+        let page = match dir.next_page.take() {
+            Some(mut ahead) => (&mut ahead.0)
+                .await
+                .map_err(|e| FsError::new(libc::EIO, format!("listing {} failed: {e}", dir.path)))??,
+            None => self.store.list_objects(&req).await?,
+        };
         let next = page.next.clone();
         let last = next.is_none();
+        if !last {
+            // Ask for the following page now: S3 answers while the kernel takes this one.
+            let store = self.store.clone();
+            let req = ListRequest {
+                continuation: next.clone(),
+                ..req
+            };
+            dir.next_page = Some(NextPage(tokio::spawn(async move { store.list_objects(&req).await })));
+        }
         let listed = dir.merger.push_page(page, last);
         debug!(
             dir = dir.path.as_str(),
@@ -639,7 +736,8 @@ impl<S: ObjectStore> S3Fs<S> {
         );
         dir.token = next;
         dir.done = last;
-        self.adopt_listed(dir, listed, true);
+        self.adopt_listed(dir, &listed, true);
+        dir.listed.extend(listed);
         if last {
             let kept = std::mem::take(&mut dir.listed);
             self.listings.keep(&dir.path, kept, dir.generation);
@@ -649,7 +747,7 @@ impl<S: ObjectStore> S3Fs<S> {
 
     /// Make entries of listed names. `fresh`: straight from S3, so listed sizes and ETags
     /// update known files; from the listing cache, known files keep what they have.
-    fn adopt_listed(&self, dir: &mut DirHandle, listed: Vec<readdir::Listed>, fresh: bool) {
+    fn adopt_listed(&self, dir: &mut DirHandle, listed: &[readdir::Listed], fresh: bool) {
         let until = self.fresh_until();
         let root_mtime = self.root_mtime();
         if !self.config.listing_attributes {
@@ -663,10 +761,8 @@ impl<S: ObjectStore> S3Fs<S> {
             self.prefetch.listed(dir.ino, files);
         }
         let mut table = lock(&self.inodes);
+        dir.entries.reserve(listed.len());
         for l in listed {
-            if fresh {
-                dir.listed.push(l.clone());
-            }
             let rel = path::join(&dir.path, &l.name);
             let stat = match &l.object {
                 Some(o) => Self::file_stat(o, false),
@@ -690,7 +786,7 @@ impl<S: ObjectStore> S3Fs<S> {
             dir.entries.push(DirEntryOut {
                 ino,
                 kind: l.kind,
-                name: l.name,
+                name: l.name.clone(),
             });
         }
     }
