@@ -25,6 +25,27 @@ impl DirReplier for Collect {
     }
 }
 
+/// Read entries of `fh` from `offset` as the kernel does: readdir again after each answer (an
+/// answer may stop at a page boundary) until `limit` entries (0: all) or an empty answer.
+async fn readdir_upto(fs: &S3Fs<MemoryStore>, fh: u64, offset: u64, limit: usize) -> Vec<(u64, u64, Kind, String)> {
+    let mut all: Vec<(u64, u64, Kind, String)> = Vec::new();
+    let mut offset = offset;
+    loop {
+        let mut c = Collect {
+            limit: if limit == 0 { 0 } else { limit - all.len() },
+            ..Default::default()
+        };
+        fs.readdir(fh, offset, &mut c).await.expect("readdir");
+        let Some(last) = c.entries.last() else { break };
+        offset = last.1;
+        all.extend(c.entries);
+        if limit != 0 && all.len() >= limit {
+            break;
+        }
+    }
+    all
+}
+
 fn fs_with(keys: &[&str], page: usize, prefix: &str) -> S3Fs<MemoryStore> {
     let store = MemoryStore::with_page_size(page);
     for k in keys {
@@ -125,23 +146,15 @@ async fn offsets_are_stable_across_calls_and_rewinds() {
     let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
     let fs = fs_with(&refs, 7, "");
     let fh = fs.opendir(ROOT_INO).await.expect("opendir");
-    let mut first = Collect {
-        limit: 20,
-        ..Default::default()
-    };
-    fs.readdir(fh, 0, &mut first).await.expect("readdir");
+    let first = readdir_upto(&fs, fh, 0, 20).await;
+    assert_eq!(first.len(), 20);
     // Re-reading from an offset we were given returns the same next entries.
-    let at = first.entries[9].1;
-    let mut again = Collect {
-        limit: 5,
-        ..Default::default()
-    };
-    fs.readdir(fh, at, &mut again).await.expect("readdir");
-    assert_eq!(again.entries[..], first.entries[10..15]);
-    let mut rewind = Collect::default();
-    fs.readdir(fh, 0, &mut rewind).await.expect("readdir");
-    assert_eq!(rewind.entries.len(), 52);
-    assert_eq!(rewind.entries[..20], first.entries[..]);
+    let at = first[9].1;
+    let again = readdir_upto(&fs, fh, at, 5).await;
+    assert_eq!(again[..], first[10..15]);
+    let rewind = readdir_upto(&fs, fh, 0, 0).await;
+    assert_eq!(rewind.len(), 52);
+    assert_eq!(rewind[..20], first[..]);
 }
 
 #[tokio::test]
@@ -164,9 +177,8 @@ async fn streaming_lists_one_page_for_the_first_entries() {
         "first 100 entries need one page, and one more is read ahead (no more than one)"
     );
     // Taking the rest uses the page read ahead, and reads one ahead at each step.
-    let mut all = Collect::default();
-    fs.readdir(fh, 0, &mut all).await.expect("readdir");
-    assert_eq!(all.entries.len(), 5002);
+    let all = readdir_upto(&fs, fh, 0, 0).await;
+    assert_eq!(all.len(), 5002);
     assert_eq!(
         fs.store().counts.list.load(Ordering::Relaxed),
         5,

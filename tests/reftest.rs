@@ -127,9 +127,11 @@ impl Model {
     }
 }
 
-struct Collect(Vec<(String, Kind)>);
+/// Entries (without `.` and `..`), and the offset after the last one given.
+struct Collect(Vec<(String, Kind)>, u64);
 impl DirReplier for Collect {
-    fn add(&mut self, _ino: u64, _offset: u64, kind: Kind, name: &str) -> bool {
+    fn add(&mut self, _ino: u64, offset: u64, kind: Kind, name: &str) -> bool {
+        self.1 = offset;
         if name != "." && name != ".." {
             self.0.push((name.to_string(), kind));
         }
@@ -429,8 +431,15 @@ async fn snapshot(fs: &Fs) -> BTreeMap<String, Node> {
     let mut dirs = vec![(String::new(), ROOT_INO)];
     while let Some((path, ino)) = dirs.pop() {
         let fh = fs.opendir(ino).await.expect("opendir");
-        let mut c = Collect(Vec::new());
-        fs.readdir(fh, 0, &mut c).await.expect("readdir");
+        // As the kernel does: readdir again from the last offset until an empty answer.
+        let mut c = Collect(Vec::new(), 0);
+        loop {
+            let before = c.1;
+            fs.readdir(fh, before, &mut c).await.expect("readdir");
+            if c.1 == before {
+                break;
+            }
+        }
         fs.releasedir(fh);
         for (n, _) in c.0 {
             let child = if path.is_empty() {

@@ -687,16 +687,21 @@ impl<S: ObjectStore> S3Fs<S> {
             }
             offset = 2;
         }
+        let mut added = false;
         loop {
             let mut i = (offset - 2) as usize;
             while let Some(e) = dir.entries.get(i) {
                 if out.add(e.ino, i as u64 + 3, e.kind, &e.name) {
                     return Ok(());
                 }
+                added = true;
                 i += 1;
             }
             offset = i as u64 + 2;
-            if dir.done {
+            // With entries to give, the kernel gets them now rather than after another LIST (a
+            // big buffer would otherwise wait for several pages); a page already here is added.
+            let next_here = dir.next_page.as_ref().is_some_and(|p| p.0.is_finished());
+            if dir.done || (added && !next_here) {
                 return Ok(());
             }
             self.list_next_page(&mut dir).await?;
