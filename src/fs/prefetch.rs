@@ -245,7 +245,12 @@ mod tests {
     use super::*;
     use crate::store::memory::MemoryStore;
 
-    async fn settle() {
+    /// `key` listed (without an ETag) in directory 1, and its prefetch done.
+    async fn list_and_prefetch(p: &Prefetcher<MemoryStore>, key: &str) {
+        p.start_listing(1);
+        p.listed(1, vec![(key.into(), None)]);
+        p.activate(1);
+        p.wait(key).await;
         for _ in 0..50 {
             tokio::task::yield_now().await;
         }
@@ -259,11 +264,7 @@ mod tests {
         assert!(etag.is_some());
         let p = Prefetcher::new(store.clone(), Duration::from_millis(200));
         // A listing without ETags: the prefetch HEADs it, and the answer holds for the TTL.
-        p.start_listing(1);
-        p.listed(1, vec![("d/a".into(), None)]);
-        p.activate(1);
-        p.wait("d/a").await;
-        settle().await;
+        list_and_prefetch(&p, "d/a").await;
         assert!(p.cached("d/a", &None).is_some(), "fresh HEAD, no listed ETag");
         assert!(p.cached("d/a", &etag).is_some(), "same ETag");
         assert!(p.cached("d/a", &Some("\"other\"".into())).is_none(), "another ETag");
@@ -276,11 +277,7 @@ mod tests {
         assert!(p.cached("d/a", &etag).is_some(), "the same ETag still does");
         // Gone from the store: a new prefetch forgets it.
         store.delete_object("d/a").await.expect("delete");
-        p.start_listing(1);
-        p.listed(1, vec![("d/a".into(), None)]);
-        p.activate(1);
-        p.wait("d/a").await;
-        settle().await;
+        list_and_prefetch(&p, "d/a").await;
         assert!(p.cached("d/a", &etag).is_none(), "a HEAD that found nothing forgets it");
         p.forget("d/a");
         assert!(p.recent("d/a").is_none());

@@ -33,6 +33,10 @@
 //!    `a/` made through this server are listed as S3 lists them (s3s-fs lists none: a directory
 //!    whose only object is its marker would look absent to a client that finds directories by
 //!    listing `a/`); directories that hold no object are not listed, as in S3.
+//! 4. Listed objects carry their ETag, as S3 lists them: s3s-fs lists none, so a client that keys
+//!    metadata or data caches by ETag (cosmount's `ls -l` attributes, its small-file read-ahead)
+//!    would see every listed object as unknown. The ETag is the one s3s-fs stored beside the object
+//!    (what its HEAD answers).
 //!
 //! `--port 0` picks a free port; `--port-file F` writes the bound port to F (via a temporary name
 //! and a rename, so a reader never sees a partial file) once the server is listening.
