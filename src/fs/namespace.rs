@@ -296,12 +296,29 @@ impl<S: ObjectStore> S3Fs<S> {
             }
         }
         self.keep_parent(&from);
+        self.move_kept_dirs(&from, &to);
         self.new_dirs.forget(&from);
         self.new_dirs.child(&self.dir_path(newparent)?, new_name);
         let mut table = lock(&self.inodes);
         table.rename(&from, &to);
         table.set_missing(&from, self.fresh_until());
         Ok(())
+    }
+
+    /// Directories kept after being emptied (see `kept_dirs`) at or under `from` now live under
+    /// `to`: the old names no longer exist.
+    fn move_kept_dirs(&self, from: &str, to: &str) {
+        let mut kept = lock(&self.kept_dirs);
+        let under = format!("{from}/");
+        let moved: Vec<String> = kept
+            .iter()
+            .filter(|d| *d == from || d.starts_with(&under))
+            .cloned()
+            .collect();
+        for d in moved {
+            kept.remove(&d);
+            kept.insert(format!("{to}{}", &d[from.len()..]));
+        }
     }
 
     async fn rename_file(&self, ino: u64, from: &str, to: &str) -> FsResult<()> {
