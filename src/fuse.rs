@@ -164,7 +164,7 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: fuser::ReplyXattr) {
         let _s = tracing::debug_span!("getxattr", ino = ino.0, ?name).entered();
         let _m = metrics::fuse_op("getxattr");
-        if !name.as_encoded_bytes().starts_with(b"user.") {
+        if !crate::fs::xattr_served(name.as_encoded_bytes()) {
             // `ls -l` asks for security.selinux and system.posix_acl_access of every file: only
             // user.* attributes exist here, so answer at once.
             tracing::debug!(

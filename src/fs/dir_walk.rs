@@ -17,10 +17,12 @@
 
 use std::collections::{HashMap, HashSet};
 use std::num::NonZeroUsize;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use lru::LruCache;
 use tokio::sync::{watch, Semaphore};
+
+use super::lock;
 
 /// Subdirectories listed ahead of the walker.
 pub const AHEAD: usize = 32;
@@ -55,10 +57,6 @@ impl Default for DirWalk {
             permits: Arc::new(Semaphore::new(PARALLEL)),
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A listing read ahead: dropping it (done or failed) wakes those waiting for it.

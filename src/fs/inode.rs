@@ -41,6 +41,23 @@ pub struct Stat {
 }
 
 impl Stat {
+    /// A file's attributes; with POSIX attributes from a HEAD (`posix: Some`), a symbolic link if
+    /// they say so (a listing cannot tell).
+    pub fn file(size: u64, mtime: SystemTime, etag: Option<String>, posix: Option<Posix>) -> Self {
+        let kind = if posix.as_ref().is_some_and(Posix::is_symlink) {
+            Kind::Symlink
+        } else {
+            Kind::File
+        };
+        Self {
+            kind,
+            size,
+            mtime,
+            etag,
+            posix,
+        }
+    }
+
     /// A directory's attributes (S3 has none: the mount time stands in for mtime).
     pub fn dir(mtime: SystemTime) -> Self {
         Self {

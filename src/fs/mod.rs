@@ -26,6 +26,7 @@ pub mod readdir;
 pub mod siblings;
 pub mod write;
 mod xattr;
+pub use xattr::served as xattr_served;
 
 pub use files::SetAttr;
 pub use namespace::{RENAME_EXCHANGE, RENAME_NOREPLACE};
@@ -268,18 +269,7 @@ impl<S: ObjectStore> S3Fs<S> {
     /// Attributes of an object from a listing (`posix: None`) or a HEAD (`posix: Some`).
     fn file_stat(meta: &ObjectMeta, from_head: bool) -> Stat {
         let posix = from_head.then(|| Posix::from_metadata(&meta.metadata));
-        let kind = if posix.as_ref().is_some_and(Posix::is_symlink) {
-            Kind::Symlink
-        } else {
-            Kind::File
-        };
-        Stat {
-            kind,
-            size: meta.size,
-            mtime: meta.last_modified,
-            etag: meta.etag.clone(),
-            posix,
-        }
+        Stat::file(meta.size, meta.last_modified, meta.etag.clone(), posix)
     }
 
     /// Remember what a HEAD sent at `sent` said of `key`.

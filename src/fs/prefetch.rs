@@ -26,7 +26,7 @@ use std::time::{Duration, Instant, SystemTime};
 use lru::LruCache;
 use tokio::sync::{watch, Semaphore};
 
-use super::inode::{Kind, Stat};
+use super::inode::Stat;
 use super::lock;
 use super::meta::Posix;
 use crate::store::{ObjectStore, StoreError};
@@ -131,18 +131,7 @@ impl<S: ObjectStore> Prefetcher<S> {
         if until <= Instant::now() {
             return None;
         }
-        let kind = if h.posix.is_symlink() {
-            Kind::Symlink
-        } else {
-            Kind::File
-        };
-        let stat = Stat {
-            kind,
-            size: h.size,
-            mtime: h.mtime,
-            etag: h.etag.clone(),
-            posix: Some(h.posix.clone()),
-        };
+        let stat = Stat::file(h.size, h.mtime, h.etag.clone(), Some(h.posix.clone()));
         Some((stat, until))
     }
 
@@ -243,6 +232,7 @@ impl<S: ObjectStore> Prefetcher<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fs::inode::Kind;
     use crate::store::memory::MemoryStore;
 
     /// `key` listed (without an ETag) in directory 1, and its prefetch done.

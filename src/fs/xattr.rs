@@ -39,6 +39,12 @@ pub(super) struct XattrSnapshot {
     pub at: Instant,
 }
 
+/// Whether attribute `name` can exist here: only the `user.` namespace is served
+/// (`security.*`, `system.*` and `trusted.*` never are).
+pub fn served(name: &[u8]) -> bool {
+    name.starts_with(b"user.")
+}
+
 fn einval(msg: String) -> FsError {
     FsError::new(libc::EINVAL, msg)
 }
@@ -202,7 +208,7 @@ impl<S: ObjectStore> S3Fs<S> {
         let name = name
             .to_str()
             .ok_or_else(|| FsError::quiet(libc::ENODATA, "non-UTF-8 attribute name"))?;
-        if !name.starts_with("user.") {
+        if !served(name.as_bytes()) {
             return Err(FsError::quiet(
                 libc::ENODATA,
                 format!("{name}: only user.* attributes exist here"),
