@@ -3,7 +3,8 @@
 //!
 //! Every buffer of object data the daemon holds is *charged* to the budget while it lives (a
 //! [`Charge`] gives its bytes back when dropped). Who gives way under pressure, in order:
-//! 1. **cached blocks** are evicted (the block cache registers itself as the *reclaimer*);
+//! 1. **cached blocks** are evicted, then idle part buffers are freed (the block cache and the
+//!    part-buffer pool register themselves as *reclaimers*, in that order);
 //! 2. **read-ahead** asks with [`Budget::try_charge`] and, refused, fetches less (the window
 //!    shrinks) — a reader never waits for memory;
 //! 3. **the bytes a `read` needs right now** are charged with [`Budget::force`]: they may go over
@@ -26,7 +27,7 @@ pub struct Budget {
     used: AtomicU64,
     peak: AtomicU64,
     freed: Notify,
-    reclaimer: Mutex<Option<Reclaimer>>,
+    reclaimers: Mutex<Vec<Reclaimer>>,
 }
 
 impl std::fmt::Debug for Budget {
@@ -76,7 +77,7 @@ impl Budget {
             used: AtomicU64::new(0),
             peak: AtomicU64::new(0),
             freed: Notify::new(),
-            reclaimer: Mutex::new(None),
+            reclaimers: Mutex::new(Vec::new()),
         })
     }
 
@@ -95,9 +96,10 @@ impl Budget {
         self.peak.load(Ordering::Acquire)
     }
 
-    /// Register what frees memory when a writer or read-ahead needs it (the block cache).
-    pub fn set_reclaimer(&self, r: Reclaimer) {
-        *self.reclaimer.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+    /// Register what frees memory when a writer or read-ahead needs it (the block cache, the
+    /// part-buffer pool); asked in the order registered.
+    pub fn add_reclaimer(&self, r: Reclaimer) {
+        self.reclaimers.lock().unwrap_or_else(|p| p.into_inner()).push(r);
     }
 
     fn note_peak(&self, now: u64) {
@@ -133,16 +135,17 @@ impl Budget {
         }
     }
 
-    /// Ask the reclaimer to free room for `bytes`.
+    /// Ask the reclaimers to free room for `bytes`.
     fn reclaim(&self, bytes: u64) -> u64 {
-        let want = (self.used() + bytes).saturating_sub(self.limit);
-        if want == 0 {
-            return 0;
+        let mut freed = 0;
+        for r in self.reclaimers.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let want = (self.used() + bytes).saturating_sub(self.limit);
+            if want == 0 {
+                break;
+            }
+            freed += r(want);
         }
-        match &*self.reclaimer.lock().unwrap_or_else(|p| p.into_inner()) {
-            Some(r) => r(want),
-            None => 0,
-        }
+        freed
     }
 
     /// Charge `bytes`, evicting cached data to make room if needed; `None` if they still do
@@ -247,7 +250,7 @@ mod tests {
             b.try_charge(50).expect("b"),
         ]));
         let h = held.clone();
-        b.set_reclaimer(Box::new(move |want| {
+        b.add_reclaimer(Box::new(move |want| {
             let mut v = h.lock().expect("lock");
             let mut freed = 0;
             while freed < want {

@@ -353,3 +353,82 @@ async fn a_streamed_upload_of_a_deleted_file_is_aborted() {
         "the streamed multipart upload was aborted"
     );
 }
+
+#[tokio::test]
+async fn appends_through_the_in_memory_tail_match_a_model_under_reads_overwrites_and_truncates() {
+    // Appends past the first part go to an in-memory tail until its part is complete; reads,
+    // overwrites and truncates in between must see and keep every byte. Odd write sizes cross
+    // part boundaries mid-write.
+    let fs = fs();
+    let (e, fh) = fs
+        .create(ROOT_INO, OsStr::new("t.bin"), 0o644, 0, 0, 1)
+        .await
+        .expect("create");
+    let ino = e.attr.ino;
+    let mut model: Vec<u8> = Vec::new();
+    let piece = 700 * 1024 + 3;
+    let mut seed = 0u8;
+    let mut append = |model: &mut Vec<u8>, n: usize| {
+        seed = seed.wrapping_add(1);
+        let d = data(n, seed);
+        model.extend_from_slice(&d);
+        d
+    };
+    // 1. Plain appends to 12 MiB + a bit: the tail holds part 3's first bytes.
+    while model.len() < 12 * MIB {
+        let at = model.len() as u64;
+        let d = append(&mut model, piece);
+        fs.write(fh, at, &d).await.expect("append");
+    }
+    assert_eq!(fs.getattr(ino).await.expect("getattr").attr.size, model.len() as u64);
+    // 2. A read across the end of part 2 and into the tail sees the bytes only the tail holds.
+    let from = 10 * MIB - 5;
+    let got = fs
+        .read(fh, from as u64, (model.len() - from) as u32)
+        .await
+        .expect("read");
+    assert_eq!(&got[..], &model[from..]);
+    // 3. Appends again (the tail was written out by the read; the next part starts a new one),
+    //    then an overwrite inside the tail's part and one in an earlier part.
+    for _ in 0..6 {
+        let at = model.len() as u64;
+        let d = append(&mut model, piece);
+        fs.write(fh, at, &d).await.expect("append");
+    }
+    let over = model.len() - 100;
+    fs.write(fh, over as u64, b"tail-overwrite").await.expect("overwrite");
+    model[over..over + 14].copy_from_slice(b"tail-overwrite");
+    fs.write(fh, 3, b"head").await.expect("overwrite");
+    model[3..7].copy_from_slice(b"head");
+    // 4. Appends past the next part boundary and one more (the tail holds the last piece), a
+    //    truncate inside the tail's part, then appends from the new end.
+    let next_part = (model.len() / (5 * MIB) + 1) * 5 * MIB;
+    while model.len() < next_part + piece {
+        let at = model.len() as u64;
+        let d = append(&mut model, piece);
+        fs.write(fh, at, &d).await.expect("append");
+    }
+    let cut = model.len() - 1000;
+    fs.setattr(
+        ino,
+        Some(fh),
+        SetAttr {
+            size: Some(cut as u64),
+            ..SetAttr::default()
+        },
+    )
+    .await
+    .expect("truncate");
+    model.truncate(cut);
+    for _ in 0..4 {
+        let at = model.len() as u64;
+        let d = append(&mut model, piece);
+        fs.write(fh, at, &d).await.expect("append");
+    }
+    fs.flush(fh, 1).await.expect("flush");
+    fs.release(fh).await.expect("release");
+    let stored = mem(&fs).body("t.bin").expect("stored");
+    assert_eq!(stored.len(), model.len());
+    assert!(stored[..] == model[..], "the object differs from what was written");
+    assert_eq!(mem(&fs).pending_uploads(), 0);
+}

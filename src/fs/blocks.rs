@@ -74,7 +74,7 @@ impl BlockCache {
             stats: CacheStats::default(),
         });
         let weak = Arc::downgrade(&cache);
-        budget.set_reclaimer(Box::new(move |want| weak.upgrade().map_or(0, |c| c.evict(want))));
+        budget.add_reclaimer(Box::new(move |want| weak.upgrade().map_or(0, |c| c.evict(want))));
         cache
     }
 

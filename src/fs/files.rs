@@ -167,7 +167,7 @@ impl<S: ObjectStore> S3Fs<S> {
                     self.config.upload.part_size,
                     base,
                     size,
-                    self.budget.clone(),
+                    self.parts.clone(),
                 )?;
                 let of = OpenFile {
                     staged,
@@ -250,7 +250,7 @@ impl<S: ObjectStore> S3Fs<S> {
             self.config.upload.part_size,
             None,
             0,
-            self.budget.clone(),
+            self.parts.clone(),
         )?;
         staged.dirty = true; // an empty file is still a file: close creates the object
         let stat = Stat {

@@ -19,6 +19,7 @@ pub mod listing_cache;
 pub mod meta;
 mod namespace;
 pub mod new_dirs;
+pub mod parts;
 pub mod path;
 pub mod prefetch;
 pub mod read;
@@ -175,6 +176,8 @@ pub struct S3Fs<S: ObjectStore> {
     /// The memory budget, and the block cache that charges it.
     budget: Arc<Budget>,
     blocks: Arc<BlockCache>,
+    /// Part buffers for uploads (reused; charged to the budget).
+    parts: Arc<parts::PartPool>,
     /// Per file: the ETag whose contents the kernel's page cache holds (kept on reopen only if
     /// the object is still that version).
     page_cache: Mutex<HashMap<u64, String>>,
@@ -210,6 +213,7 @@ impl<S: ObjectStore> S3Fs<S> {
         let prefetch = prefetch::Prefetcher::new(store.clone(), config.metadata_ttl);
         let budget = Budget::new(config.max_memory);
         let blocks = BlockCache::new(budget.clone(), disk);
+        let parts = parts::PartPool::new(budget.clone(), config.upload.part_size);
         let listings = listing_cache::ListingCache::new(config.metadata_ttl);
         let new_dirs = new_dirs::NewDirs::new(config.metadata_ttl);
         Self {
@@ -224,6 +228,7 @@ impl<S: ObjectStore> S3Fs<S> {
             xattr_cache: Mutex::new(HashMap::new()),
             budget,
             blocks,
+            parts,
             page_cache: Mutex::new(HashMap::new()),
             listings,
             new_dirs,

@@ -16,6 +16,11 @@
 //!   memory to `concurrency × part_size` per file, and every part buffer is charged to the
 //!   mount's memory budget: when it is spent, writers wait for parts to finish). Each chunk has a generation, bumped by every
 //!   change, so a part uploaded before its chunk was written again is sent again at the end.
+//! - Appending past the first chunk fills an in-memory *tail*: a part buffer from the pool
+//!   (`parts.rs`) holding the chunk being appended to. When it is full it is written to the
+//!   staging file once and sent as the part as it is, instead of being read back. Any other
+//!   operation first writes the tail to the staging file (*settles* it), so the staging file is
+//!   again the whole truth; a settle that fails keeps the tail, and the operation fails.
 //! - `upload` (on `flush`/`fsync`, i.e. every `close`) sends a PutObject when the file fits one
 //!   part, else completes the multipart upload: parts already up at their current generation
 //!   are reused, changed or missing ones are sent (in parallel), untouched chunks of the original
@@ -34,7 +39,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use tokio::task::JoinSet;
 
-use crate::budget::Budget;
+use super::parts::{PartBuf, PartPool};
 use crate::error::{FsError, FsResult};
 use crate::store::{ObjectStore, PartTag, PutOptions, StoreError};
 
@@ -87,8 +92,19 @@ pub struct Staged {
     stream: Option<Stream>,
     /// Contents differ from the object on the server.
     pub dirty: bool,
-    /// The memory budget part buffers are charged to (writers wait for room).
-    budget: Arc<Budget>,
+    /// Part buffers, charged to the memory budget (writers wait for room).
+    pool: Arc<PartPool>,
+    /// The chunk being appended to, held in memory (see the module doc).
+    tail: Option<Tail>,
+    /// Chunks the last write completed from the tail: (chunk, generation, bytes), for `stream`.
+    ready: Vec<(usize, u64, PartBuf)>,
+}
+
+/// The chunk an appending writer is filling: its bytes from the chunk's start to the file's end.
+#[derive(Debug)]
+struct Tail {
+    chunk: usize,
+    buf: PartBuf,
 }
 
 type PartJob = (usize, u64, Result<PartTag, StoreError>);
@@ -121,8 +137,8 @@ fn io_err(what: &str, e: std::io::Error) -> FsError {
 
 impl Staged {
     /// Stage a file that starts as `base` (`size` bytes) or, with `None`, empty; part buffers
-    /// are charged to `budget`.
-    pub fn new(dir: &Path, chunk: u64, base: Option<Base>, size: u64, budget: Arc<Budget>) -> FsResult<Self> {
+    /// come from `pool`.
+    pub fn new(dir: &Path, chunk: u64, base: Option<Base>, size: u64, pool: Arc<PartPool>) -> FsResult<Self> {
         let file = tempfile::tempfile_in(dir).map_err(|e| io_err(&format!("cannot stage in {}", dir.display()), e))?;
         file.set_len(size)
             .map_err(|e| io_err("cannot size the staging file", e))?;
@@ -137,7 +153,9 @@ impl Staged {
             gens: vec![0; chunks],
             stream: None,
             dirty: false,
-            budget,
+            pool,
+            tail: None,
+            ready: Vec::new(),
         })
     }
 
@@ -203,12 +221,112 @@ impl Staged {
         }
     }
 
+    /// Write the tail to the staging file (before anything but an append). On failure the
+    /// tail stays, so nothing written is lost.
+    fn settle(&mut self) -> FsResult<()> {
+        self.ready.clear();
+        if let Some(t) = &self.tail {
+            self.file
+                .write_all_at(t.buf.as_ref(), t.chunk as u64 * self.chunk)
+                .map_err(|e| io_err("cannot write the staging file", e))?;
+            self.tail = None;
+        }
+        Ok(())
+    }
+
+    /// An append at the end of a file past its first chunk: goes to the tail (started at a
+    /// chunk boundary). Returns the chunks completed, or `None` when this write is not such an
+    /// append (the tail, if any, is then settled by the caller).
+    async fn append(&mut self, offset: u64, data: &[u8]) -> FsResult<Option<Vec<usize>>> {
+        if offset != self.size || offset < self.chunk {
+            return Ok(None);
+        }
+        let starts_chunk = offset.is_multiple_of(self.chunk);
+        match &self.tail {
+            Some(t) if t.chunk as u64 == offset / self.chunk && !starts_chunk => {}
+            None if starts_chunk => {}
+            _ => return Ok(None),
+        }
+        let mut sealed = Vec::new();
+        let mut at = offset;
+        let mut rest = data;
+        while !rest.is_empty() {
+            let c = (at / self.chunk) as usize;
+            let c_end = (c as u64 + 1) * self.chunk;
+            let n = rest.len().min((c_end - at) as usize);
+            let mut tail = match self.tail.take() {
+                Some(t) => t,
+                None => Tail {
+                    chunk: c,
+                    buf: self.pool.take().await,
+                },
+            };
+            let before = tail.buf.len();
+            tail.buf.extend(&rest[..n]);
+            let end = at + n as u64;
+            if end == c_end {
+                // Complete: into the staging file once, then on its way as a part.
+                if let Err(e) = self.file.write_all_at(tail.buf.as_ref(), c as u64 * self.chunk) {
+                    tail.buf.truncate(before);
+                    self.tail = Some(tail);
+                    return Err(io_err("cannot write the staging file", e));
+                }
+            }
+            self.size = end;
+            self.resize_chunks();
+            self.touch(at, end);
+            self.dirty = true;
+            if end == c_end {
+                sealed.push(c);
+                self.ready.push((c, self.gens[c], tail.buf));
+            } else {
+                self.tail = Some(tail);
+            }
+            at = end;
+            rest = &rest[n..];
+        }
+        if let Some(prev) = ((offset / self.chunk) as usize).checked_sub(1) {
+            // As below: the chunk before is proposed again (it may have been completed while
+            // the file still fit in one part).
+            if self.present[prev] && !sealed.contains(&prev) {
+                sealed.insert(0, prev);
+            }
+        }
+        Ok(Some(sealed))
+    }
+
     /// Write `data` at `offset`. Returns the chunks this write completed (the writer is past
     /// their end and every byte is here), ready to be streamed.
     pub async fn write<S: ObjectStore>(&mut self, store: &S, offset: u64, data: &[u8]) -> FsResult<Vec<usize>> {
+        self.ready.clear();
         if data.is_empty() {
             return Ok(Vec::new());
         }
+        if let Some(sealed) = self.append(offset, data).await? {
+            return Ok(sealed);
+        }
+        let boundary = (offset / self.chunk + 1) * self.chunk;
+        if self.tail.is_none() && offset == self.size && offset + data.len() as u64 > boundary {
+            // An append crossing into the next chunk: up to the boundary the usual way, the
+            // rest starts a tail there.
+            let split = (boundary - offset) as usize;
+            let mut sealed = self.write_through(store, offset, &data[..split]).await?;
+            let rest = &data[split..];
+            let more = match self.append(boundary, rest).await? {
+                Some(more) => more,
+                None => self.write_through(store, boundary, rest).await?,
+            };
+            sealed.extend(more);
+            sealed.sort_unstable();
+            sealed.dedup();
+            return Ok(sealed);
+        }
+        self.write_through(store, offset, data).await
+    }
+
+    /// A write through the staging file (anything but an append to the tail).
+    async fn write_through<S: ObjectStore>(&mut self, store: &S, offset: u64, data: &[u8]) -> FsResult<Vec<usize>> {
+        self.settle()?;
         let end = offset + data.len() as u64;
         // A write past the end leaves a hole: the chunk holding the old end must keep its bytes.
         if offset > self.size && self.size > 0 {
@@ -250,6 +368,7 @@ impl Staged {
         if offset >= self.size || len == 0 {
             return Ok(Bytes::new());
         }
+        self.settle()?;
         let end = (offset + u64::from(len)).min(self.size);
         for c in (offset / self.chunk) as usize..=((end - 1) / self.chunk) as usize {
             self.populate(store, c).await?;
@@ -266,6 +385,7 @@ impl Staged {
         if size == self.size {
             return Ok(());
         }
+        self.settle()?;
         if size < self.size && !size.is_multiple_of(self.chunk) {
             self.populate(store, (size / self.chunk) as usize).await?;
         }
@@ -328,18 +448,24 @@ impl Staged {
                 let r = stream.inflight.join_next().await;
                 stream.record(r);
             }
-            let charge = self.budget.charge(end - start).await;
-            let mut buf = vec![0u8; (end - start) as usize];
-            self.file
-                .read_exact_at(&mut buf, start)
-                .map_err(|e| io_err("cannot read the staging file", e))?;
+            let ready = self.ready.iter().position(|(rc, g, _)| *rc == c && *g == generation);
+            let buf = match ready {
+                Some(i) => self.ready.swap_remove(i).2,
+                None => {
+                    let mut buf = self.pool.take().await;
+                    self.file
+                        .read_exact_at(buf.filled((end - start) as usize), start)
+                        .map_err(|e| io_err("cannot read the staging file", e))?;
+                    buf
+                }
+            };
             let (store, key, id) = (store.clone(), stream.key.clone(), stream.upload_id.clone());
             stream.inflight.spawn(async move {
-                let _charge = charge;
-                let r = store.upload_part(&key, &id, c as i32 + 1, Bytes::from(buf)).await;
+                let r = store.upload_part(&key, &id, c as i32 + 1, buf.into_bytes()).await;
                 (c, generation, r)
             });
         }
+        self.ready.clear();
         Ok(())
     }
 
@@ -361,6 +487,7 @@ impl Staged {
         opts: &PutOptions,
         config: &UploadConfig,
     ) -> FsResult<Option<String>> {
+        self.settle()?;
         let streamed = self
             .stream
             .as_ref()
@@ -373,7 +500,7 @@ impl Staged {
             for c in 0..self.present.len() {
                 self.populate(store.as_ref(), c).await?;
             }
-            let _charge = self.budget.charge(self.size).await;
+            let _charge = self.pool.budget().charge(self.size).await;
             let mut buf = vec![0u8; self.size as usize];
             self.file
                 .read_exact_at(&mut buf, 0)
@@ -478,15 +605,13 @@ impl Staged {
                     });
                 }
                 None => {
-                    let charge = self.budget.charge(end - start).await;
-                    let mut buf = vec![0u8; (end - start) as usize];
-                    if let Err(e) = self.file.read_exact_at(&mut buf, start) {
+                    let mut buf = self.pool.take().await;
+                    if let Err(e) = self.file.read_exact_at(buf.filled((end - start) as usize), start) {
                         first_error = Some(io_err("cannot read the staging file", e));
                         break;
                     }
                     tasks.spawn(async move {
-                        let _charge = charge;
-                        let tag = store.upload_part(&key, &upload_id, number, Bytes::from(buf)).await?;
+                        let tag = store.upload_part(&key, &upload_id, number, buf.into_bytes()).await?;
                         Ok((number, tag))
                     });
                 }
