@@ -220,3 +220,71 @@ fn server_gone_during_a_write_fails_close_and_leaves_nothing_partial() {
     let log = std::fs::read_to_string(&m.log).expect("log");
     assert!(log.contains("could not store the file"), "the failure is in the log");
 }
+
+/// A small tmpfs, unmounted when dropped.
+struct SmallFs(tempfile::TempDir);
+
+impl SmallFs {
+    fn new(size: &str) -> SmallFs {
+        let dir = tempfile::tempdir().expect("tmp");
+        sh_ok(&format!(
+            "mount -t tmpfs -o size={size} cosmount-test {}",
+            q(dir.path())
+        ));
+        SmallFs(dir)
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = sh(&format!("umount {}", q(self.0.path())));
+    }
+}
+
+#[test]
+fn a_full_staging_disk_fails_the_writer_with_enospc_and_stores_nothing() {
+    // 12 MiB of staging room, 5 MiB parts: a 24 MiB copy (full parts are staged in the
+    // background) and a 24 MiB overwrite of good data both run out of room. The writer hears
+    // ENOSPC (from a write or at the latest from fsync/close), nothing partial is stored, and
+    // the original stays.
+    let b = bucket("staging-full");
+    put_all(&b, vec![("precious".into(), b"good data".to_vec())]);
+    let staging = SmallFs::new("12m");
+    let m = Mount::new(&b, &["--part-size", "5", "--staging-dir", &q(staging.0.path())]);
+    for name in ["big.bin", "precious"] {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(m.p(name))
+            .expect("open");
+        let piece = pattern(1024 * 1024, 3);
+        let mut first_err = None;
+        for _ in 0..24 {
+            if let Err(e) = f.write_all(&piece) {
+                first_err = Some(e);
+                break;
+            }
+        }
+        let err = match first_err {
+            Some(e) => e,
+            None => f.sync_all().expect_err("fsync must fail when the staging disk is full"),
+        };
+        assert_eq!(err.raw_os_error(), Some(libc::ENOSPC), "{name}: {err}");
+        drop(f);
+    }
+    assert!(head(&b, "big.bin").is_none(), "no partial object");
+    assert_eq!(
+        get(&b, "precious").expect("object"),
+        b"good data",
+        "the original is intact"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while multipart_uploads(&b) > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(multipart_uploads(&b), 0, "no multipart upload left behind");
+    // Room again: the mount keeps working.
+    std::fs::write(m.p("after"), b"ok").expect("write");
+    assert_eq!(get(&b, "after").expect("object"), b"ok");
+}

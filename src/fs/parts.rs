@@ -6,6 +6,8 @@
 //! goes back to the pool, still charged, and the next part reuses it. Reuse matters: an 8 MiB
 //! buffer freshly mapped from the kernel costs a page fault and a zeroed page per 4 KiB, which
 //! profiling showed to be a tenth of the daemon's CPU time during a large sequential write.
+//! A buffer's bytes start at a 4 KiB-aligned address, so a full part can be written to the
+//! staging file with `O_DIRECT` (see `write.rs`).
 //! At most [`KEEP`] idle buffers are kept; the rest are freed with their charge, and idle ones
 //! are freed too when the budget needs room (the pool is one of its reclaimers).
 
@@ -17,6 +19,9 @@ use crate::budget::{Budget, Charge};
 
 /// Idle buffers kept for reuse (charged to the budget while idle).
 pub const KEEP: usize = 2;
+
+/// Alignment of a buffer's first byte (what `O_DIRECT` asks for).
+pub const ALIGN: usize = 4096;
 
 /// Reusable part buffers of one size.
 #[derive(Debug)]
@@ -74,18 +79,22 @@ impl PartPool {
             Some(idle) => idle,
             None => {
                 let charge = self.budget.charge(self.size as u64).await;
-                (Vec::with_capacity(self.size), charge)
+                (Vec::with_capacity(self.size.saturating_add(ALIGN)), charge)
             }
         };
-        PartBuf {
+        let mut part = PartBuf {
+            start: 0,
             buf,
             charge: Some(charge),
             home: Arc::downgrade(self),
-        }
+        };
+        part.start = part.buf.as_ptr().align_offset(ALIGN).min(ALIGN);
+        part.buf.resize(part.start, 0);
+        part
     }
 
     fn give_back(&self, mut buf: Vec<u8>, charge: Charge) {
-        if buf.capacity() != self.size {
+        if buf.capacity() < self.size.saturating_add(ALIGN) {
             return;
         }
         let mut idle = self.lock();
@@ -99,6 +108,8 @@ impl PartPool {
 /// One part's bytes; goes back to its pool when dropped (also when held by [`Bytes`]).
 #[derive(Debug)]
 pub struct PartBuf {
+    /// Where the bytes start in `buf` (the first aligned address).
+    start: usize,
     buf: Vec<u8>,
     charge: Option<Charge>,
     home: Weak<PartPool>,
@@ -107,12 +118,12 @@ pub struct PartBuf {
 impl PartBuf {
     /// Bytes held.
     pub fn len(&self) -> usize {
-        self.buf.len()
+        self.buf.len() - self.start
     }
 
     /// Nothing held.
     pub fn is_empty(&self) -> bool {
-        self.buf.is_empty()
+        self.len() == 0
     }
 
     /// Append `data`.
@@ -122,14 +133,14 @@ impl PartBuf {
 
     /// Drop bytes past `len`.
     pub fn truncate(&mut self, len: usize) {
-        self.buf.truncate(len);
+        self.buf.truncate(self.start + len);
     }
 
     /// `len` bytes to fill in place (zeroed first).
     pub fn filled(&mut self, len: usize) -> &mut [u8] {
-        self.buf.clear();
-        self.buf.resize(len, 0);
-        &mut self.buf
+        self.buf.truncate(self.start);
+        self.buf.resize(self.start + len, 0);
+        &mut self.buf[self.start..]
     }
 
     /// The bytes as a request body, without copying; the buffer comes back to the pool when
@@ -141,7 +152,7 @@ impl PartBuf {
 
 impl AsRef<[u8]> for PartBuf {
     fn as_ref(&self) -> &[u8] {
-        &self.buf
+        &self.buf[self.start..]
     }
 }
 
@@ -164,6 +175,7 @@ mod tests {
         let mut a = pool.take().await;
         a.extend(b"hello");
         let ptr = a.as_ref().as_ptr();
+        assert_eq!(ptr as usize % ALIGN, 0, "bytes start aligned");
         assert_eq!(budget.used(), 8 << 20);
         let body = a.into_bytes();
         assert_eq!(&body[..], b"hello");

@@ -17,10 +17,15 @@
 //!   mount's memory budget: when it is spent, writers wait for parts to finish). Each chunk has a generation, bumped by every
 //!   change, so a part uploaded before its chunk was written again is sent again at the end.
 //! - Appending past the first chunk fills an in-memory *tail*: a part buffer from the pool
-//!   (`parts.rs`) holding the chunk being appended to. When it is full it is written to the
-//!   staging file once and sent as the part as it is, instead of being read back. Any other
-//!   operation first writes the tail to the staging file (*settles* it), so the staging file is
-//!   again the whole truth; a settle that fails keeps the tail, and the operation fails.
+//!   (`parts.rs`) holding the chunk being appended to. When it is full it is sent as the part
+//!   as it is, and written to the staging file in the background (at most [`STAGING_AHEAD`]
+//!   such writes at once; a writer further ahead waits), with `O_DIRECT` where the staging
+//!   filesystem allows it: a buffered write of every byte into the page cache cost the daemon
+//!   more CPU than anything else in a large copy. Any other operation first waits for those
+//!   writes and writes the tail out (*settles*), so the staging file is again the whole truth;
+//!   a settle that fails keeps the tail, and the operation fails. A background write that
+//!   fails loses bytes the writer was told were written: every later write, `fsync` and `close`
+//!   of the file fails with that error, and nothing is stored.
 //! - `upload` (on `flush`/`fsync`, i.e. every `close`) sends a PutObject when the file fits one
 //!   part, else completes the multipart upload: parts already up at their current generation
 //!   are reused, changed or missing ones are sent (in parallel), untouched chunks of the original
@@ -30,7 +35,8 @@
 //!   `close`/`fsync`.
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -63,6 +69,9 @@ impl Default for UploadConfig {
         }
     }
 }
+
+/// Background staging-file writes of full parts at once.
+pub const STAGING_AHEAD: usize = 2;
 
 /// S3's limit on parts per upload.
 const MAX_PARTS: u64 = 10_000;
@@ -97,7 +106,15 @@ pub struct Staged {
     /// The chunk being appended to, held in memory (see the module doc).
     tail: Option<Tail>,
     /// Chunks the last write completed from the tail: (chunk, generation, bytes), for `stream`.
-    ready: Vec<(usize, u64, PartBuf)>,
+    ready: Vec<(usize, u64, Bytes)>,
+    /// The staging file opened again with `O_DIRECT` (opened at the first full tail; `None`
+    /// inside when the filesystem refuses it or the part size is not aligned).
+    direct: Option<Option<Arc<File>>>,
+    /// Full parts being written to the staging file in the background, oldest first.
+    staging: Vec<tokio::task::JoinHandle<std::io::Result<()>>>,
+    /// Set when a write failed, in the foreground or in the background: the contents are not
+    /// what the writer wrote, so the file is never stored (every later write and upload fails).
+    broken: Option<FsError>,
 }
 
 /// The chunk an appending writer is filling: its bytes from the chunk's start to the file's end.
@@ -156,6 +173,9 @@ impl Staged {
             pool,
             tail: None,
             ready: Vec::new(),
+            direct: None,
+            staging: Vec::new(),
+            broken: None,
         })
     }
 
@@ -221,10 +241,82 @@ impl Staged {
         }
     }
 
-    /// Write the tail to the staging file (before anything but an append). On failure the
-    /// tail stays, so nothing written is lost.
-    fn settle(&mut self) -> FsResult<()> {
+    /// The staging file opened with `O_DIRECT`, if it can be and parts are aligned for it.
+    fn direct(&mut self) -> Option<Arc<File>> {
+        self.direct
+            .get_or_insert_with(|| {
+                if !self.chunk.is_multiple_of(super::parts::ALIGN as u64) {
+                    return None;
+                }
+                let path = format!("/proc/self/fd/{}", self.file.as_raw_fd());
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .custom_flags(libc::O_DIRECT)
+                    .open(path)
+                    .inspect_err(|e| tracing::debug!("staging without O_DIRECT: {e}"))
+                    .ok()
+                    .map(Arc::new)
+            })
+            .clone()
+    }
+
+    /// Write a full part at `offset` of the staging file in the background.
+    async fn stage_behind(&mut self, offset: u64, bytes: Bytes) {
+        while self.staging.len() >= STAGING_AHEAD {
+            let oldest = self.staging.remove(0);
+            let r = oldest.await;
+            self.note_staged(r);
+        }
+        let (file, direct) = (self.file.clone(), self.direct());
+        self.staging.push(tokio::task::spawn_blocking(move || {
+            match direct.map(|d| d.write_all_at(&bytes, offset)) {
+                // EINVAL: this file or buffer is not fit for O_DIRECT after all.
+                Some(Err(e)) if e.raw_os_error() == Some(libc::EINVAL) => file.write_all_at(&bytes, offset),
+                Some(r) => r,
+                None => file.write_all_at(&bytes, offset),
+            }
+        }));
+    }
+
+    fn note_staged(&mut self, r: Result<std::io::Result<()>, tokio::task::JoinError>) {
+        let e = match r {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => io_err("cannot write the staging file", e),
+            Err(e) => FsError::new(libc::EIO, format!("a staging-file write failed: {e}")),
+        };
+        self.break_with(&e, "bytes written earlier are lost");
+    }
+
+    /// Mark the contents as not what the writer wrote, after `e`.
+    fn break_with(&mut self, e: &FsError, why: &str) {
+        if self.broken.is_none() {
+            tracing::error!("{}: {why}; this file will not be stored", e.message);
+            self.broken = Some(FsError::new(
+                e.errno,
+                format!("{} ({why}; the file is not stored)", e.message),
+            ));
+        }
+    }
+
+    /// Fail if a write failed.
+    fn check_broken(&self) -> FsResult<()> {
+        self.broken.clone().map_or(Ok(()), Err)
+    }
+
+    /// Wait for the background staging writes; fail if one failed.
+    async fn drain_staging(&mut self) -> FsResult<()> {
+        for h in std::mem::take(&mut self.staging) {
+            let r = h.await;
+            self.note_staged(r);
+        }
+        self.check_broken()
+    }
+
+    /// Wait for the background staging writes, then write the tail to the staging file (before
+    /// anything but an append). On failure the tail stays, so nothing written is lost.
+    async fn settle(&mut self) -> FsResult<()> {
         self.ready.clear();
+        self.drain_staging().await?;
         if let Some(t) = &self.tail {
             self.file
                 .write_all_at(t.buf.as_ref(), t.chunk as u64 * self.chunk)
@@ -261,24 +353,18 @@ impl Staged {
                     buf: self.pool.take().await,
                 },
             };
-            let before = tail.buf.len();
             tail.buf.extend(&rest[..n]);
             let end = at + n as u64;
-            if end == c_end {
-                // Complete: into the staging file once, then on its way as a part.
-                if let Err(e) = self.file.write_all_at(tail.buf.as_ref(), c as u64 * self.chunk) {
-                    tail.buf.truncate(before);
-                    self.tail = Some(tail);
-                    return Err(io_err("cannot write the staging file", e));
-                }
-            }
             self.size = end;
             self.resize_chunks();
             self.touch(at, end);
             self.dirty = true;
             if end == c_end {
+                // Complete: on its way as a part, and into the staging file behind the writer.
+                let bytes = tail.buf.into_bytes();
+                self.stage_behind(c as u64 * self.chunk, bytes.clone()).await;
                 sealed.push(c);
-                self.ready.push((c, self.gens[c], tail.buf));
+                self.ready.push((c, self.gens[c], bytes));
             } else {
                 self.tail = Some(tail);
             }
@@ -297,8 +383,19 @@ impl Staged {
 
     /// Write `data` at `offset`. Returns the chunks this write completed (the writer is past
     /// their end and every byte is here), ready to be streamed.
+    /// A failed write leaves the contents short of what the writer wrote: the file is then never
+    /// stored (no partial object replaces the previous one), and later writes fail the same way.
     pub async fn write<S: ObjectStore>(&mut self, store: &S, offset: u64, data: &[u8]) -> FsResult<Vec<usize>> {
         self.ready.clear();
+        self.check_broken()?;
+        let r = self.write_any(store, offset, data).await;
+        if let Err(e) = &r {
+            self.break_with(e, "a write to it failed");
+        }
+        r
+    }
+
+    async fn write_any<S: ObjectStore>(&mut self, store: &S, offset: u64, data: &[u8]) -> FsResult<Vec<usize>> {
         if data.is_empty() {
             return Ok(Vec::new());
         }
@@ -326,7 +423,7 @@ impl Staged {
 
     /// A write through the staging file (anything but an append to the tail).
     async fn write_through<S: ObjectStore>(&mut self, store: &S, offset: u64, data: &[u8]) -> FsResult<Vec<usize>> {
-        self.settle()?;
+        self.settle().await?;
         let end = offset + data.len() as u64;
         // A write past the end leaves a hole: the chunk holding the old end must keep its bytes.
         if offset > self.size && self.size > 0 {
@@ -368,7 +465,7 @@ impl Staged {
         if offset >= self.size || len == 0 {
             return Ok(Bytes::new());
         }
-        self.settle()?;
+        self.settle().await?;
         let end = (offset + u64::from(len)).min(self.size);
         for c in (offset / self.chunk) as usize..=((end - 1) / self.chunk) as usize {
             self.populate(store, c).await?;
@@ -385,7 +482,7 @@ impl Staged {
         if size == self.size {
             return Ok(());
         }
-        self.settle()?;
+        self.settle().await?;
         if size < self.size && !size.is_multiple_of(self.chunk) {
             self.populate(store, (size / self.chunk) as usize).await?;
         }
@@ -435,6 +532,16 @@ impl Staged {
                 inflight: JoinSet::new(),
             });
         }
+        // A part sent from the staging file (not from this write's full tails) needs the
+        // background staging writes done first.
+        let from_file = chunks.iter().any(|&c| {
+            let g = self.gens[c];
+            !self.ready.iter().any(|(rc, rg, _)| *rc == c && *rg == g)
+                && self.stream.as_ref().is_none_or(|s| s.sent.get(&c) != Some(&g))
+        });
+        if from_file {
+            self.drain_staging().await?;
+        }
         for c in chunks {
             let generation = self.gens[c];
             let start = c as u64 * self.chunk;
@@ -449,19 +556,19 @@ impl Staged {
                 stream.record(r);
             }
             let ready = self.ready.iter().position(|(rc, g, _)| *rc == c && *g == generation);
-            let buf = match ready {
+            let body = match ready {
                 Some(i) => self.ready.swap_remove(i).2,
                 None => {
                     let mut buf = self.pool.take().await;
                     self.file
                         .read_exact_at(buf.filled((end - start) as usize), start)
                         .map_err(|e| io_err("cannot read the staging file", e))?;
-                    buf
+                    buf.into_bytes()
                 }
             };
             let (store, key, id) = (store.clone(), stream.key.clone(), stream.upload_id.clone());
             stream.inflight.spawn(async move {
-                let r = store.upload_part(&key, &id, c as i32 + 1, buf.into_bytes()).await;
+                let r = store.upload_part(&key, &id, c as i32 + 1, body).await;
                 (c, generation, r)
             });
         }
@@ -487,7 +594,7 @@ impl Staged {
         opts: &PutOptions,
         config: &UploadConfig,
     ) -> FsResult<Option<String>> {
-        self.settle()?;
+        self.settle().await?;
         let streamed = self
             .stream
             .as_ref()
