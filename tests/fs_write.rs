@@ -432,3 +432,32 @@ async fn appends_through_the_in_memory_tail_match_a_model_under_reads_overwrites
     assert!(stored[..] == model[..], "the object differs from what was written");
     assert_eq!(mem(&fs).pending_uploads(), 0);
 }
+
+#[tokio::test]
+async fn a_rename_mid_write_restarts_the_upload_with_every_byte() {
+    // Full parts are sent from memory and staged behind the writer. A rename mid-write abandons
+    // the streamed upload: the new one must send the earlier parts from the staging file,
+    // complete and in order.
+    let fs = fs();
+    let ino = write_file(&fs, "m.bin", b"old").await;
+    let fh = fs.open(ino, libc::O_WRONLY | libc::O_TRUNC, 1).await.expect("open");
+    // Whole parts per write, and the rename right after one: the part just completed is still
+    // being staged when the new upload needs it from the staging file.
+    let body = data(23 * MIB + 11, 9);
+    let mut at = 0;
+    for (step, chunk) in body.chunks(5 * MIB).enumerate() {
+        fs.write(fh, at as u64, chunk).await.expect("write");
+        at += chunk.len();
+        if step == 2 {
+            fs.rename(ROOT_INO, OsStr::new("m.bin"), ROOT_INO, OsStr::new("moved.bin"), 0)
+                .await
+                .expect("rename");
+        }
+    }
+    fs.flush(fh, 1).await.expect("flush");
+    fs.release(fh).await.expect("release");
+    let stored = mem(&fs).body("moved.bin").expect("stored under the new name");
+    assert!(stored[..] == body[..], "the object differs from what was written");
+    assert!(mem(&fs).body("m.bin").is_none());
+    assert_eq!(mem(&fs).pending_uploads(), 0, "abandoned uploads are aborted");
+}

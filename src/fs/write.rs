@@ -269,6 +269,10 @@ impl Staged {
         }
         let (file, direct) = (self.file.clone(), self.direct());
         self.staging.push(tokio::task::spawn_blocking(move || {
+            #[cfg(test)]
+            std::thread::sleep(std::time::Duration::from_millis(
+                tests::STAGE_DELAY_MS.load(std::sync::atomic::Ordering::Relaxed),
+            ));
             match direct.map(|d| d.write_all_at(&bytes, offset)) {
                 // EINVAL: this file or buffer is not fit for O_DIRECT after all.
                 Some(Err(e)) if e.raw_os_error() == Some(libc::EINVAL) => file.write_all_at(&bytes, offset),
@@ -780,4 +784,55 @@ async fn abort<S: ObjectStore>(store: &Arc<S>, key: &str, upload_id: &str) {
             "gave up aborting a failed multipart upload"
         );
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::budget::Budget;
+    use crate::store::memory::MemoryStore;
+    use std::sync::atomic::AtomicU64;
+
+    /// Background staging writes sleep this long first (to widen the race they must not lose).
+    pub static STAGE_DELAY_MS: AtomicU64 = AtomicU64::new(0);
+
+    const MIB: usize = 1024 * 1024;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_part_sent_again_from_the_staging_file_waits_for_its_background_write() {
+        STAGE_DELAY_MS.store(300, std::sync::atomic::Ordering::Relaxed);
+        let store = Arc::new(MemoryStore::new());
+        let chunk = 5 * MIB as u64;
+        let pool = PartPool::new(Budget::new(256 << 20), chunk);
+        let mut staged = Staged::new(&std::env::temp_dir(), chunk, None, 0, pool).expect("stage");
+        let config = UploadConfig::default();
+        let opts = PutOptions::default();
+        let body: Vec<u8> = (0..11 * MIB).map(|i| (i % 251) as u8).collect();
+        // Part 1 (the second) completes from the tail: sent from memory, staged behind.
+        let mut sealed = staged.write(store.as_ref(), 0, &body[..5 * MIB]).await.expect("write");
+        sealed.extend(
+            staged
+                .write(store.as_ref(), chunk, &body[5 * MIB..10 * MIB])
+                .await
+                .expect("write"),
+        );
+        staged
+            .stream(&store, "a", &opts, &config, sealed)
+            .await
+            .expect("stream");
+        // The key changes (a rename): the new upload sends part 1 from the staging file, whose
+        // background write is still sleeping.
+        let sealed = staged
+            .write(store.as_ref(), 2 * chunk, &body[10 * MIB..])
+            .await
+            .expect("write");
+        staged
+            .stream(&store, "b", &opts, &config, sealed)
+            .await
+            .expect("stream");
+        staged.upload(&store, "b", &opts, &config).await.expect("upload");
+        STAGE_DELAY_MS.store(0, std::sync::atomic::Ordering::Relaxed);
+        let stored = store.body("b").expect("stored");
+        assert!(stored[..] == body[..], "part 1 was sent before it was staged");
+    }
 }
