@@ -461,3 +461,50 @@ async fn a_rename_mid_write_restarts_the_upload_with_every_byte() {
     assert!(mem(&fs).body("m.bin").is_none());
     assert_eq!(mem(&fs).pending_uploads(), 0, "abandoned uploads are aborted");
 }
+
+#[tokio::test]
+async fn user_attributes_set_while_a_file_is_open_for_writing_are_stored_with_it() {
+    // A new file has no object yet, and an upload at close would undo a change made to the old
+    // object: attributes set or removed while the file is open go with its upload.
+    let fs = fs();
+    let (e, fh) = fs
+        .create(ROOT_INO, OsStr::new("n.txt"), 0o644, 0, 0, 1)
+        .await
+        .expect("create");
+    let ino = e.attr.ino;
+    fs.write(fh, 0, b"draft").await.expect("write");
+    fs.setxattr(ino, OsStr::new("user.note"), b"hi", 0)
+        .await
+        .expect("setxattr on a new file");
+    assert_eq!(
+        fs.getxattr(ino, OsStr::new("user.note")).await.expect("getxattr"),
+        b"hi"
+    );
+    let err = fs
+        .setxattr(ino, OsStr::new("user.note"), b"again", libc::XATTR_CREATE)
+        .await
+        .expect_err("XATTR_CREATE of an existing name");
+    assert_eq!(err.errno, libc::EEXIST);
+    let err = fs
+        .setxattr(ino, OsStr::new("user.bad name"), b"x", 0)
+        .await
+        .expect_err("a name S3 cannot carry");
+    assert_eq!(err.errno, libc::EINVAL);
+    fs.flush(fh, 1).await.expect("flush");
+    fs.release(fh).await.expect("release");
+    let meta = mem(&fs).metadata("n.txt").expect("stored");
+    assert_eq!(meta.get("note").map(String::as_str), Some("hi"));
+    // Rewritten: one attribute removed and one added while open, both kept at close.
+    let fh = fs.open(ino, libc::O_WRONLY | libc::O_TRUNC, 1).await.expect("open");
+    fs.write(fh, 0, b"final").await.expect("write");
+    fs.removexattr(ino, OsStr::new("user.note")).await.expect("removexattr");
+    fs.setxattr(ino, OsStr::new("user.state"), b"done", 0)
+        .await
+        .expect("setxattr");
+    fs.flush(fh, 1).await.expect("flush");
+    fs.release(fh).await.expect("release");
+    assert_eq!(mem(&fs).body("n.txt").as_deref(), Some(&b"final"[..]));
+    let meta = mem(&fs).metadata("n.txt").expect("stored");
+    assert_eq!(meta.get("note"), None);
+    assert_eq!(meta.get("state").map(String::as_str), Some("done"));
+}

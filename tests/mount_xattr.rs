@@ -350,3 +350,26 @@ fn uploads_carry_the_mounts_retention_and_legal_hold() {
         errno_of(&out)
     );
 }
+
+#[test]
+fn setfattr_on_a_file_still_open_for_writing_is_stored_with_it() {
+    // A script that sets an attribute before closing the file it writes: the attribute must
+    // not fail (no object yet) nor be undone by the upload at close.
+    let b = bucket("open-xattr");
+    let m = Mount::new(&b, &[]);
+    let f = m.p("report.txt");
+    let out = sh_ok(&format!(
+        "exec 3>{f}; printf draft >&3; setfattr -n user.state -v draft {f}; getfattr --only-values -n user.state {f}; exec 3>&-"
+    ));
+    assert_eq!(out.trim(), "draft");
+    let (_, _, meta) = head(&b, "report.txt").expect("stored");
+    assert_eq!(meta.get("state").map(String::as_str), Some("draft"));
+    assert_eq!(get(&b, "report.txt").expect("object"), b"draft");
+    // Rewritten with the attribute changed while open: the new value is stored.
+    sh_ok(&format!(
+        "exec 3>{f}; printf final >&3; setfattr -n user.state -v final {f}; exec 3>&-"
+    ));
+    let (_, _, meta) = head(&b, "report.txt").expect("stored");
+    assert_eq!(meta.get("state").map(String::as_str), Some("final"));
+    assert_eq!(get(&b, "report.txt").expect("object"), b"final");
+}

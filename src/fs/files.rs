@@ -76,7 +76,7 @@ impl<S: ObjectStore> S3Fs<S> {
             .ok_or_else(|| FsError::new(libc::EBADF, format!("no file handle {fh}")))
     }
 
-    fn open_file(&self, ino: u64) -> Option<Arc<tokio::sync::Mutex<OpenFile>>> {
+    pub(super) fn open_file(&self, ino: u64) -> Option<Arc<tokio::sync::Mutex<OpenFile>>> {
         lock(&self.open_files).get(&ino).cloned()
     }
 

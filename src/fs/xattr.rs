@@ -109,13 +109,27 @@ impl<S: ObjectStore> S3Fs<S> {
         if inode.stat.kind == Kind::Symlink {
             return Ok(out);
         }
-        let snap = self.snapshot(ino, false).await?;
-        let m = &snap.meta;
-        for (k, v) in &m.metadata {
+        // A file open for writing here shows the metadata its upload will store; a new one has
+        // no object yet, so no object facts either.
+        let pending = match self.open_file(ino) {
+            Some(of) => Some(of.lock().await.metadata.clone()),
+            None => None,
+        };
+        let snap = match self.snapshot(ino, false).await {
+            Ok(snap) => Some(snap),
+            Err(e) if pending.is_some() && e.errno == libc::ENOENT => None,
+            Err(e) => return Err(e),
+        };
+        let user = pending.as_ref().or(snap.as_ref().map(|s| &s.meta.metadata));
+        for (k, v) in user.into_iter().flatten() {
             if !meta::NAMES.contains(&k.as_str()) {
                 out.insert(format!("user.{k}"), v.as_bytes().to_vec());
             }
         }
+        let Some(snap) = snap else {
+            return Ok(out);
+        };
+        let m = &snap.meta;
         let mut put = |k: &str, v: String| {
             out.insert(k.to_string(), v.into_bytes());
         };
@@ -250,6 +264,19 @@ impl<S: ObjectStore> S3Fs<S> {
                 format!("{name}: attributes can be set on files only"),
             ));
         }
+        if !rest.starts_with("s3.") && !rest.starts_with("cos.") {
+            if let Some(of) = self.open_file(ino) {
+                // Open for writing here: the change goes with the upload at close (changing the
+                // object now would be undone by that upload, and a new file has no object yet).
+                let (name, value) = user_meta_change(rest, Some(value))?;
+                let mut of = of.lock().await;
+                let exists = of.metadata.contains_key(&name);
+                check_flags(&name, exists, flags, false)?;
+                of.metadata.insert(name, value.unwrap_or_default());
+                of.staged.dirty = true;
+                return Ok(());
+            }
+        }
         let key = path::object_key(&self.config.prefix, &inode.path);
         let snap = self.snapshot(ino, true).await?;
         let result = if let Some(id) = rest.strip_prefix("cos.legal-hold.") {
@@ -282,6 +309,17 @@ impl<S: ObjectStore> S3Fs<S> {
         if inode.stat.kind != Kind::File {
             return Err(FsError::quiet(libc::ENODATA, format!("no attribute {name}")));
         }
+        if !rest.starts_with("s3.") && !rest.starts_with("cos.") {
+            if let Some(of) = self.open_file(ino) {
+                let (name, _) = user_meta_change(rest, None)?;
+                let mut of = of.lock().await;
+                let exists = of.metadata.contains_key(&name);
+                check_flags(&name, exists, 0, true)?;
+                of.metadata.remove(&name);
+                of.staged.dirty = true;
+                return Ok(());
+            }
+        }
         let key = path::object_key(&self.config.prefix, &inode.path);
         let snap = self.snapshot(ino, true).await?;
         let result = if let Some(id) = rest.strip_prefix("cos.legal-hold.") {
@@ -306,24 +344,9 @@ impl<S: ObjectStore> S3Fs<S> {
         value: Option<&[u8]>,
         flags: i32,
     ) -> FsResult<()> {
-        let name = name.to_ascii_lowercase();
-        if meta::NAMES.contains(&name.as_str()) {
-            return Err(eperm(format!(
-                "user.{name} is kept by cosmount for POSIX attributes; use chmod/chown/touch"
-            )));
-        }
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-            return Err(einval(format!(
-                "user.{name}: S3 metadata names are letters, digits, '-', '_' and '.'"
-            )));
-        }
+        let (name, value) = user_meta_change(name, value)?;
         let exists = snap.meta.metadata.contains_key(&name);
-        if flags & XATTR_CREATE != 0 && exists {
-            return Err(FsError::quiet(libc::EEXIST, format!("user.{name} exists")));
-        }
-        if (flags & XATTR_REPLACE != 0 || value.is_none()) && !exists {
-            return Err(FsError::quiet(libc::ENODATA, format!("no attribute user.{name}")));
-        }
+        check_flags(&name, exists, flags, value.is_none())?;
         if let Some(why) = snap.meta.extra.protected_because(SystemTime::now()) {
             warn!(key, "refusing to rewrite the metadata of {key}: {why}");
             return Err(eperm(format!("cannot rewrite the metadata of {key}: {why}")));
@@ -331,13 +354,6 @@ impl<S: ObjectStore> S3Fs<S> {
         let mut metadata = snap.meta.metadata.clone();
         match value {
             Some(v) => {
-                let v = String::from_utf8(v.to_vec())
-                    .map_err(|_| einval("S3 metadata values must be UTF-8 text".into()))?;
-                if v.chars().any(|c| c.is_control()) {
-                    return Err(einval(format!(
-                        "user.{name}: control characters cannot be sent as S3 metadata"
-                    )));
-                }
                 metadata.insert(name, v);
             }
             None => {
@@ -552,4 +568,45 @@ impl<S: ObjectStore> S3Fs<S> {
         }
         Ok(())
     }
+}
+
+/// A change to user metadata `name` (without `user.`), checked: the S3 name (lower case) and
+/// the value as text (`None`: remove).
+fn user_meta_change(name: &str, value: Option<&[u8]>) -> FsResult<(String, Option<String>)> {
+    let name = name.to_ascii_lowercase();
+    if meta::NAMES.contains(&name.as_str()) {
+        return Err(eperm(format!(
+            "user.{name} is kept by cosmount for POSIX attributes; use chmod/chown/touch"
+        )));
+    }
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+        return Err(einval(format!(
+            "user.{name}: S3 metadata names are letters, digits, '-', '_' and '.'"
+        )));
+    }
+    let value = match value {
+        Some(v) => {
+            let v =
+                String::from_utf8(v.to_vec()).map_err(|_| einval("S3 metadata values must be UTF-8 text".into()))?;
+            if v.chars().any(|c| c.is_control()) {
+                return Err(einval(format!(
+                    "user.{name}: control characters cannot be sent as S3 metadata"
+                )));
+            }
+            Some(v)
+        }
+        None => None,
+    };
+    Ok((name, value))
+}
+
+/// `XATTR_CREATE` / `XATTR_REPLACE` (and removal) against whether `name` exists.
+fn check_flags(name: &str, exists: bool, flags: i32, removing: bool) -> FsResult<()> {
+    if flags & XATTR_CREATE != 0 && exists {
+        return Err(FsError::quiet(libc::EEXIST, format!("user.{name} exists")));
+    }
+    if (flags & XATTR_REPLACE != 0 || removing) && !exists {
+        return Err(FsError::quiet(libc::ENODATA, format!("no attribute user.{name}")));
+    }
+    Ok(())
 }
