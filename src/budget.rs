@@ -158,6 +158,11 @@ impl Budget {
         self.try_charge_now(bytes)
     }
 
+    /// Wake whoever waits in [`Budget::charge`] to try again (memory became reclaimable).
+    pub fn wake_waiters(&self) {
+        self.freed.notify_waiters();
+    }
+
     /// Charge `bytes` whatever the limit (the bytes a read needs now).
     pub fn force(self: &Arc<Self>, bytes: u64) -> Charge {
         let now = self.used.fetch_add(bytes, Ordering::AcqRel) + bytes;

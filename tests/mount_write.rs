@@ -13,6 +13,25 @@ fn q(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
 
+/// After failed writes of `big.bin` (new) and `precious` (holding "good data"): neither is
+/// stored partially, no multipart upload is left (aborts may be retried for a while), and the
+/// mount still stores files.
+fn nothing_partial_and_still_working(b: &str, m: &Mount) {
+    assert!(head(b, "big.bin").is_none(), "no partial object");
+    assert_eq!(
+        get(b, "precious").expect("object"),
+        b"good data",
+        "the original is intact"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while multipart_uploads(b) > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(multipart_uploads(b), 0, "no multipart upload left behind");
+    std::fs::write(m.p("after"), b"ok").expect("write");
+    assert_eq!(get(b, "after").expect("object"), b"ok");
+}
+
 #[test]
 fn cp_r_and_cp_a_of_a_tree_then_diff() {
     let b = bucket("cp");
@@ -201,21 +220,9 @@ fn server_gone_during_a_write_fails_close_and_leaves_nothing_partial() {
     drop(big);
     drop(over);
     proxy.set_down(false);
-    assert!(head(&b, "big.bin").is_none(), "no partial object");
-    assert_eq!(
-        get(&b, "precious").expect("object"),
-        b"good data",
-        "the original is intact"
-    );
-    // The aborted multipart upload is cleaned up once the server is back.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    while multipart_uploads(&b) > 0 && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
-    assert_eq!(multipart_uploads(&b), 0, "no multipart upload left behind");
-    // And the mount keeps working.
-    std::fs::write(m.p("after"), b"ok").expect("write");
-    assert_eq!(get(&b, "after").expect("object"), b"ok");
+    // No partial object, the original intact, the aborted multipart upload cleaned up, and the
+    // mount still working.
+    nothing_partial_and_still_working(&b, &m);
     assert!(is_mounted(m.path()));
     let log = std::fs::read_to_string(&m.log).expect("log");
     assert!(log.contains("could not store the file"), "the failure is in the log");
@@ -273,18 +280,7 @@ fn a_full_staging_disk_fails_the_writer_with_enospc_and_stores_nothing() {
         assert_eq!(err.raw_os_error(), Some(libc::ENOSPC), "{name}: {err}");
         drop(f);
     }
-    assert!(head(&b, "big.bin").is_none(), "no partial object");
-    assert_eq!(
-        get(&b, "precious").expect("object"),
-        b"good data",
-        "the original is intact"
-    );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    while multipart_uploads(&b) > 0 && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
-    assert_eq!(multipart_uploads(&b), 0, "no multipart upload left behind");
-    // Room again: the mount keeps working.
-    std::fs::write(m.p("after"), b"ok").expect("write");
-    assert_eq!(get(&b, "after").expect("object"), b"ok");
+    // No partial object, the original intact, the aborted multipart upload cleaned up, and the
+    // mount still working.
+    nothing_partial_and_still_working(&b, &m);
 }

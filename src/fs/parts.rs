@@ -82,6 +82,23 @@ impl PartPool {
                 (Vec::with_capacity(self.size.saturating_add(ALIGN)), charge)
             }
         };
+        self.part(buf, charge)
+    }
+
+    /// Like [`PartPool::take`], but only if an idle buffer or room in the budget is there now.
+    pub fn try_take(self: &Arc<Self>) -> Option<PartBuf> {
+        let reused = self.lock().pop();
+        let (buf, charge) = match reused {
+            Some(idle) => idle,
+            None => (
+                Vec::with_capacity(self.size.saturating_add(ALIGN)),
+                self.budget.try_charge(self.size as u64)?,
+            ),
+        };
+        Some(self.part(buf, charge))
+    }
+
+    fn part(self: &Arc<Self>, buf: Vec<u8>, charge: Charge) -> PartBuf {
         let mut part = PartBuf {
             start: 0,
             buf,
@@ -101,6 +118,10 @@ impl PartPool {
         if idle.len() < KEEP {
             buf.clear();
             idle.push((buf, charge));
+            drop(idle);
+            // A writer may be waiting for room this buffer holds: let it ask again (its retry
+            // frees idle buffers through the reclaimer).
+            self.budget.wake_waiters();
         }
     }
 }
@@ -207,6 +228,27 @@ mod tests {
             .expect("waited on idle buffers");
         assert_eq!((pool.idle(), budget.used()), (1, 9 << 20));
         drop(small);
+    }
+
+    #[tokio::test]
+    async fn a_writer_waiting_for_room_gets_it_when_a_buffer_goes_back_to_the_pool() {
+        // The budget holds one part: a second take waits, and the first buffer going back to
+        // the pool (still charged, idle) must wake it, not leave it waiting forever.
+        let budget = Budget::new(6 << 20);
+        let pool = PartPool::new(budget.clone(), 5 << 20);
+        let first = pool.take().await;
+        let p = pool.clone();
+        let second = tokio::spawn(async move { p.take().await.len() });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!second.is_finished(), "no room yet");
+        assert!(pool.try_take().is_none(), "try_take does not wait");
+        drop(first.into_bytes());
+        let got = tokio::time::timeout(std::time::Duration::from_secs(5), second)
+            .await
+            .expect("the waiting writer was never woken")
+            .expect("join");
+        assert_eq!(got, 0);
+        assert!(budget.used() <= 6 << 20);
     }
 
     #[tokio::test]

@@ -319,7 +319,6 @@ impl Staged {
     /// Wait for the background staging writes, then write the tail to the staging file (before
     /// anything but an append). On failure the tail stays, so nothing written is lost.
     async fn settle(&mut self) -> FsResult<()> {
-        self.ready.clear();
         self.drain_staging().await?;
         if let Some(t) = &self.tail {
             self.file
@@ -331,9 +330,12 @@ impl Staged {
     }
 
     /// An append at the end of a file past its first chunk: goes to the tail (started at a
-    /// chunk boundary). Returns the chunks completed, or `None` when this write is not such an
-    /// append (the tail, if any, is then settled by the caller).
-    async fn append(&mut self, offset: u64, data: &[u8]) -> FsResult<Option<Vec<usize>>> {
+    /// chunk boundary). Returns the chunks completed and how many bytes were taken, or `None`
+    /// when this write is not such an append (the tail, if any, is then settled by the caller).
+    /// A write that completes a part and goes on takes a new tail only if memory is free now:
+    /// the completed part's buffer is released only once `stream` sends it, after this write, so
+    /// waiting here could wait forever; the rest then goes through the staging file.
+    async fn append(&mut self, offset: u64, data: &[u8]) -> FsResult<Option<(Vec<usize>, usize)>> {
         if offset != self.size || offset < self.chunk {
             return Ok(None);
         }
@@ -352,9 +354,13 @@ impl Staged {
             let n = rest.len().min((c_end - at) as usize);
             let mut tail = match self.tail.take() {
                 Some(t) => t,
-                None => Tail {
+                None if self.ready.is_empty() => Tail {
                     chunk: c,
                     buf: self.pool.take().await,
+                },
+                None => match self.pool.try_take() {
+                    Some(buf) => Tail { chunk: c, buf },
+                    None => break,
                 },
             };
             tail.buf.extend(&rest[..n]);
@@ -382,7 +388,7 @@ impl Staged {
                 sealed.insert(0, prev);
             }
         }
-        Ok(Some(sealed))
+        Ok(Some((sealed, data.len() - rest.len())))
     }
 
     /// Write `data` at `offset`. Returns the chunks this write completed (the writer is past
@@ -403,7 +409,11 @@ impl Staged {
         if data.is_empty() {
             return Ok(Vec::new());
         }
-        if let Some(sealed) = self.append(offset, data).await? {
+        if let Some((mut sealed, taken)) = self.append(offset, data).await? {
+            if taken < data.len() {
+                let more = self.write_through(store, offset + taken as u64, &data[taken..]).await?;
+                merge(&mut sealed, more);
+            }
             return Ok(sealed);
         }
         let boundary = (offset / self.chunk + 1) * self.chunk;
@@ -414,12 +424,17 @@ impl Staged {
             let mut sealed = self.write_through(store, offset, &data[..split]).await?;
             let rest = &data[split..];
             let more = match self.append(boundary, rest).await? {
-                Some(more) => more,
+                Some((more, taken)) if taken == rest.len() => more,
+                Some((mut more, taken)) => {
+                    let after = self
+                        .write_through(store, boundary + taken as u64, &rest[taken..])
+                        .await?;
+                    merge(&mut more, after);
+                    more
+                }
                 None => self.write_through(store, boundary, rest).await?,
             };
-            sealed.extend(more);
-            sealed.sort_unstable();
-            sealed.dedup();
+            merge(&mut sealed, more);
             return Ok(sealed);
         }
         self.write_through(store, offset, data).await
@@ -469,6 +484,7 @@ impl Staged {
         if offset >= self.size || len == 0 {
             return Ok(Bytes::new());
         }
+        self.ready.clear();
         self.settle().await?;
         let end = (offset + u64::from(len)).min(self.size);
         for c in (offset / self.chunk) as usize..=((end - 1) / self.chunk) as usize {
@@ -486,6 +502,7 @@ impl Staged {
         if size == self.size {
             return Ok(());
         }
+        self.ready.clear();
         self.settle().await?;
         if size < self.size && !size.is_multiple_of(self.chunk) {
             self.populate(store, (size / self.chunk) as usize).await?;
@@ -546,6 +563,10 @@ impl Staged {
         if from_file {
             self.drain_staging().await?;
         }
+        // Parts whose buffers this write filled go first: reading another part from the staging
+        // file may wait for memory that only their upload gives back.
+        let mut chunks = chunks;
+        chunks.sort_by_key(|c| !self.ready.iter().any(|(rc, _, _)| rc == c));
         for c in chunks {
             let generation = self.gens[c];
             let start = c as u64 * self.chunk;
@@ -563,7 +584,21 @@ impl Staged {
             let body = match ready {
                 Some(i) => self.ready.swap_remove(i).2,
                 None => {
-                    let mut buf = self.pool.take().await;
+                    self.ready.clear();
+                    let mut buf = match self.pool.try_take() {
+                        Some(buf) => buf,
+                        None => {
+                            // No room now: the tail's buffer may be what holds it, and only
+                            // this writer can give it back. Write the tail out first.
+                            if let Some(t) = &self.tail {
+                                self.file
+                                    .write_all_at(t.buf.as_ref(), t.chunk as u64 * self.chunk)
+                                    .map_err(|e| io_err("cannot write the staging file", e))?;
+                                self.tail = None;
+                            }
+                            self.pool.take().await
+                        }
+                    };
                     self.file
                         .read_exact_at(buf.filled((end - start) as usize), start)
                         .map_err(|e| io_err("cannot read the staging file", e))?;
@@ -598,6 +633,7 @@ impl Staged {
         opts: &PutOptions,
         config: &UploadConfig,
     ) -> FsResult<Option<String>> {
+        self.ready.clear();
         self.settle().await?;
         let streamed = self
             .stream
@@ -739,6 +775,13 @@ impl Staged {
     }
 }
 
+/// Add `more` to the chunks in `sealed`, in order, once each.
+fn merge(sealed: &mut Vec<usize>, more: Vec<usize>) {
+    sealed.extend(more);
+    sealed.sort_unstable();
+    sealed.dedup();
+}
+
 type PartResult = Result<Result<(i32, PartTag), StoreError>, tokio::task::JoinError>;
 
 fn collect(r: Option<PartResult>, tags: &mut Vec<(i32, PartTag)>, first_error: &mut Option<FsError>) {
@@ -797,6 +840,41 @@ mod tests {
     pub static STAGE_DELAY_MS: AtomicU64 = AtomicU64::new(0);
 
     const MIB: usize = 1024 * 1024;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_budget_of_one_part_never_deadlocks_the_writer() {
+        // 6 MiB of budget, 5 MiB parts (what `mount_cache`'s tiny-budget test runs): writes of
+        // odd sizes complete a part and start the next in one call, and the first part is read
+        // back from the staging file while the second's buffer is held. Every write and the
+        // upload must finish.
+        let store = Arc::new(MemoryStore::new());
+        let chunk = 5 * MIB as u64;
+        let budget = Budget::new(6 << 20);
+        let pool = PartPool::new(budget.clone(), chunk);
+        let mut staged = Staged::new(&std::env::temp_dir(), chunk, None, 0, pool).expect("stage");
+        let config = UploadConfig {
+            part_size: chunk,
+            ..UploadConfig::default()
+        };
+        let opts = PutOptions::default();
+        let body: Vec<u8> = (0..13 * MIB + 7).map(|i| (i % 241) as u8).collect();
+        let all = async {
+            let mut at = 0;
+            for piece in body.chunks(700 * 1024 + 13) {
+                let sealed = staged.write(store.as_ref(), at, piece).await.expect("write");
+                staged
+                    .stream(&store, "k", &opts, &config, sealed)
+                    .await
+                    .expect("stream");
+                at += piece.len() as u64;
+            }
+            staged.upload(&store, "k", &opts, &config).await.expect("upload");
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(20), all)
+            .await
+            .expect("the writer deadlocked on the memory budget");
+        assert!(store.body("k").expect("stored")[..] == body[..]);
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_part_sent_again_from_the_staging_file_waits_for_its_background_write() {

@@ -244,7 +244,7 @@ impl ObjectStore for MemoryStore {
 
     async fn put_object(&self, key: &str, body: Bytes, opts: &PutOptions) -> Result<Option<String>, StoreError> {
         self.counts.put.fetch_add(1, Ordering::Relaxed);
-        Ok(Some(self.store(key, body, opts)))
+        Ok(Some(self.store(key, Bytes::copy_from_slice(&body), opts)))
     }
 
     async fn delete_object(&self, key: &str) -> Result<(), StoreError> {
@@ -294,7 +294,9 @@ impl ObjectStore for MemoryStore {
                 op: "UploadPart",
                 message: format!("NoSuchUpload {upload_id}"),
             })?;
-        upload.parts.insert(part, body);
+        // A copy, as a server keeps: the caller's buffer (charged to its memory budget) is free
+        // once the request is done.
+        upload.parts.insert(part, Bytes::copy_from_slice(&body));
         Ok(PartTag {
             etag: format!("\"part-{part}\""),
             crc32: None,
