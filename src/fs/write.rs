@@ -320,13 +320,7 @@ impl Staged {
     /// anything but an append). On failure the tail stays, so nothing written is lost.
     async fn settle(&mut self) -> FsResult<()> {
         self.drain_staging().await?;
-        if let Some(t) = &self.tail {
-            self.file
-                .write_all_at(t.buf.as_ref(), t.chunk as u64 * self.chunk)
-                .map_err(|e| io_err("cannot write the staging file", e))?;
-            self.tail = None;
-        }
-        Ok(())
+        write_out(&self.file, &mut self.tail, self.chunk)
     }
 
     /// An append at the end of a file past its first chunk: goes to the tail (started at a
@@ -590,12 +584,7 @@ impl Staged {
                         None => {
                             // No room now: the tail's buffer may be what holds it, and only
                             // this writer can give it back. Write the tail out first.
-                            if let Some(t) = &self.tail {
-                                self.file
-                                    .write_all_at(t.buf.as_ref(), t.chunk as u64 * self.chunk)
-                                    .map_err(|e| io_err("cannot write the staging file", e))?;
-                                self.tail = None;
-                            }
+                            write_out(&self.file, &mut self.tail, self.chunk)?;
                             self.pool.take().await
                         }
                     };
@@ -773,6 +762,17 @@ impl Staged {
         tags.sort_by_key(|(n, _)| *n);
         Ok(tags)
     }
+}
+
+/// Write `tail` (of `chunk`-byte chunks) to the staging `file` and drop it; on failure it stays,
+/// so nothing written is lost.
+fn write_out(file: &File, tail: &mut Option<Tail>, chunk: u64) -> FsResult<()> {
+    if let Some(t) = tail {
+        file.write_all_at(t.buf.as_ref(), t.chunk as u64 * chunk)
+            .map_err(|e| io_err("cannot write the staging file", e))?;
+        *tail = None;
+    }
+    Ok(())
 }
 
 /// Add `more` to the chunks in `sealed`, in order, once each.
