@@ -90,10 +90,10 @@ impl PartPool {
         let reused = self.lock().pop();
         let (buf, charge) = match reused {
             Some(idle) => idle,
-            None => (
-                Vec::with_capacity(self.size.saturating_add(ALIGN)),
-                self.budget.try_charge(self.size as u64)?,
-            ),
+            None => {
+                let charge = self.budget.try_charge(self.size as u64)?;
+                (Vec::with_capacity(self.size.saturating_add(ALIGN)), charge)
+            }
         };
         Some(self.part(buf, charge))
     }
@@ -150,11 +150,6 @@ impl PartBuf {
     /// Append `data`.
     pub fn extend(&mut self, data: &[u8]) {
         self.buf.extend_from_slice(data);
-    }
-
-    /// Drop bytes past `len`.
-    pub fn truncate(&mut self, len: usize) {
-        self.buf.truncate(self.start + len);
     }
 
     /// `len` bytes to fill in place (zeroed first).

@@ -265,16 +265,8 @@ impl<S: ObjectStore> S3Fs<S> {
             ));
         }
         if !rest.starts_with("s3.") && !rest.starts_with("cos.") {
-            if let Some(of) = self.open_file(ino) {
-                // Open for writing here: the change goes with the upload at close (changing the
-                // object now would be undone by that upload, and a new file has no object yet).
-                let (name, value) = user_meta_change(rest, Some(value))?;
-                let mut of = of.lock().await;
-                let exists = of.metadata.contains_key(&name);
-                check_flags(&name, exists, flags, false)?;
-                of.metadata.insert(name, value.unwrap_or_default());
-                of.staged.dirty = true;
-                return Ok(());
+            if let Some(done) = self.change_pending_metadata(ino, rest, Some(value), flags).await {
+                return done;
             }
         }
         let key = path::object_key(&self.config.prefix, &inode.path);
@@ -310,14 +302,8 @@ impl<S: ObjectStore> S3Fs<S> {
             return Err(FsError::quiet(libc::ENODATA, format!("no attribute {name}")));
         }
         if !rest.starts_with("s3.") && !rest.starts_with("cos.") {
-            if let Some(of) = self.open_file(ino) {
-                let (name, _) = user_meta_change(rest, None)?;
-                let mut of = of.lock().await;
-                let exists = of.metadata.contains_key(&name);
-                check_flags(&name, exists, 0, true)?;
-                of.metadata.remove(&name);
-                of.staged.dirty = true;
-                return Ok(());
+            if let Some(done) = self.change_pending_metadata(ino, rest, None, 0).await {
+                return done;
             }
         }
         let key = path::object_key(&self.config.prefix, &inode.path);
@@ -333,6 +319,31 @@ impl<S: ObjectStore> S3Fs<S> {
         };
         self.forget_snapshot(ino);
         result
+    }
+
+    /// On a file open for writing here, set (`Some`) or remove (`None`) user metadata `name` in
+    /// what its upload will store: changing the object now would be undone by that upload, and a
+    /// new file has no object yet. `None` when the file is not open for writing.
+    async fn change_pending_metadata(
+        &self,
+        ino: u64,
+        name: &str,
+        value: Option<&[u8]>,
+        flags: i32,
+    ) -> Option<FsResult<()>> {
+        let of = self.open_file(ino)?;
+        let change = async {
+            let (name, value) = user_meta_change(name, value)?;
+            let mut of = of.lock().await;
+            check_flags(&name, of.metadata.contains_key(&name), flags, value.is_none())?;
+            match value {
+                Some(v) => of.metadata.insert(name, v),
+                None => of.metadata.remove(&name),
+            };
+            of.staged.dirty = true;
+            Ok(())
+        };
+        Some(change.await)
     }
 
     async fn set_user_metadata(
