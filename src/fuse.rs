@@ -158,6 +158,11 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
         if let Err(missing) = config.add_capabilities(fuser::InitFlags::FUSE_ATOMIC_O_TRUNC) {
             tracing::warn!("the kernel lacks {missing:?}: O_TRUNC is not atomic");
         }
+        // The kernel then caches each file's (absent) POSIX ACL instead of asking for it at every
+        // `ls -l`; ACLs themselves are refused (ENOTSUP), as every other non-user attribute.
+        if let Err(missing) = config.add_capabilities(fuser::InitFlags::FUSE_POSIX_ACL) {
+            tracing::warn!("the kernel lacks {missing:?}: every `ls -l` asks for each file's ACL");
+        }
         Ok(())
     }
 
@@ -499,7 +504,7 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
         let _s = tracing::debug_span!("opendir", ino = ino.0).entered();
         let _m = metrics::fuse_op("opendir");
         match self.rt.block_on(self.fs.opendir(ino.0)) {
-            Ok(fh) => {
+            Ok(opened) => {
                 let ahead = self.fs.walk_ahead(ino.0);
                 if !ahead.is_empty() {
                     let fs = self.fs.clone();
@@ -510,7 +515,13 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
                             .await;
                     });
                 }
-                reply.opened(FileHandle(fh), FopenFlags::empty());
+                // The kernel caches the entries it reads; it keeps them across opendirs only when
+                // they are exactly what this handle would give (see listing_cache.rs).
+                let mut flags = FopenFlags::FOPEN_CACHE_DIR;
+                if opened.keep_cache {
+                    flags |= FopenFlags::FOPEN_KEEP_CACHE;
+                }
+                reply.opened(FileHandle(opened.fh), flags);
             }
             Err(e) => reply.error(self.fail("opendir", At::Ino(ino.0), e)),
         }

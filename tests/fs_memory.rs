@@ -63,7 +63,7 @@ fn fs_with(keys: &[&str], page: usize, prefix: &str) -> S3Fs<MemoryStore> {
 
 /// List a directory completely, `chunk` entries per readdir call (as a small kernel buffer would).
 async fn list(fs: &S3Fs<MemoryStore>, ino: u64, chunk: usize) -> Vec<(String, Kind)> {
-    let fh = fs.opendir(ino).await.expect("opendir");
+    let fh = fs.opendir(ino).await.expect("opendir").fh;
     let mut all = Vec::new();
     let mut offset = 0;
     loop {
@@ -145,7 +145,7 @@ async fn offsets_are_stable_across_calls_and_rewinds() {
     let keys: Vec<String> = (0..50).map(|i| format!("k{i:02}")).collect();
     let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
     let fs = fs_with(&refs, 7, "");
-    let fh = fs.opendir(ROOT_INO).await.expect("opendir");
+    let fh = fs.opendir(ROOT_INO).await.expect("opendir").fh;
     let first = readdir_upto(&fs, fh, 0, 20).await;
     assert_eq!(first.len(), 20);
     // Re-reading from an offset we were given returns the same next entries.
@@ -162,7 +162,7 @@ async fn streaming_lists_one_page_for_the_first_entries() {
     let keys: Vec<String> = (0..5000).map(|i| format!("k{i:05}")).collect();
     let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
     let fs = fs_with(&refs, 1000, "");
-    let fh = fs.opendir(ROOT_INO).await.expect("opendir");
+    let fh = fs.opendir(ROOT_INO).await.expect("opendir").fh;
     let mut c = Collect {
         limit: 100,
         ..Default::default()

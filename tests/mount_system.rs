@@ -48,6 +48,16 @@ fn wait_log(log: &Path, needle: &str) -> String {
     }
 }
 
+/// The address a mount started with `--metrics-addr 127.0.0.1:0` serves metrics on (from its log).
+fn metrics_addr(m: &Mount) -> String {
+    let log = wait_log(&m.log, "serving metrics on http://");
+    log.split("serving metrics on http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .expect("address in the log")
+        .to_string()
+}
+
 /// `mount -a -T FSTAB` with a `fuse.cosmount` line, then `umount`. mount(8) drops PATH from the
 /// environment of its helpers, so mount.fuse3's `/bin/sh -c "cosmount ..."` searches the shell's
 /// default PATH: the test runs in a private mount namespace where the directory holding the built
@@ -157,13 +167,7 @@ fn metrics_answer_and_move_during_a_copy() {
             "info",
         ],
     );
-    let log = wait_log(&m.log, "serving metrics on http://");
-    let addr = log
-        .split("serving metrics on http://")
-        .nth(1)
-        .and_then(|r| r.split('/').next())
-        .expect("address in the log")
-        .to_string();
+    let addr = metrics_addr(&m);
     let (status, before) = http_get(&addr, "/metrics");
     assert!(status.contains("200"), "{status}");
     assert!(before.contains("# TYPE cosmount_uploads_in_flight gauge"), "{before}");
@@ -297,4 +301,90 @@ fn background_daemon_logs_to_syslog() {
     // facility daemon (3), severity debug (7): <31>
     assert!(msg.starts_with("<31>cosmount["), "{msg}");
     assert!(msg.contains("errno=2"), "{msg}");
+}
+
+/// Round trips the kernel's caches can spare without changing an answer: a repeated `ls -f`
+/// within the metadata TTL is served from the kernel's cache of the directory (no readdir reaches
+/// the daemon), and a repeated `ls -l` asks for each file's POSIX ACL only once. Changes still
+/// show: one made through the mount at once, one made by another client once the TTL has passed.
+#[test]
+fn repeated_listings_are_served_by_the_kernel_and_changes_still_show() {
+    let b = bucket("kernel-cache");
+    let n = 40;
+    put_all(&b, (0..n).map(|i| (format!("d/f{i:02}"), b"x".to_vec())).collect());
+    let ttl = 10;
+    let m = Mount::new(
+        &b,
+        &[
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--metadata-ttl",
+            &ttl.to_string(),
+            "--log-filter",
+            "info",
+        ],
+    );
+    let addr = metrics_addr(&m);
+    let count = |op: &str| {
+        let (_, text) = http_get(&addr, "/metrics");
+        sample(&text, &format!("cosmount_fuse_requests_total{{op=\"{op}\"}}"))
+    };
+    let ls_f = || {
+        let out = sh_ok(&format!("ls -f {}", m.p("d")));
+        let mut names: Vec<String> = out.lines().filter(|l| !l.starts_with('.')).map(String::from).collect();
+        names.sort();
+        names
+    };
+    let mut want: Vec<String> = (0..n).map(|i| format!("f{i:02}")).collect();
+
+    let listed_at = Instant::now();
+    let r0 = count("readdir");
+    assert_eq!(ls_f(), want);
+    let r1 = count("readdir");
+    assert!(r1 > r0, "the first ls -f reads the directory from the daemon");
+    assert_eq!(ls_f(), want, "the second ls -f gives the same names");
+    assert_eq!(
+        count("readdir"),
+        r1,
+        "the second ls -f was served by the kernel's cache"
+    );
+    assert!(listed_at.elapsed() < Duration::from_secs(ttl), "both within the TTL");
+
+    let x0 = count("getxattr");
+    let first = sh_ok(&format!("ls -l {}", m.p("d")));
+    let x1 = count("getxattr");
+    let second = sh_ok(&format!("ls -l {}", m.p("d")));
+    let x2 = count("getxattr");
+    assert_eq!(first.lines().count(), n + 1, "{first}");
+    assert_eq!(second.lines().count(), n + 1, "{second}");
+    assert!(
+        x1 - x0 >= 2.0 * n as f64,
+        "ls -l asks for an ACL and a security label per file: {}",
+        x1 - x0
+    );
+    assert!(
+        x2 - x1 <= n as f64 + 2.0,
+        "the second ls -l asks only for security labels, the kernel keeps the (absent) ACLs: {}",
+        x2 - x1
+    );
+
+    // A change through the mount shows at once.
+    sh_ok(&format!("touch {}", m.p("d/new")));
+    want.push("new".into());
+    want.sort();
+    assert_eq!(ls_f(), want, "a file created through the mount is listed at once");
+    sh_ok(&format!("rm {}", m.p("d/f00")));
+    want.retain(|w| w != "f00");
+    assert_eq!(ls_f(), want, "a file removed through the mount is gone at once");
+
+    // Another client's changes show once the TTL has passed.
+    assert_eq!(ls_f(), want);
+    put_all(&b, vec![("d/other".into(), b"y".to_vec())]);
+    rt().block_on(client().delete_object().bucket(&b).key("d/f01").send())
+        .expect("delete");
+    std::thread::sleep(Duration::from_secs(ttl) + Duration::from_millis(500));
+    want.push("other".into());
+    want.retain(|w| w != "f01");
+    want.sort();
+    assert_eq!(ls_f(), want, "another client's changes show after the TTL");
 }

@@ -430,7 +430,7 @@ async fn snapshot(fs: &Fs) -> BTreeMap<String, Node> {
     let mut out = BTreeMap::new();
     let mut dirs = vec![(String::new(), ROOT_INO)];
     while let Some((path, ino)) = dirs.pop() {
-        let fh = fs.opendir(ino).await.expect("opendir");
+        let fh = fs.opendir(ino).await.expect("opendir").fh;
         // As the kernel does: readdir again from the last offset until an empty answer.
         let mut c = Collect(Vec::new(), 0);
         loop {

@@ -8,7 +8,11 @@
 //!   attribute and xattr changes) drops all kept listings: changes are rare next to reads, and a
 //!   coarse rule cannot be subtly wrong;
 //! - changes made by other clients show once the TTL has passed, as for all metadata;
-//! - at most [`MAX_ENTRIES`] names are kept over all directories (least recently used go first).
+//! - at most [`MAX_ENTRIES`] names are kept over all directories (least recently used go first);
+//! - each kept listing remembers whether the kernel's cache of the directory's entries
+//!   (`FOPEN_CACHE_DIR`) was filled from it: only then may `opendir` tell the kernel to keep that
+//!   cache, so a repeated `ls` within the TTL costs no readdir at all. Any other listing makes the
+//!   kernel drop its cache at `opendir`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -24,6 +28,8 @@ pub const MAX_ENTRIES: usize = 1_000_000;
 struct Kept {
     until: Instant,
     listed: Arc<Vec<Listed>>,
+    /// The kernel's cached entries of this directory came from this listing (a prefix of it).
+    in_kernel: bool,
 }
 
 /// Cached listings by directory path.
@@ -71,18 +77,29 @@ impl ListingCache {
 
     /// The kept listing of `dir`, if still fresh.
     pub fn get(&self, dir: &str) -> Option<Arc<Vec<Listed>>> {
-        let mut inner = self.lock();
+        Self::fresh(&mut self.lock(), dir).map(|k| k.listed.clone())
+    }
+
+    /// The kept listing of `dir` if still fresh (an expired one is dropped).
+    fn fresh<'a>(inner: &'a mut Inner, dir: &str) -> Option<&'a mut Kept> {
         let now = Instant::now();
-        match inner.lru.get(dir) {
-            Some(k) if k.until > now => Some(k.listed.clone()),
-            Some(_) => {
-                if let Some(old) = inner.lru.pop(dir) {
-                    inner.entries -= old.listed.len();
-                }
-                None
+        if inner.lru.peek(dir).is_some_and(|k| k.until <= now) {
+            if let Some(old) = inner.lru.pop(dir) {
+                inner.entries -= old.listed.len();
             }
-            None => None,
+            return None;
         }
+        inner.lru.get_mut(dir)
+    }
+
+    /// `opendir` of `dir`: its kept listing, if still fresh, and whether the kernel's cached
+    /// entries of the directory came from it. From now on they do: the kernel keeps its cache, or
+    /// drops it and fills it again from this listing.
+    pub fn open(&self, dir: &str) -> Option<(Arc<Vec<Listed>>, bool)> {
+        let mut inner = self.lock();
+        let k = Self::fresh(&mut inner, dir)?;
+        let in_kernel = std::mem::replace(&mut k.in_kernel, true);
+        Some((k.listed.clone(), in_kernel))
     }
 
     /// The kept listing of `dir` whatever its age (for read-ahead, which checks ETags itself).
@@ -90,8 +107,9 @@ impl ListingCache {
         self.lock().lru.peek(dir).map(|k| k.listed.clone())
     }
 
-    /// Keep the complete listing of `dir`, read since generation `started`.
-    pub fn keep(&self, dir: &str, listed: Vec<Listed>, started: u64) {
+    /// Keep the complete listing of `dir`, read since generation `started`; `in_kernel`: it was
+    /// read for an `opendir`, whose handle filled the kernel's cache with it.
+    pub fn keep(&self, dir: &str, listed: Vec<Listed>, started: u64, in_kernel: bool) {
         if self.ttl.is_zero() || listed.len() > MAX_ENTRIES {
             return;
         }
@@ -104,6 +122,7 @@ impl ListingCache {
         let kept = Kept {
             until: Instant::now() + self.ttl,
             listed: Arc::new(listed),
+            in_kernel,
         };
         if let Some(old) = inner.lru.put(dir.to_string(), kept) {
             inner.entries -= old.listed.len();
@@ -151,11 +170,11 @@ mod tests {
     fn kept_until_the_ttl_or_a_change() {
         let c = ListingCache::new(Duration::from_millis(200));
         let g = c.generation();
-        c.keep("d", names(3), g);
+        c.keep("d", names(3), g, false);
         assert_eq!(c.get("d").expect("kept").len(), 3);
         std::thread::sleep(Duration::from_millis(250));
         assert!(c.get("d").is_none(), "expired");
-        c.keep("d", names(3), c.generation());
+        c.keep("d", names(3), c.generation(), false);
         {
             let _change = c.changing();
             assert!(c.get("d").is_none(), "dropped when a change starts");
@@ -163,19 +182,43 @@ mod tests {
         // A listing read across a change is not kept.
         let g = c.generation();
         drop(c.changing());
-        c.keep("d", names(3), g);
+        c.keep("d", names(3), g, false);
         assert!(c.get("d").is_none());
     }
 
     #[test]
     fn bounded_by_entries() {
         let c = ListingCache::new(Duration::from_secs(60));
-        c.keep("a", names(MAX_ENTRIES - 10), c.generation());
-        c.keep("b", names(20), c.generation());
+        c.keep("a", names(MAX_ENTRIES - 10), c.generation(), false);
+        c.keep("b", names(20), c.generation(), false);
         assert!(c.get("a").is_none(), "oldest evicted");
         assert!(c.get("b").is_some());
         let zero = ListingCache::new(Duration::ZERO);
-        zero.keep("a", names(1), zero.generation());
+        zero.keep("a", names(1), zero.generation(), false);
         assert!(zero.get("a").is_none(), "TTL 0 keeps nothing");
+    }
+
+    #[test]
+    fn the_kernel_keeps_its_cache_only_of_the_listing_that_filled_it() {
+        let c = ListingCache::new(Duration::from_secs(60));
+        assert!(c.open("d").is_none(), "nothing kept: list afresh");
+        // A listing read by list-ahead never reached the kernel.
+        c.keep("d", names(3), c.generation(), false);
+        let (l, in_kernel) = c.open("d").expect("kept");
+        assert_eq!((l.len(), in_kernel), (3, false), "the kernel must drop what it has");
+        let (_, in_kernel) = c.open("d").expect("kept");
+        assert!(
+            in_kernel,
+            "the last opendir filled the kernel's cache from this listing"
+        );
+        // A new listing (read for an opendir) replaces it.
+        c.keep("d", names(4), c.generation(), true);
+        let (l, in_kernel) = c.open("d").expect("kept");
+        assert_eq!((l.len(), in_kernel), (4, true));
+        // A change drops the listing: the next opendir lists afresh.
+        drop(c.changing());
+        assert!(c.open("d").is_none());
+        c.keep("d", names(4), c.generation(), false);
+        assert!(!c.open("d").expect("kept").1);
     }
 }

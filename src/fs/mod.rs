@@ -145,6 +145,17 @@ struct DirHandle {
     listed: Vec<readdir::Listed>,
     /// The listing cache's generation when the listing started.
     generation: u64,
+    /// Opened by the kernel (not a list-ahead): its entries fill the kernel's cache.
+    for_kernel: bool,
+}
+
+/// An opened directory handle.
+#[derive(Clone, Copy, Debug)]
+pub struct DirOpened {
+    pub fh: u64,
+    /// The kernel's cached entries of the directory are those this handle would give: it may
+    /// keep them (`FOPEN_KEEP_CACHE`) instead of asking for them again.
+    pub keep_cache: bool,
 }
 
 /// Filesystem statistics shown by `df`.
@@ -570,18 +581,22 @@ impl<S: ObjectStore> S3Fs<S> {
             next_page: None,
             listed: Vec::new(),
             generation: self.listings.generation(),
+            for_kernel: false,
         }
     }
 
     /// opendir: start a listing of directory `ino`; returns the handle.
-    pub async fn opendir(&self, ino: u64) -> FsResult<u64> {
+    pub async fn opendir(&self, ino: u64) -> FsResult<DirOpened> {
         let path = self.dir_path(ino)?;
         let mut handle = self.dir_handle(ino, path);
+        handle.for_kernel = true;
         if !self.config.listing_attributes {
             self.prefetch.start_listing(ino);
         }
         self.walk.wait(&handle.path).await;
-        if let Some(kept) = self.listings.get(&handle.path) {
+        let mut keep_cache = false;
+        if let Some((kept, in_kernel)) = self.listings.open(&handle.path) {
+            keep_cache = in_kernel;
             debug!(
                 dir = handle.path.as_str(),
                 entries = kept.len(),
@@ -594,7 +609,7 @@ impl<S: ObjectStore> S3Fs<S> {
         }
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         lock(&self.dirs).insert(fh, Arc::new(tokio::sync::Mutex::new(handle)));
-        Ok(fh)
+        Ok(DirOpened { fh, keep_cache })
     }
 
     /// After `opendir(ino)`: if this makes a tree walk (see [`dir_walk`]), the subdirectories to
@@ -740,7 +755,7 @@ impl<S: ObjectStore> S3Fs<S> {
         dir.listed.extend(listed);
         if last {
             let kept = std::mem::take(&mut dir.listed);
-            self.listings.keep(&dir.path, kept, dir.generation);
+            self.listings.keep(&dir.path, kept, dir.generation, dir.for_kernel);
         }
         Ok(())
     }
