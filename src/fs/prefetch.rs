@@ -158,8 +158,12 @@ impl<S: ObjectStore> Prefetcher<S> {
         let active = {
             let mut listings = lock(&self.listings);
             let Some(l) = listings.get_mut(&dir) else { return };
+            if !l.active {
+                l.files.extend(files);
+                return;
+            }
             l.files.extend(files.iter().cloned());
-            l.active
+            true
         };
         if active {
             self.fetch(files);

@@ -16,7 +16,9 @@
 //!    "after the n-th entry", also after a rewind (offsets 1 and 2 are `.` and `..`).
 //! 7. **Duplicates across pages** (a common prefix repeated by a server): dropped by `seen`.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
+
+use foldhash::{HashSet, HashSetExt};
 
 use tracing::debug;
 
@@ -68,7 +70,7 @@ impl ListingMerger {
 
     /// Feed one page; returns the entries that are now certain. With `last`, also flushes what is held.
     pub fn push_page(&mut self, page: ListPage, last: bool) -> Vec<Listed> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(page.objects.len() + page.prefixes.len() + self.pending.len());
         let mut objects = page.objects.into_iter().peekable();
         let mut prefixes = page.prefixes.into_iter().peekable();
         loop {
@@ -98,7 +100,7 @@ impl ListingMerger {
     fn push_item(&mut self, item: Item, out: &mut Vec<Listed>) {
         // Release held files whose `name/` would have come before this key (pitfall 1).
         while let Some(front) = self.pending.front() {
-            if format!("{}/", front.key).as_str() < item.key() {
+            if dir_key_before(&front.key, item.key()) {
                 if let Some(o) = self.pending.pop_front() {
                     self.emit_file(o, out);
                 }
@@ -152,6 +154,18 @@ impl ListingMerger {
                 object: Some(o),
             });
         }
+    }
+}
+
+/// Whether `file` + "/" sorts before `key` (without building that string).
+fn dir_key_before(file: &str, key: &str) -> bool {
+    let (f, k) = (file.as_bytes(), key.as_bytes());
+    match k.get(..f.len()) {
+        Some(head) if head == f => match k.get(f.len()) {
+            Some(&c) => c > b'/' || (c == b'/' && k.len() > f.len() + 1),
+            None => false,
+        },
+        _ => f < k,
     }
 }
 
@@ -212,6 +226,18 @@ mod tests {
                 ("b".into(), Kind::File)
             ]
         );
+    }
+
+    #[test]
+    fn dir_key_before_matches_the_string_comparison() {
+        let keys = [
+            "", "a", "a/", "a-", "a.txt", "a/b", "a0", "ab", "b", "a//", "\u{e9}", "a\u{e9}",
+        ];
+        for f in keys {
+            for k in keys {
+                assert_eq!(dir_key_before(f, k), format!("{f}/").as_str() < k, "{f:?} {k:?}");
+            }
+        }
     }
 
     #[test]
