@@ -511,7 +511,7 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
                     self.rt.spawn(async move {
                         let fs = &fs;
                         futures::stream::iter(ahead)
-                            .for_each_concurrent(None, |(ino, claim)| fs.list_ahead(ino, claim))
+                            .for_each_concurrent(None, |job| fs.list_ahead(job))
                             .await;
                     });
                 }

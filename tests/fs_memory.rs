@@ -286,3 +286,96 @@ async fn prefix_mount_reads_and_errors() {
         libc::ENOTDIR
     );
 }
+
+/// Walk the tree under directory `ino` (at `path`) as `find` does through FUSE: opendir, then
+/// the tree-walk read-ahead the opendir starts (run to its end here, so the walk is repeatable),
+/// then readdir; depth first. Returns every directory's entries, by path.
+async fn find(
+    fs: &S3Fs<MemoryStore>,
+    ino: u64,
+    path: &str,
+    ahead: bool,
+) -> std::collections::BTreeMap<String, Vec<(String, Kind)>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![(ino, path.to_string())];
+    while let Some((ino, path)) = stack.pop() {
+        let fh = fs.opendir(ino).await.expect("opendir").fh;
+        if ahead {
+            for job in fs.walk_ahead(ino) {
+                fs.list_ahead(job).await;
+            }
+        }
+        let mut entries: Vec<(String, Kind)> = readdir_upto(fs, fh, 0, 0)
+            .await
+            .into_iter()
+            .filter(|e| e.3 != "." && e.3 != "..")
+            .map(|e| (e.3, e.2))
+            .collect();
+        fs.releasedir(fh);
+        for (name, kind) in entries.iter().rev() {
+            if *kind == Kind::Dir {
+                let e = fs.lookup(ino, OsStr::new(name)).await.expect("lookup");
+                stack.push((e.attr.ino, format!("{path}/{name}")));
+            }
+        }
+        entries.sort();
+        out.insert(path, entries);
+    }
+    out
+}
+
+/// A tree walk lists the walked subtree flat: the same entries as listing each directory on its
+/// own (every pitfall of readdir.rs included), in far fewer requests; a subtree too big for one
+/// flat listing falls back to listing directories ahead one by one, with the same entries.
+#[tokio::test]
+async fn a_tree_walk_lists_the_subtree_flat_with_the_same_entries() {
+    let mut keys: Vec<String> = Vec::new();
+    for d in 0..12 {
+        for f in 0..5 {
+            keys.push(format!("top/d{d:02}/f{f}"));
+        }
+    }
+    for k in [
+        "top/",
+        "top/a.txt",
+        "top/d03/sub/",
+        "top/d03/sub/x",
+        "top/d05",
+        "top/d07//bad",
+        "top/d08/./y",
+        "top/d09-/z",
+        "top/d10/deep/er/est",
+        "top/d11/",
+    ] {
+        keys.push(k.to_string());
+    }
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let plain = {
+        let fs = fs_with(&keys, 1000, "");
+        let top = fs.lookup(ROOT_INO, OsStr::new("top")).await.expect("top");
+        find(&fs, top.attr.ino, "top", false).await
+    };
+    assert_eq!(plain.len(), 17, "{:?}", plain.keys());
+    assert!(plain["top/d03"].contains(&("sub".to_string(), Kind::Dir)));
+    assert!(
+        !plain["top"].contains(&("d05".to_string(), Kind::File)),
+        "d05/ hides the file d05"
+    );
+    for page in [1000, 3, 1] {
+        let fs = fs_with(&keys, page, "");
+        let top = fs.lookup(ROOT_INO, OsStr::new("top")).await.expect("top");
+        let lists = || fs.store().counts.list.load(Ordering::Relaxed);
+        let before = lists();
+        let walked = find(&fs, top.attr.ino, "top", true).await;
+        assert_eq!(walked, plain, "page size {page}");
+        let used = lists() - before;
+        if page == 1000 {
+            // top, d00, d01 (opened before the walk is known), then one flat listing.
+            assert_eq!(used, 4, "LIST requests for 17 directories");
+        }
+        if page == 1 {
+            // 82 keys: the flat listing stops at its page limit and the rest is listed per directory.
+            assert!(used > 32, "{used}");
+        }
+    }
+}

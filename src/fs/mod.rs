@@ -14,6 +14,7 @@ pub mod attr;
 pub mod blocks;
 pub mod dir_walk;
 mod files;
+mod flat;
 pub mod inode;
 pub mod listing_cache;
 pub mod meta;
@@ -147,6 +148,17 @@ struct DirHandle {
     generation: u64,
     /// Opened by the kernel (not a list-ahead): its entries fill the kernel's cache.
     for_kernel: bool,
+}
+
+/// Listing ahead of a tree walk (from [`S3Fs::walk_ahead`]).
+pub enum WalkJob {
+    /// One claimed directory.
+    Dir(u64, dir_walk::Ahead),
+    /// The subtree of `dir`, listed flat; its subdirectories claimed until it passes them.
+    Flat {
+        dir: String,
+        claims: HashMap<String, dir_walk::Ahead>,
+    },
 }
 
 /// An opened directory handle.
@@ -612,13 +624,13 @@ impl<S: ObjectStore> S3Fs<S> {
         Ok(DirOpened { fh, keep_cache })
     }
 
-    /// After `opendir(ino)`: if this makes a tree walk (see [`dir_walk`]), the subdirectories to
-    /// list ahead, each claimed; pass each to [`S3Fs::list_ahead`].
-    pub fn walk_ahead(&self, ino: u64) -> Vec<(u64, dir_walk::Ahead)> {
+    /// After `opendir(ino)`: if this makes a tree walk (see [`dir_walk`]), what to list ahead;
+    /// pass each job to [`S3Fs::list_ahead`].
+    pub fn walk_ahead(&self, ino: u64) -> Vec<WalkJob> {
         let Ok(dir) = self.dir_path(ino) else {
             return Vec::new();
         };
-        if dir.is_empty() {
+        if dir.is_empty() || self.config.metadata_ttl.is_zero() {
             return Vec::new();
         }
         let (parent, name) = dir.rsplit_once('/').unwrap_or(("", dir.as_str()));
@@ -628,12 +640,24 @@ impl<S: ObjectStore> S3Fs<S> {
         let Some(listing) = self.listings.get(parent) else {
             return Vec::new();
         };
-        let Some(pos) = listing.iter().position(|l| l.name == name) else {
-            return Vec::new();
+        let plan = self.walk.plan(parent, self.listings.generation(), self.fresh_until());
+        let from = match plan {
+            dir_walk::Plan::Covered => return Vec::new(),
+            // Every subdirectory not listed yet (but the one just opened, which its opener lists).
+            dir_walk::Plan::Flat => 0,
+            dir_walk::Plan::PerDir => match listing.iter().position(|l| l.name == name) {
+                Some(pos) => pos + 1,
+                None => return Vec::new(),
+            },
         };
-        let mut out = Vec::new();
-        for l in listing[pos + 1..].iter().filter(|l| l.kind == Kind::Dir) {
-            if out.len() >= dir_walk::AHEAD {
+        let subdirs = listing[from..].iter().filter(|l| l.kind == Kind::Dir && l.name != name);
+        let mut claims = Vec::new();
+        for l in subdirs {
+            let most = match plan {
+                dir_walk::Plan::PerDir => dir_walk::AHEAD,
+                _ => dir_walk::FLAT_CLAIMS,
+            };
+            if claims.len() >= most {
                 break;
             }
             let sub = path::join(parent, &l.name);
@@ -644,22 +668,34 @@ impl<S: ObjectStore> S3Fs<S> {
                 continue;
             };
             if let Some(claim) = self.walk.claim(&sub) {
-                out.push((sub_ino, claim));
+                claims.push((sub_ino, claim));
             }
         }
-        if !out.is_empty() {
-            debug!(
-                dir = parent,
-                ahead = out.len(),
-                "tree walk: listing subdirectories ahead"
-            );
+        debug!(dir = parent, ?plan, claimed = claims.len(), "tree walk: listing ahead");
+        match plan {
+            dir_walk::Plan::Flat => vec![WalkJob::Flat {
+                dir: parent.to_string(),
+                claims: claims.into_iter().map(|(_, c)| (c.path().to_string(), c)).collect(),
+            }],
+            _ => claims.into_iter().map(|(ino, c)| WalkJob::Dir(ino, c)).collect(),
         }
-        out
+    }
+
+    /// Run a job of [`S3Fs::walk_ahead`]. Failures are left for the walker's own listings to meet.
+    pub async fn list_ahead(&self, job: WalkJob) {
+        match job {
+            WalkJob::Dir(ino, ahead) => self.list_dir_ahead(ino, ahead).await,
+            WalkJob::Flat { dir, claims } => {
+                let state = self.list_flat(&dir, claims).await;
+                debug!(dir = dir.as_str(), ?state, "flat listing ended");
+                self.walk.flat_done(&dir, state);
+            }
+        }
     }
 
     /// List a claimed directory ahead of a tree walk into the listing cache (if it has at most
-    /// [`dir_walk::MAX_PAGES`] pages). Failures are left for the walker's own listing to meet.
-    pub async fn list_ahead(&self, ino: u64, ahead: dir_walk::Ahead) {
+    /// [`dir_walk::MAX_PAGES`] pages).
+    async fn list_dir_ahead(&self, ino: u64, ahead: dir_walk::Ahead) {
         let _permit = self.walk.permit().await;
         if self.listings.get(ahead.path()).is_some() {
             return;
@@ -674,6 +710,57 @@ impl<S: ObjectStore> S3Fs<S> {
                 return;
             }
         }
+    }
+
+    /// List the subtree of `dir` flat (see `flat.rs`), keeping each directory's listing as the
+    /// listing passes it and releasing its claim; at most [`dir_walk::FLAT_MAX_PAGES`] pages.
+    async fn list_flat(&self, dir: &str, mut claims: HashMap<String, dir_walk::Ahead>) -> dir_walk::FlatState {
+        let _permit = self.walk.permit().await;
+        let started = self.listings.generation();
+        let prefix = path::dir_prefix(&self.config.prefix, dir);
+        let mut split = flat::FlatSplitter::new(dir, &prefix);
+        let mut req = ListRequest {
+            prefix,
+            delimiter: None,
+            continuation: None,
+            max_keys: Some(self.config.list_page_size),
+        };
+        let mut next: Option<NextPage> = None;
+        for _ in 0..dir_walk::FLAT_MAX_PAGES {
+            let page = match next.take() {
+                Some(mut ahead) => (&mut ahead.0).await.unwrap_or_else(|e| {
+                    Err(StoreError::Other {
+                        op: "ListObjectsV2",
+                        message: format!("listing task failed: {e}"),
+                    })
+                }),
+                None => self.store.list_objects(&req).await,
+            };
+            let page = match page {
+                Ok(p) => p,
+                Err(e) => {
+                    debug!(dir, error = %e, "flat listing failed");
+                    return dir_walk::FlatState::Stopped;
+                }
+            };
+            let last = page.next.is_none();
+            if !last {
+                // Ask for the following page now: S3 answers while this one is split.
+                let store = self.store.clone();
+                req.continuation = page.next.clone();
+                let r = req.clone();
+                next = Some(NextPage(tokio::spawn(async move { store.list_objects(&r).await })));
+            }
+            for (d, listed) in split.push(page.objects, last) {
+                self.listings.keep(&d, listed, started, false);
+                claims.remove(&d);
+            }
+            if last {
+                return dir_walk::FlatState::Complete;
+            }
+        }
+        debug!(dir, pages = dir_walk::FLAT_MAX_PAGES, open = ?split.open_dirs().collect::<Vec<_>>(), "flat listing stopped at its page limit");
+        dir_walk::FlatState::Stopped
     }
 
     /// readdir: entries of handle `fh` from `offset` on, listing more pages only when needed.
