@@ -103,6 +103,22 @@ fn user_metadata_round_trip_and_the_xattr_protocol() {
         "POSIX names are reserved"
     );
     assert_eq!(setxattr(&f, "trusted.x", b"1", 0), Err(libc::ENOTSUP));
+    // A well-formed POSIX ACL (user::rw- user:1:r-- group::r-- mask::r-- other::---): the kernel
+    // parses it, then the mount refuses it; there is none to read back.
+    let mut acl = 2u32.to_le_bytes().to_vec();
+    for (tag, perm, id) in [
+        (1u16, 6u16, u32::MAX),
+        (2, 4, 1),
+        (4, 4, u32::MAX),
+        (0x10, 4, u32::MAX),
+        (0x20, 0, u32::MAX),
+    ] {
+        acl.extend_from_slice(&tag.to_le_bytes());
+        acl.extend_from_slice(&perm.to_le_bytes());
+        acl.extend_from_slice(&id.to_le_bytes());
+    }
+    assert_eq!(setxattr(&f, "system.posix_acl_access", &acl, 0), Err(libc::ENOTSUP));
+    assert_eq!(getxattr(&f, "system.posix_acl_access", 0), Err(libc::ENODATA));
     sh_ok(&format!("setfattr -x user.project {f}"));
     assert!(!head(&b, "report.pdf").expect("object").2.contains_key("project"));
     let out = sh(&format!("setfattr -x user.project {f}"));
