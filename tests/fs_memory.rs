@@ -379,3 +379,73 @@ async fn a_tree_walk_lists_the_subtree_flat_with_the_same_entries() {
         }
     }
 }
+
+/// `rsync -a` onto a tree it does not list stats every name: from the second name looked up in
+/// vain in a never-listed directory, that directory is listed once (then files answer from the
+/// listing, absent names are absent without a request, and the files' metadata comes in one
+/// parallel batch), while a subdirectory still shows the mode its marker object carries.
+#[tokio::test]
+async fn lookups_in_a_never_listed_directory_list_it_once() {
+    use cosmount::store::{ObjectStore, PutOptions};
+    let store = MemoryStore::with_page_size(5);
+    for i in 0..20 {
+        store.insert(&format!("t/d/f{i:02}"), b"x".to_vec());
+        store.insert(&format!("t/e/old{i:02}"), b"x".to_vec());
+    }
+    store.insert("t/d/sub/inner", b"y".to_vec());
+    let opts = PutOptions {
+        metadata: [("mode".to_string(), "16832".to_string())].into(), // drwx------
+        content_type: None,
+    };
+    store
+        .put_object("t/d/sub/", bytes::Bytes::new(), &opts)
+        .await
+        .expect("marker");
+    let fs = S3Fs::new(Arc::new(store), FsConfig::default());
+    let counts = |fs: &S3Fs<MemoryStore>| {
+        (
+            fs.store().counts.list.load(Ordering::Relaxed),
+            fs.store().counts.head.load(Ordering::Relaxed),
+        )
+    };
+    let t = fs.lookup(ROOT_INO, OsStr::new("t")).await.expect("t");
+    let d = fs.lookup(t.attr.ino, OsStr::new("d")).await.expect("d").attr.ino;
+    let (lists0, _) = counts(&fs);
+    fs.lookup(d, OsStr::new("f00")).await.expect("f00");
+    fs.lookup(d, OsStr::new("f01")).await.expect("f01");
+    let (lists2, heads2) = counts(&fs);
+    assert_eq!(
+        lists2 - lists0,
+        1 + 5,
+        "one lookup's LIST, then one listing of d (21 names, 5 pages)"
+    );
+    for i in 2..20 {
+        let e = fs.lookup(d, OsStr::new(&format!("f{i:02}"))).await.expect("file");
+        assert_eq!(e.attr.size, 1);
+    }
+    let miss = fs.lookup(d, OsStr::new("absent")).await.unwrap_err();
+    assert_eq!(miss.errno, libc::ENOENT);
+    let (lists3, heads3) = counts(&fs);
+    assert_eq!(lists3, lists2, "files and absences answer from the listing");
+    assert!(heads3 - heads2 <= 19, "each file's metadata once: {}", heads3 - heads2);
+    let sub = fs.lookup(d, OsStr::new("sub")).await.expect("sub");
+    assert_eq!(sub.attr.kind, Kind::Dir);
+    assert_eq!(sub.attr.perm, 0o700, "the marker's mode, not the default");
+
+    // `cp -r` into a never-listed directory: a lookup in vain, then a create, for each name.
+    // The directory is not listed again and again (each create changes it).
+    let e = fs.lookup(t.attr.ino, OsStr::new("e")).await.expect("e").attr.ino;
+    let (lists4, _) = counts(&fs);
+    for i in 0..8 {
+        let n = format!("new{i}");
+        assert_eq!(fs.lookup(e, OsStr::new(&n)).await.unwrap_err().errno, libc::ENOENT);
+        let (_, fh) = fs.create(e, OsStr::new(&n), 0o644, 0, 0, 1).await.expect("create");
+        fs.release(fh).await.expect("release");
+    }
+    let (lists5, _) = counts(&fs);
+    assert!(
+        lists5 - lists4 <= 8,
+        "at most a LIST per lookup, no listing of e: {}",
+        lists5 - lists4
+    );
+}

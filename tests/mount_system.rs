@@ -325,9 +325,22 @@ fn repeated_listings_are_served_by_the_kernel_and_changes_still_show() {
         ],
     );
     let addr = metrics_addr(&m);
+    // A request is counted once its reply is sent, so a command may return a moment before
+    // its last request is counted: read until the count holds still.
     let count = |op: &str| {
-        let (_, text) = http_get(&addr, "/metrics");
-        sample(&text, &format!("cosmount_fuse_requests_total{{op=\"{op}\"}}"))
+        let read = || {
+            let (_, text) = http_get(&addr, "/metrics");
+            sample(&text, &format!("cosmount_fuse_requests_total{{op=\"{op}\"}}"))
+        };
+        let mut last = read();
+        loop {
+            std::thread::sleep(Duration::from_millis(150));
+            let now = read();
+            if now == last {
+                return now;
+            }
+            last = now;
+        }
     };
     let ls_f = || {
         let out = sh_ok(&format!("ls -f {}", m.p("d")));

@@ -83,8 +83,29 @@ fn second_rsync_transfers_nothing_and_a_changed_file_is_updated() {
     // Across a remount too (attributes come from the bucket, not from memory).
     drop(m);
     let m = Mount::new(&b, &[]);
+    // ...and writing nothing: no object (file or directory marker) is stored again, which on a
+    // retention bucket would fail.
+    let stamps = || -> Vec<(String, String)> {
+        keys(&b, "dst/")
+            .into_iter()
+            .map(|k| {
+                let o = rt()
+                    .block_on(client().head_object().bucket(&b).key(&k).send())
+                    .expect("head");
+                let stamp = format!("{:?} {:?}", o.last_modified(), o.e_tag());
+                (k, stamp)
+            })
+            .collect()
+    };
+    let before = stamps();
+    assert!(
+        before.iter().any(|(k, _)| k.ends_with('/')),
+        "directory markers exist: {before:?}"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     let again = sh_ok(&format!("rsync -a --stats {}/ {}/", q(src.path()), m.p("dst")));
     assert!(again.contains("Number of regular files transferred: 0"), "{again}");
+    assert_eq!(stamps(), before, "the unchanged tree was not written to");
 }
 
 #[test]

@@ -77,11 +77,11 @@ impl ListingCache {
 
     /// The kept listing of `dir`, if still fresh.
     pub fn get(&self, dir: &str) -> Option<Arc<Vec<Listed>>> {
-        Self::fresh(&mut self.lock(), dir).map(|k| k.listed.clone())
+        Self::fresh_mut(&mut self.lock(), dir).map(|k| k.listed.clone())
     }
 
     /// The kept listing of `dir` if still fresh (an expired one is dropped).
-    fn fresh<'a>(inner: &'a mut Inner, dir: &str) -> Option<&'a mut Kept> {
+    fn fresh_mut<'a>(inner: &'a mut Inner, dir: &str) -> Option<&'a mut Kept> {
         let now = Instant::now();
         if inner.lru.peek(dir).is_some_and(|k| k.until <= now) {
             if let Some(old) = inner.lru.pop(dir) {
@@ -97,9 +97,20 @@ impl ListingCache {
     /// drops it and fills it again from this listing.
     pub fn open(&self, dir: &str) -> Option<(Arc<Vec<Listed>>, bool)> {
         let mut inner = self.lock();
-        let k = Self::fresh(&mut inner, dir)?;
+        let k = Self::fresh_mut(&mut inner, dir)?;
         let in_kernel = std::mem::replace(&mut k.in_kernel, true);
         Some((k.listed.clone(), in_kernel))
+    }
+
+    /// The kept listing of `dir` if still fresh, leaving an expired one in place (for
+    /// [`ListingCache::peek`]: lookups list an expired small directory again).
+    pub fn fresh(&self, dir: &str) -> Option<Arc<Vec<Listed>>> {
+        let now = Instant::now();
+        self.lock()
+            .lru
+            .peek(dir)
+            .filter(|k| k.until > now)
+            .map(|k| k.listed.clone())
     }
 
     /// The kept listing of `dir` whatever its age (for read-ahead, which checks ETags itself).

@@ -38,6 +38,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
+use lru::LruCache;
 use tracing::debug;
 
 use crate::budget::Budget;
@@ -79,6 +80,8 @@ pub struct FsConfig {
 
 /// Largest directory (in names) listed again to refresh expired lookups.
 pub const RELIST_MAX: usize = 20_000;
+/// Never-listed directories whose first missed lookup is remembered.
+const MISS_DIRS: usize = 1024;
 
 /// Default of `--max-memory`.
 pub const DEFAULT_MAX_MEMORY: u64 = 512 * 1024 * 1024;
@@ -148,6 +151,9 @@ struct DirHandle {
     generation: u64,
     /// Opened by the kernel (not a list-ahead): its entries fill the kernel's cache.
     for_kernel: bool,
+    /// Listed for lookups in a directory never listed before: subdirectories enter the inode
+    /// table stale, so their lookup reads their marker's attributes (see `lookup`).
+    dirs_stale: bool,
 }
 
 /// Listing ahead of a tree walk (from [`S3Fs::walk_ahead`]).
@@ -216,6 +222,9 @@ pub struct S3Fs<S: ObjectStore> {
     relisting: Mutex<std::collections::HashSet<String>>,
     /// Directories whose listing took more than half the TTL: not listed again for lookups.
     slow_relists: Mutex<std::collections::HashSet<String>>,
+    /// Never-listed directories where a lookup missed: the first name that missed, and the
+    /// listing cache's generation then.
+    lookup_misses: Mutex<LruCache<String, (String, u64)>>,
     next_fh: AtomicU64,
 }
 
@@ -259,6 +268,9 @@ impl<S: ObjectStore> S3Fs<S> {
             walk: dir_walk::DirWalk::default(),
             relisting: Mutex::new(std::collections::HashSet::new()),
             slow_relists: Mutex::new(std::collections::HashSet::new()),
+            lookup_misses: Mutex::new(LruCache::new(
+                std::num::NonZeroUsize::new(MISS_DIRS).unwrap_or(std::num::NonZeroUsize::MIN),
+            )),
             next_fh: AtomicU64::new(1),
         }
     }
@@ -410,6 +422,25 @@ impl<S: ObjectStore> S3Fs<S> {
                     format!("{rel} does not exist (new directory)"),
                 ));
             }
+            // A subdirectory of a directory listed for lookups (below): the listing vouches for
+            // it, but its mode, owner and mtime live in its marker object, which only
+            // stat_remote reads (an `rsync -a` would otherwise set them again at every run).
+            let listed_dir = !relisted
+                && self.listings.fresh(&dir).is_some()
+                && lock(&self.inodes)
+                    .by_path(&rel)
+                    .is_some_and(|i| i.stat.kind == Kind::Dir);
+            if listed_dir {
+                break;
+            }
+            // A fresh complete listing that lacks the name: absent (nothing changed through the
+            // mount since it was listed, or it would have been dropped).
+            if let Some(listing) = self.listings.fresh(&dir).filter(|l| l.len() <= RELIST_MAX) {
+                if !listing.iter().any(|l| l.name == name) && !lock(&self.kept_dirs).contains(&rel) {
+                    lock(&self.inodes).set_missing(&rel, self.fresh_until());
+                    return Err(FsError::quiet(libc::ENOENT, format!("{rel} does not exist (listed)")));
+                }
+            }
             // Entries of a small directory listed before have expired: one listing refreshes
             // them all, instead of a HEAD and a LIST for each name looked up.
             match self.relist_small_dir(parent, &dir, name).await? {
@@ -442,20 +473,51 @@ impl<S: ObjectStore> S3Fs<S> {
         }
     }
 
-    /// List `dir` again if it was listed completely before and is small (at most
-    /// [`RELIST_MAX`] names): whether `name` is in it, or `None` if it was not listed (too big,
-    /// or another lookup is doing it).
+    /// A lookup of `name` in never-listed `dir` must ask S3: true from the second distinct name,
+    /// if nothing changed through the mount in between (`cp -r` into a directory looks up each
+    /// name before creating it: listing the directory again for each would cost far more).
+    fn second_miss(&self, dir: &str, name: &str) -> bool {
+        let generation = self.listings.generation();
+        let mut misses = lock(&self.lookup_misses);
+        match misses.get(dir) {
+            Some((first, g)) if *g == generation => first != name,
+            _ => {
+                misses.put(dir.to_string(), (name.to_string(), generation));
+                false
+            }
+        }
+    }
+
+    /// List `dir` if it was listed completely before and is small (at most [`RELIST_MAX`]
+    /// names), or if it was never listed and this is the second name looked up in vain there
+    /// (`rsync`, `cp -a`, `tar x`, `make` stat names of a directory they never list): whether
+    /// `name` is in it, or `None` if it was not listed (too big, or another lookup is doing it).
+    /// The files' metadata is then fetched for the whole directory, as after `opendir`.
     async fn relist_small_dir(&self, parent: u64, dir: &str, name: &str) -> FsResult<Option<bool>> {
-        if self.listings.peek(dir).is_none_or(|l| l.len() > RELIST_MAX) {
-            return Ok(None);
+        match self.listings.peek(dir).map(|l| l.len()) {
+            Some(n) if n > RELIST_MAX => return Ok(None),
+            Some(_) => {}
+            None if !self.second_miss(dir, name) => return Ok(None),
+            None => {}
         }
         if lock(&self.slow_relists).contains(dir) || !lock(&self.relisting).insert(dir.to_string()) {
             return Ok(None);
         }
+        let for_lookups = self.listings.peek(dir).is_none();
+        if !self.config.listing_attributes {
+            self.prefetch.start_listing(parent);
+        }
         let started = Instant::now();
         let mut handle = self.dir_handle(parent, dir.to_string());
+        handle.dirs_stale = for_lookups;
         let mut result = Ok(());
         while !handle.done {
+            if handle.entries.len() > RELIST_MAX {
+                debug!(dir, "too big to list for lookups");
+                lock(&self.slow_relists).insert(dir.to_string());
+                lock(&self.relisting).remove(dir);
+                return Ok(None);
+            }
             if let Err(e) = self.list_next_page(&mut handle).await {
                 result = Err(e);
                 break;
@@ -594,6 +656,7 @@ impl<S: ObjectStore> S3Fs<S> {
             listed: Vec::new(),
             generation: self.listings.generation(),
             for_kernel: false,
+            dirs_stale: false,
         }
     }
 
@@ -883,6 +946,7 @@ impl<S: ObjectStore> S3Fs<S> {
                     }
                     ino
                 }
+                None if dir.dirs_stale && l.kind == Kind::Dir => table.upsert(&rel, stat, Instant::now()),
                 None => table.upsert(&rel, stat, until),
             };
             dir.entries.push(DirEntryOut {
