@@ -43,7 +43,7 @@ use tracing::debug;
 
 use crate::budget::Budget;
 use crate::error::{FsError, FsResult};
-use crate::store::{ListRequest, ObjectMeta, ObjectStore, StoreError};
+use crate::store::{ListPage, ListRequest, ObjectMeta, ObjectStore, StoreError};
 use attr::{Attr, Presentation};
 use blocks::BlockCache;
 use files::{Handle, OpenFile};
@@ -128,7 +128,7 @@ struct DirEntryOut {
 }
 
 /// The next page of a listing, requested while the kernel takes the current one.
-struct NextPage(tokio::task::JoinHandle<Result<crate::store::ListPage, StoreError>>);
+struct NextPage(tokio::task::JoinHandle<Result<ListPage, StoreError>>);
 
 impl Drop for NextPage {
     fn drop(&mut self) {
@@ -422,21 +422,22 @@ impl<S: ObjectStore> S3Fs<S> {
                     format!("{rel} does not exist (new directory)"),
                 ));
             }
-            // A subdirectory of a directory listed for lookups (below): the listing vouches for
-            // it, but its mode, owner and mtime live in its marker object, which only
-            // stat_remote reads (an `rsync -a` would otherwise set them again at every run).
-            let listed_dir = !relisted
-                && self.listings.fresh(&dir).is_some()
-                && lock(&self.inodes)
+            if let Some(listing) = self.listings.fresh(&dir) {
+                // A subdirectory of a directory listed for lookups (below): the listing vouches
+                // for it, but its mode, owner and mtime live in its marker object, which only
+                // stat_remote reads (an `rsync -a` would otherwise set them again at every run).
+                if lock(&self.inodes)
                     .by_path(&rel)
-                    .is_some_and(|i| i.stat.kind == Kind::Dir);
-            if listed_dir {
-                break;
-            }
-            // A fresh complete listing that lacks the name: absent (nothing changed through the
-            // mount since it was listed, or it would have been dropped).
-            if let Some(listing) = self.listings.fresh(&dir).filter(|l| l.len() <= RELIST_MAX) {
-                if !listing.iter().any(|l| l.name == name) && !lock(&self.kept_dirs).contains(&rel) {
+                    .is_some_and(|i| i.stat.kind == Kind::Dir)
+                {
+                    break;
+                }
+                // A complete listing that lacks the name: absent (nothing changed through the
+                // mount since it was listed, or it would have been dropped).
+                if listing.len() <= RELIST_MAX
+                    && !listing.iter().any(|l| l.name == name)
+                    && !lock(&self.kept_dirs).contains(&rel)
+                {
                     lock(&self.inodes).set_missing(&rel, self.fresh_until());
                     return Err(FsError::quiet(libc::ENOENT, format!("{rel} does not exist (listed)")));
                 }
@@ -494,7 +495,8 @@ impl<S: ObjectStore> S3Fs<S> {
     /// `name` is in it, or `None` if it was not listed (too big, or another lookup is doing it).
     /// The files' metadata is then fetched for the whole directory, as after `opendir`.
     async fn relist_small_dir(&self, parent: u64, dir: &str, name: &str) -> FsResult<Option<bool>> {
-        match self.listings.peek(dir).map(|l| l.len()) {
+        let listed_before = self.listings.peek(dir).map(|l| l.len());
+        match listed_before {
             Some(n) if n > RELIST_MAX => return Ok(None),
             Some(_) => {}
             None if !self.second_miss(dir, name) => return Ok(None),
@@ -503,13 +505,12 @@ impl<S: ObjectStore> S3Fs<S> {
         if lock(&self.slow_relists).contains(dir) || !lock(&self.relisting).insert(dir.to_string()) {
             return Ok(None);
         }
-        let for_lookups = self.listings.peek(dir).is_none();
         if !self.config.listing_attributes {
             self.prefetch.start_listing(parent);
         }
         let started = Instant::now();
         let mut handle = self.dir_handle(parent, dir.to_string());
-        handle.dirs_stale = for_lookups;
+        handle.dirs_stale = listed_before.is_none();
         let mut result = Ok(());
         while !handle.done {
             if handle.entries.len() > RELIST_MAX {
@@ -790,16 +791,7 @@ impl<S: ObjectStore> S3Fs<S> {
         };
         let mut next: Option<NextPage> = None;
         for _ in 0..dir_walk::FLAT_MAX_PAGES {
-            let page = match next.take() {
-                Some(mut ahead) => (&mut ahead.0).await.unwrap_or_else(|e| {
-                    Err(StoreError::Other {
-                        op: "ListObjectsV2",
-                        message: format!("listing task failed: {e}"),
-                    })
-                }),
-                None => self.store.list_objects(&req).await,
-            };
-            let page = match page {
+            let page = match self.list_page(next.take(), &req).await {
                 Ok(p) => p,
                 Err(e) => {
                     debug!(dir, error = %e, "flat listing failed");
@@ -809,10 +801,8 @@ impl<S: ObjectStore> S3Fs<S> {
             let last = page.next.is_none();
             if !last {
                 // Ask for the following page now: S3 answers while this one is split.
-                let store = self.store.clone();
                 req.continuation = page.next.clone();
-                let r = req.clone();
-                next = Some(NextPage(tokio::spawn(async move { store.list_objects(&r).await })));
+                next = Some(self.request_ahead(req.clone()));
             }
             for (d, listed) in split.push(page.objects, last) {
                 self.listings.keep(&d, listed, started, false);
@@ -875,22 +865,15 @@ impl<S: ObjectStore> S3Fs<S> {
             continuation: dir.token.clone(),
             max_keys: Some(self.config.list_page_size),
         };
-        let page = match dir.next_page.take() {
-            Some(mut ahead) => (&mut ahead.0)
-                .await
-                .map_err(|e| FsError::new(libc::EIO, format!("listing {} failed: {e}", dir.path)))??,
-            None => self.store.list_objects(&req).await?,
-        };
+        let page = self.list_page(dir.next_page.take(), &req).await?;
         let next = page.next.clone();
         let last = next.is_none();
         if !last {
             // Ask for the following page now: S3 answers while the kernel takes this one.
-            let store = self.store.clone();
-            let req = ListRequest {
+            dir.next_page = Some(self.request_ahead(ListRequest {
                 continuation: next.clone(),
                 ..req
-            };
-            dir.next_page = Some(NextPage(tokio::spawn(async move { store.list_objects(&req).await })));
+            }));
         }
         let listed = dir.merger.push_page(page, last);
         debug!(
@@ -908,6 +891,25 @@ impl<S: ObjectStore> S3Fs<S> {
             self.listings.keep(&dir.path, kept, dir.generation, dir.for_kernel);
         }
         Ok(())
+    }
+
+    /// A page of a listing: the one requested ahead (`ahead`), or `req` asked for now.
+    async fn list_page(&self, ahead: Option<NextPage>, req: &ListRequest) -> Result<ListPage, StoreError> {
+        match ahead {
+            Some(mut ahead) => (&mut ahead.0).await.unwrap_or_else(|e| {
+                Err(StoreError::Other {
+                    op: "ListObjectsV2",
+                    message: format!("listing {} failed: {e}", req.prefix),
+                })
+            }),
+            None => self.store.list_objects(req).await,
+        }
+    }
+
+    /// Ask for the listing page `req` in the background.
+    fn request_ahead(&self, req: ListRequest) -> NextPage {
+        let store = self.store.clone();
+        NextPage(tokio::spawn(async move { store.list_objects(&req).await }))
     }
 
     /// Make entries of listed names. `fresh`: straight from S3, so listed sizes and ETags
