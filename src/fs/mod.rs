@@ -512,12 +512,11 @@ impl<S: ObjectStore> S3Fs<S> {
         let mut handle = self.dir_handle(parent, dir.to_string());
         handle.dirs_stale = listed_before.is_none();
         let mut result = Ok(());
+        let mut too_big = false;
         while !handle.done {
             if handle.entries.len() > RELIST_MAX {
-                debug!(dir, "too big to list for lookups");
-                lock(&self.slow_relists).insert(dir.to_string());
-                lock(&self.relisting).remove(dir);
-                return Ok(None);
+                too_big = true;
+                break;
             }
             if let Err(e) = self.list_next_page(&mut handle).await {
                 result = Err(e);
@@ -525,13 +524,17 @@ impl<S: ObjectStore> S3Fs<S> {
             }
         }
         lock(&self.relisting).remove(dir);
-        if started.elapsed() > self.config.metadata_ttl / 2 {
-            // Listing it takes too long for the TTL: its entries would expire on the way, so
-            // lookups there go back to asking S3 about each name.
+        if too_big || started.elapsed() > self.config.metadata_ttl / 2 {
+            // Too big, or listing it takes too long for the TTL (its entries would expire on the
+            // way): lookups there go back to asking S3 about each name.
             let mut slow = lock(&self.slow_relists);
             if slow.len() < 10_000 {
                 slow.insert(dir.to_string());
             }
+        }
+        if too_big {
+            debug!(dir, "too big to list for lookups");
+            return Ok(None);
         }
         let found = handle.entries.iter().any(|e| e.name == name);
         debug!(
@@ -715,12 +718,12 @@ impl<S: ObjectStore> S3Fs<S> {
             },
         };
         let subdirs = listing[from..].iter().filter(|l| l.kind == Kind::Dir && l.name != name);
+        let most = match plan {
+            dir_walk::Plan::PerDir => dir_walk::AHEAD,
+            _ => dir_walk::FLAT_CLAIMS,
+        };
         let mut claims = Vec::new();
         for l in subdirs {
-            let most = match plan {
-                dir_walk::Plan::PerDir => dir_walk::AHEAD,
-                _ => dir_walk::FLAT_CLAIMS,
-            };
             if claims.len() >= most {
                 break;
             }
