@@ -158,28 +158,12 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
         if let Err(missing) = config.add_capabilities(fuser::InitFlags::FUSE_ATOMIC_O_TRUNC) {
             tracing::warn!("the kernel lacks {missing:?}: O_TRUNC is not atomic");
         }
-        // The kernel then caches each file's (absent) POSIX ACL instead of asking for it at every
-        // `ls -l`; ACLs themselves are refused (ENOTSUP), as every other non-user attribute.
-        if let Err(missing) = config.add_capabilities(fuser::InitFlags::FUSE_POSIX_ACL) {
-            tracing::warn!("the kernel lacks {missing:?}: every `ls -l` asks for each file's ACL");
-        }
         Ok(())
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: fuser::ReplyXattr) {
         let _s = tracing::debug_span!("getxattr", ino = ino.0, ?name).entered();
         let _m = metrics::fuse_op("getxattr");
-        if !crate::fs::xattr_served(name.as_encoded_bytes()) {
-            // `ls -l` asks for security.selinux and system.posix_acl_access of every file: only
-            // user.* attributes exist here, so answer at once.
-            tracing::debug!(
-                ?name,
-                "request failed op=getxattr errno=ENODATA: only user.* attributes exist here"
-            );
-            metrics::fuse_error("getxattr", libc::ENODATA);
-            reply.error(Errno::from_i32(libc::ENODATA));
-            return;
-        }
         self.reply_xattr(
             "getxattr",
             At::Ino(ino.0),

@@ -28,7 +28,6 @@ pub mod readdir;
 pub mod siblings;
 pub mod write;
 mod xattr;
-pub use xattr::served as xattr_served;
 
 pub use files::SetAttr;
 pub use namespace::{RENAME_EXCHANGE, RENAME_NOREPLACE};

@@ -9,8 +9,11 @@
 //! | `user.cos.legal-hold.<ID>` | one IBM legal hold (value: when applied) | read, set adds, remove removes |
 //! | `user.s3.object-lock.*`, `user.cos.protection.*` | the bucket's configuration (mount root) | read |
 //!
-//! Protocol: `security.*`, `trusted.*` and `system.*` are answered from memory (ENODATA on get,
-//! ENOTSUP on set) — the kernel asks for `security.capability` before every write. A file's
+//! Protocol: the `security.`, `trusted.` and `system.` namespaces (SELinux labels, capabilities,
+//! POSIX ACLs) are not supported: reading or setting them fails at once with ENOTSUP, which tells
+//! `ls -l`, `cp -a` and `rsync -AX` that the file system has none, so they stop asking per file
+//! (ENODATA would cost a round trip per file on every `ls -l`: the kernel caches no xattrs). The
+//! kernel also asks for `security.capability` before every write. A file's
 //! attributes cost at most one HEAD (plus one `?legalHold` GET on IBM buckets) and are cached for
 //! the metadata TTL. Size-0 probes, ERANGE and ENODATA are handled by the FUSE adapter.
 
@@ -41,7 +44,7 @@ pub(super) struct XattrSnapshot {
 
 /// Whether attribute `name` can exist here: only the `user.` namespace is served
 /// (`security.*`, `system.*` and `trusted.*` never are).
-pub fn served(name: &[u8]) -> bool {
+fn served(name: &[u8]) -> bool {
     name.starts_with(b"user.")
 }
 
@@ -223,8 +226,10 @@ impl<S: ObjectStore> S3Fs<S> {
             .to_str()
             .ok_or_else(|| FsError::quiet(libc::ENODATA, "non-UTF-8 attribute name"))?;
         if !served(name.as_bytes()) {
+            // `ls -l` asks for security.selinux and system.posix_acl_access: ENOTSUP (not
+            // ENODATA) makes it stop asking after the first file.
             return Err(FsError::quiet(
-                libc::ENODATA,
+                libc::ENOTSUP,
                 format!("{name}: only user.* attributes exist here"),
             ));
         }
