@@ -7,6 +7,7 @@
 
 pub mod fault;
 pub mod journal;
+mod list_xml;
 pub mod memory;
 pub mod s3;
 mod s3_metrics;

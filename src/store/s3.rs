@@ -101,6 +101,8 @@ pub struct S3Store {
     journal: Option<Arc<super::journal::Journal>>,
     /// Requests in flight at once, over the whole mount (`--max-connections`).
     permits: Arc<tokio::sync::Semaphore>,
+    /// Reads ListObjectsV2 answers faster than the SDK's XML decoder (`None`: the SDK reads them).
+    fast_list: Option<super::list_xml::FastList>,
 }
 
 /// Replaces the SigV4 signature with `Authorization: Bearer <IAM token>` (IBM API keys).
@@ -246,6 +248,7 @@ impl S3Store {
             upload_worm: WormHeaders::default(),
             journal: None,
             permits: Arc::new(tokio::sync::Semaphore::new(settings.max_connections.max(1))),
+            fast_list: super::list_xml::FastList::new(),
         })
     }
 
@@ -545,7 +548,7 @@ impl ObjectStore for S3Store {
 
     async fn list_objects(&self, req: &ListRequest) -> Result<ListPage, StoreError> {
         self.call(|| async {
-            let out = self
+            let mut op = self
                 .client
                 .list_objects_v2()
                 .bucket(&self.bucket)
@@ -553,18 +556,29 @@ impl ObjectStore for S3Store {
                 .set_delimiter(req.delimiter.clone())
                 .set_continuation_token(req.continuation.clone())
                 .set_max_keys(req.max_keys)
+                .customize();
+            if let Some(fast) = &self.fast_list {
+                op = op.interceptor(fast.clone());
+            }
+            let mut out = op
                 .send()
                 .await
                 .map_err(|e| self.map_err("ListObjectsV2", &req.prefix, e))?;
+            let next = match out.is_truncated {
+                Some(true) => out.next_continuation_token.take().filter(|t| !t.is_empty()),
+                _ => None,
+            };
             let objects = out
-                .contents()
-                .iter()
+                .contents
+                .take()
+                .unwrap_or_default()
+                .into_iter()
                 .filter_map(|o| {
                     Some(ObjectMeta {
-                        key: o.key()?.to_string(),
-                        size: o.size().unwrap_or(0).max(0) as u64,
-                        etag: o.e_tag().map(str::to_string),
                         last_modified: to_system_time(o.last_modified()),
+                        size: o.size.unwrap_or(0).max(0) as u64,
+                        etag: o.e_tag,
+                        key: o.key?,
                         metadata: Default::default(),
                         content_type: None,
                         extra: Default::default(),
@@ -572,17 +586,12 @@ impl ObjectStore for S3Store {
                 })
                 .collect();
             let prefixes = out
-                .common_prefixes()
-                .iter()
-                .filter_map(|p| p.prefix().map(str::to_string))
+                .common_prefixes
+                .take()
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|p| p.prefix)
                 .collect();
-            let next = match out.is_truncated() {
-                Some(true) => out
-                    .next_continuation_token()
-                    .filter(|t| !t.is_empty())
-                    .map(str::to_string),
-                _ => None,
-            };
             Ok(ListPage {
                 objects,
                 prefixes,
