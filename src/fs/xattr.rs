@@ -77,7 +77,7 @@ impl<S: ObjectStore> S3Fs<S> {
         let key = path::object_key(&self.config.prefix, &inode.path);
         let meta = self.store.head_object(&key).await?;
         let holds =
-            if matches!(self.config.worm, Worm::CosRetention { .. }) && meta.extra.cos.hold_count.unwrap_or(0) > 0 {
+            if matches!(self.config.worm, Worm::CosRetention { .. }) && meta.extra().cos.hold_count.unwrap_or(0) > 0 {
                 match self.store.cos_legal_holds(&key).await {
                     Ok(h) => h,
                     Err(StoreError::NotFound { .. }) => Vec::new(),
@@ -145,28 +145,28 @@ impl<S: ObjectStore> S3Fs<S> {
         );
         put(
             "user.s3.storage-class",
-            m.extra.storage_class.clone().unwrap_or_else(|| "STANDARD".into()),
+            m.extra().storage_class.clone().unwrap_or_else(|| "STANDARD".into()),
         );
         put("user.s3.last-modified", rfc3339(m.last_modified));
-        if let Some(v) = &m.extra.version_id {
+        if let Some(v) = &m.extra().version_id {
             put("user.s3.version-id", v.clone());
         }
         match &self.config.worm {
             Worm::ObjectLock { .. } => {
-                if let Some(mode) = &m.extra.lock.mode {
+                if let Some(mode) = &m.extra().lock.mode {
                     put("user.s3.object-lock-mode", mode.clone());
                 }
-                if let Some(u) = m.extra.lock.retain_until {
+                if let Some(u) = m.extra().lock.retain_until {
                     put("user.s3.object-lock-retain-until-date", rfc3339(u));
                 }
-                let on = m.extra.lock.legal_hold == Some(true);
+                let on = m.extra().lock.legal_hold == Some(true);
                 put(
                     "user.s3.object-lock-legal-hold-status",
                     if on { "ON" } else { "OFF" }.into(),
                 );
             }
             Worm::CosRetention { .. } => {
-                let c = &m.extra.cos;
+                let c = &m.extra().cos;
                 if let Some(p) = c.period {
                     put("user.cos.retention-period", p.to_string());
                 }
@@ -363,7 +363,7 @@ impl<S: ObjectStore> S3Fs<S> {
         let (name, value) = user_meta_change(name, value)?;
         let exists = snap.meta.metadata.contains_key(&name);
         check_flags(&name, exists, flags, value.is_none())?;
-        if let Some(why) = snap.meta.extra.protected_because(SystemTime::now()) {
+        if let Some(why) = snap.meta.extra().protected_because(SystemTime::now()) {
             warn!(key, "refusing to rewrite the metadata of {key}: {why}");
             return Err(eperm(format!("cannot rewrite the metadata of {key}: {why}")));
         }
@@ -400,7 +400,7 @@ impl<S: ObjectStore> S3Fs<S> {
                 format!("user.s3.{what}: the bucket has no Object Lock"),
             ));
         }
-        let lock_state = &snap.meta.extra.lock;
+        let lock_state = &snap.meta.extra().lock;
         match what {
             "object-lock-legal-hold-status" => {
                 let v = text(value)?.to_ascii_uppercase();
@@ -472,7 +472,7 @@ impl<S: ObjectStore> S3Fs<S> {
                 format!("user.cos.{what}: the bucket has no IBM retention policy"),
             ));
         }
-        let c = &snap.meta.extra.cos;
+        let c = &snap.meta.extra().cos;
         match what {
             "retention-period" => {
                 let v = text(value)?;
@@ -578,7 +578,7 @@ impl<S: ObjectStore> S3Fs<S> {
             Err(StoreError::NotFound { .. }) => return Ok(()),
             Err(e) => return Err(e.into()),
         };
-        if let Some(why) = meta.extra.protected_because(SystemTime::now()) {
+        if let Some(why) = meta.extra().protected_because(SystemTime::now()) {
             warn!(key, "refusing to {what} {key}: {why}");
             return Err(eperm(format!("cannot {what} {key}: {why}")));
         }

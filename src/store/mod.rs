@@ -36,8 +36,16 @@ pub struct ObjectMeta {
     pub metadata: HashMap<String, String>,
     /// Content-Type (HEAD only).
     pub content_type: Option<String>,
-    /// Storage class, version and protection (HEAD only).
-    pub extra: worm::ObjectExtra,
+    /// Storage class, version and protection: from a HEAD only, and boxed, so that the many
+    /// entries of a listing stay small to move (read it through [`ObjectMeta::extra`]).
+    pub extra: Option<Box<worm::ObjectExtra>>,
+}
+
+impl ObjectMeta {
+    /// Storage class, version and protection (all unknown for an object known from a listing).
+    pub fn extra(&self) -> &worm::ObjectExtra {
+        self.extra.as_deref().unwrap_or(&worm::NO_EXTRA)
+    }
 }
 
 /// One ListObjectsV2 request.

@@ -535,12 +535,12 @@ impl ObjectStore for S3Store {
                 last_modified: to_system_time(out.last_modified()),
                 metadata: out.metadata().cloned().unwrap_or_default(),
                 content_type: out.content_type().map(str::to_string),
-                extra: ObjectExtra {
+                extra: Some(Box::new(ObjectExtra {
                     storage_class: out.storage_class().map(|s| s.as_str().to_string()),
                     version_id: out.version_id().map(str::to_string),
                     lock,
                     cos,
-                },
+                })),
             })
         })
         .await

@@ -26,6 +26,22 @@ pub struct CosRetention {
     pub hold_count: Option<u32>,
 }
 
+/// What an object known only from a listing has: nothing is known.
+pub static NO_EXTRA: ObjectExtra = ObjectExtra {
+    storage_class: None,
+    version_id: None,
+    lock: LockState {
+        mode: None,
+        retain_until: None,
+        legal_hold: None,
+    },
+    cos: CosRetention {
+        period: None,
+        expiration: None,
+        hold_count: None,
+    },
+};
+
 /// What a HEAD says beyond size and metadata.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ObjectExtra {
