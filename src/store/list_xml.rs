@@ -88,8 +88,12 @@ impl DeserializeResponse for FastListDeserializer {
 
     fn deserialize_nonstreaming_with_config(&self, response: &HttpResponse, cfg: &ConfigBag) -> OutputOrError {
         if response.status().is_success() {
-            if let Some(Ok(out)) = response.body().bytes().map(parse) {
-                return Ok(Output::erase(out));
+            match response.body().bytes().map(parse) {
+                Some(Ok(out)) => return Ok(Output::erase(out)),
+                Some(Err(Declined(why))) => {
+                    tracing::debug!(why, "listing answer left to the SDK's XML decoder")
+                }
+                None => {}
             }
         }
         self.sdk()?.deserialize_nonstreaming_with_config(response, cfg)
