@@ -454,8 +454,13 @@ mod tests {
             aws_sdk_s3::Client::from_conf(conf)
         }
 
-        /// The SDK's reading and the scanner's of `xml`, keeping only what the scanner fills.
-        fn both(xml: &str) -> (ListObjectsV2Output, ListObjectsV2Output) {
+        type Sent = Result<
+            ListObjectsV2Output,
+            Box<aws_sdk_s3::error::SdkError<aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Error, HttpResponse>>,
+        >;
+
+        /// A ListObjectsV2 answered with `xml`, read by the SDK's decoder or (`fast`) the scanner.
+        fn send(xml: &str, fast: bool) -> Sent {
             let canned = Canned::default();
             *canned.0.lock().expect("lock") = xml.to_string();
             let c = client(&canned);
@@ -463,18 +468,17 @@ mod tests {
                 .enable_all()
                 .build()
                 .expect("runtime");
-            let sdk = rt
-                .block_on(c.list_objects_v2().bucket("b").send())
-                .expect("the SDK reads it");
-            let fast = rt
-                .block_on(
-                    c.list_objects_v2()
-                        .bucket("b")
-                        .customize()
-                        .interceptor(FastList::new().expect("deserializer"))
-                        .send(),
-                )
-                .expect("read with the scanner");
+            let mut op = c.list_objects_v2().bucket("b").customize();
+            if fast {
+                op = op.interceptor(FastList::new().expect("deserializer"));
+            }
+            rt.block_on(op.send()).map_err(Box::new)
+        }
+
+        /// The SDK's reading and the scanner's of `xml`, keeping only what the scanner fills.
+        fn both(xml: &str) -> (ListObjectsV2Output, ListObjectsV2Output) {
+            let sdk = send(xml, false).expect("the SDK reads it");
+            let fast = send(xml, true).expect("read with the scanner");
             let keep = |o: ListObjectsV2Output| {
                 ListObjectsV2Output::builder()
                     .set_contents(o.contents.map(|c| {
@@ -523,23 +527,9 @@ mod tests {
 
         #[test]
         fn an_error_answer_is_still_the_sdks_error() {
-            let canned = Canned::default();
-            *canned.0.lock().expect("lock") = "<Error><Code>NoSuchBucket</Code><Message>m</Message></Error>".into();
-            let c = client(&canned);
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            let err = rt
-                .block_on(
-                    c.list_objects_v2()
-                        .bucket("b")
-                        .customize()
-                        .interceptor(FastList::new().expect("deserializer"))
-                        .send(),
-                )
+            let err = send("<Error><Code>NoSuchBucket</Code><Message>m</Message></Error>", true)
                 .expect_err("an error body with status 200 is an error");
-            let code = aws_sdk_s3::error::ProvideErrorMetadata::code(&err);
+            let code = aws_sdk_s3::error::ProvideErrorMetadata::code(&*err);
             assert_eq!(code, Some("NoSuchBucket"), "{err:?}");
         }
 
