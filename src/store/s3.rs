@@ -103,6 +103,18 @@ pub struct S3Store {
     permits: Arc<tokio::sync::Semaphore>,
     /// Reads ListObjectsV2 answers faster than the SDK's XML decoder (`None`: the SDK reads them).
     fast_list: Option<super::list_xml::FastList>,
+    /// Upload bodies are not hashed for the signature (see [`unsigned_payload`]).
+    unsigned_payload: bool,
+}
+
+/// Whether uploads to `endpoint_url` (`None`: the SDK's AWS endpoint) go with
+/// `x-amz-content-sha256: UNSIGNED-PAYLOAD`: over HTTPS, as botocore and IBM's COS SDKs do when the
+/// request carries a checksum (every PutObject and UploadPart here carries a CRC32, which the
+/// server checks). TLS protects the body in transit and the checksum its integrity; hashing it
+/// for the signature as well was about half of the mount's CPU while writing. Over plain HTTP the
+/// body stays signed, so that it cannot be altered on the way without the server noticing.
+fn unsigned_payload(endpoint_url: Option<&str>) -> bool {
+    endpoint_url.is_none_or(|u| u.get(..8).is_some_and(|s| s.eq_ignore_ascii_case("https://")))
 }
 
 /// Replaces the SigV4 signature with `Authorization: Bearer <IAM token>` (IBM API keys).
@@ -249,6 +261,7 @@ impl S3Store {
             journal: None,
             permits: Arc::new(tokio::sync::Semaphore::new(settings.max_connections.max(1))),
             fast_list: super::list_xml::FastList::new(),
+            unsigned_payload: unsigned_payload(settings.endpoint_url.as_deref()),
         })
     }
 
@@ -620,21 +633,23 @@ impl ObjectStore for S3Store {
     async fn put_object(&self, key: &str, body: Bytes, opts: &PutOptions) -> Result<Option<String>, StoreError> {
         self.call(|| async {
             let metadata = (!opts.metadata.is_empty()).then(|| opts.metadata.clone());
-            let out = self
+            let mut op = self
                 .client
                 .put_object()
                 .bucket(&self.bucket)
                 .key(key)
                 .body(ByteStream::from(body.clone()))
+                .checksum_algorithm(ChecksumAlgorithm::Crc32)
                 .set_metadata(metadata)
                 .set_content_type(opts.content_type.clone())
                 .set_object_lock_mode(self.lock_mode())
                 .set_object_lock_retain_until_date(self.lock_until())
                 .customize()
-                .mutate_request(self.cos_headers())
-                .send()
-                .await
-                .map_err(|e| self.map_err("PutObject", key, e))?;
+                .mutate_request(self.cos_headers());
+            if self.unsigned_payload {
+                op = op.disable_payload_signing();
+            }
+            let out = op.send().await.map_err(|e| self.map_err("PutObject", key, e))?;
             Ok(out.e_tag().map(str::to_string))
         })
         .await
@@ -712,7 +727,7 @@ impl ObjectStore for S3Store {
 
     async fn upload_part(&self, key: &str, upload_id: &str, part: i32, body: Bytes) -> Result<PartTag, StoreError> {
         self.call(|| async {
-            let out = self
+            let mut op = self
                 .client
                 .upload_part()
                 .bucket(&self.bucket)
@@ -721,9 +736,11 @@ impl ObjectStore for S3Store {
                 .part_number(part)
                 .checksum_algorithm(ChecksumAlgorithm::Crc32)
                 .body(ByteStream::from(body.clone()))
-                .send()
-                .await
-                .map_err(|e| self.map_err("UploadPart", key, e))?;
+                .customize();
+            if self.unsigned_payload {
+                op = op.disable_payload_signing();
+            }
+            let out = op.send().await.map_err(|e| self.map_err("UploadPart", key, e))?;
             Ok(PartTag {
                 etag: out.e_tag().unwrap_or_default().to_string(),
                 crc32: out.checksum_crc32().map(str::to_string),
@@ -899,5 +916,22 @@ impl ObjectStore for S3Store {
         until: Option<SystemTime>,
     ) -> Result<(), StoreError> {
         self.call(|| self.cos_extend(key, period, until)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unsigned_payload;
+
+    #[test]
+    fn upload_bodies_are_signed_only_over_plain_http() {
+        assert!(unsigned_payload(None), "the SDK's AWS endpoints are HTTPS");
+        assert!(unsigned_payload(Some(
+            "https://s3.eu-de.cloud-object-storage.appdomain.cloud"
+        )));
+        assert!(unsigned_payload(Some("HTTPS://s3.example.com:8443")));
+        assert!(!unsigned_payload(Some("http://127.0.0.1:9000")));
+        assert!(!unsigned_payload(Some("http")));
+        assert!(!unsigned_payload(Some("")));
     }
 }

@@ -35,6 +35,11 @@ struct Cli {
     #[arg(long, global = true)]
     no_checksum: bool,
 
+    /// Upload bodies with `x-amz-content-sha256: UNSIGNED-PAYLOAD` (what the mount and botocore do
+    /// over HTTPS) instead of hashing them for the signature.
+    #[arg(long, global = true)]
+    unsigned_payload: bool,
+
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -273,6 +278,7 @@ async fn run(cli: Cli) -> Result<Option<Value>> {
     }
     let c = client(&cli).await;
     let checksum = !cli.no_checksum;
+    let unsigned = cli.unsigned_payload;
     // Warm up before any clock starts: the SDK's first request pays one-time costs (HTTP client and
     // its TLS configuration, identity cache, a new connection) that a mounted file system paid at
     // mount time (its bucket check).
@@ -300,7 +306,7 @@ async fn run(cli: Cli) -> Result<Option<Value>> {
             file,
             part_size,
             concurrency,
-        } => put_multipart(&c, &bucket, &key, &file, part_size * MIB, concurrency, checksum)
+        } => put_multipart(&c, &bucket, &key, &file, part_size * MIB, concurrency, checksum, unsigned)
             .await
             .map(Some),
         Cmd::GetRanged {
@@ -336,7 +342,7 @@ async fn run(cli: Cli) -> Result<Option<Value>> {
                         .collect()
                 }
             };
-            put_small(&c, &bucket, objects, concurrency, checksum).await.map(Some)
+            put_small(&c, &bucket, objects, concurrency, checksum, unsigned).await.map(Some)
         }
         Cmd::GetSmall {
             bucket,
@@ -429,6 +435,7 @@ async fn put_multipart(
     part: u64,
     concurrency: usize,
     checksum: bool,
+    unsigned: bool,
 ) -> Result<Value> {
     let f = Arc::new(std::fs::File::open(file)?);
     let size = f.metadata()?.len();
@@ -467,7 +474,11 @@ async fn put_multipart(
                 if checksum {
                     req = req.checksum_algorithm(ChecksumAlgorithm::Crc32);
                 }
-                let out = req.send().await?;
+                let out = if unsigned {
+                    req.customize().disable_payload_signing().send().await?
+                } else {
+                    req.send().await?
+                };
                 Ok::<_, Error>(
                     CompletedPart::builder()
                         .part_number(number)
@@ -633,6 +644,7 @@ async fn put_small(
     objects: Vec<(String, Bytes)>,
     concurrency: usize,
     checksum: bool,
+    unsigned: bool,
 ) -> Result<Value> {
     let count = objects.len();
     let bytes: u64 = objects.iter().map(|o| o.1.len() as u64).sum();
@@ -643,7 +655,12 @@ async fn put_small(
             if checksum {
                 req = req.checksum_algorithm(ChecksumAlgorithm::Crc32);
             }
-            req.send().await.map(|_| ()).map_err(Error::from)
+            let sent = if unsigned {
+                req.customize().disable_payload_signing().send().await
+            } else {
+                req.send().await
+            };
+            sent.map(|_| ()).map_err(Error::from)
         })
         .buffer_unordered(concurrency.max(1))
         .try_collect::<()>()
