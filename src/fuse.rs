@@ -151,6 +151,20 @@ impl<S: ObjectStore> FuseFs<S> {
     }
 }
 
+/// `FOPEN_DIRECT_IO` for a file opened write-only (what `cp`, `rsync`, `tar x` and `dd of=` do):
+/// its writes then go from the writer's pages straight to the daemon instead of being copied into
+/// the page cache first. That saves a copy of every byte, and, on a machine whose memory is full of
+/// cached files, reclaiming a page for each one: a 1 GiB `cp` ran at 0.65x the raw client with a
+/// full page cache and 0.9x with an empty one. Such a handle cannot read or be mapped, so nothing
+/// it could see from the cache is lost; handles opened for reading keep the page cache.
+fn write_only_direct(flags: i32) -> FopenFlags {
+    if flags & libc::O_ACCMODE == libc::O_WRONLY {
+        FopenFlags::FOPEN_DIRECT_IO
+    } else {
+        FopenFlags::empty()
+    }
+}
+
 impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
     fn init(&mut self, _req: &Request, config: &mut fuser::KernelConfig) -> std::io::Result<()> {
         // O_TRUNC must reach `open` (not come as a separate truncate first), or a failed
@@ -353,7 +367,7 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
         name: &OsStr,
         mode: u32,
         umask: u32,
-        _flags: i32,
+        flags: i32,
         reply: ReplyCreate,
     ) {
         let _s = tracing::debug_span!("create", parent = parent.0, ?name).entered();
@@ -367,7 +381,7 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
                 &file_attr(&e.attr),
                 Generation(0),
                 FileHandle(fh),
-                FopenFlags::empty(),
+                write_only_direct(flags),
             ),
             Err(e) => reply.error(self.fail("create", At::Child(parent.0, name), e)),
         }
@@ -439,7 +453,7 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
                 } else {
                     FopenFlags::empty()
                 };
-                reply.opened(FileHandle(fh), keep)
+                reply.opened(FileHandle(fh), keep | write_only_direct(flags.0))
             }
             Err(e) => reply.error(self.fail("open", At::Ino(ino.0), e)),
         }

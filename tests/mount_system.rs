@@ -399,3 +399,78 @@ fn repeated_listings_are_served_by_the_kernel_and_changes_still_show() {
     want.sort();
     assert_eq!(ls_f(), want, "another client's changes show after the TTL");
 }
+
+/// A file opened write-only (`cp`, `dd of=`) is written around the page cache (FOPEN_DIRECT_IO):
+/// its writes reach the daemon without the kernel's page-cache path (which asks for
+/// `security.capability` before every write, so the count of those tells the paths apart),
+/// and what was written is what is stored and read back, also over pages a reader had cached
+/// before the overwrite. A handle opened read-write keeps the page cache.
+#[test]
+fn write_only_handles_bypass_the_page_cache_and_readers_see_their_bytes() {
+    let b = bucket("direct-write");
+    let m = Mount::new(&b, &["--metrics-addr", "127.0.0.1:0"]);
+    let addr = metrics_addr(&m);
+    let count = |op: &str| {
+        let read = || {
+            let (_, text) = http_get(&addr, "/metrics");
+            sample(&text, &format!("cosmount_fuse_requests_total{{op=\"{op}\"}}"))
+        };
+        let mut last = read();
+        loop {
+            std::thread::sleep(Duration::from_millis(150));
+            let now = read();
+            if now == last {
+                return now;
+            }
+            last = now;
+        }
+    };
+    let f = m.p("f.bin");
+    let x0 = count("getxattr");
+    sh_ok(&format!(
+        "head -c 4194304 /dev/zero | tr '\\0' a | dd of={f} bs=1M iflag=fullblock status=none"
+    ));
+    let x1 = count("getxattr");
+    assert!(
+        x1 - x0 <= 1.0,
+        "write-only writes take the direct path: {} getxattr",
+        x1 - x0
+    );
+    assert_eq!(
+        std::fs::read(&f).expect("read"),
+        vec![b'a'; 4 << 20],
+        "read back through the mount"
+    );
+    let stored = get(&b, "f.bin").expect("stored");
+    assert_eq!(stored, vec![b'a'; 4 << 20], "stored as written");
+
+    // A reader caches the file, then a write-only handle overwrites the middle in place.
+    let before = std::fs::read(&f).expect("read");
+    assert_eq!(before[1 << 20], b'a');
+    sh_ok(&format!(
+        "head -c 1048576 /dev/zero | tr '\\0' b | dd of={f} bs=1M seek=1 conv=notrunc iflag=fullblock status=none"
+    ));
+    let mut want = vec![b'a'; 4 << 20];
+    want[1 << 20..2 << 20].fill(b'b');
+    assert_eq!(std::fs::read(&f).expect("read"), want, "no stale cached page is read");
+    assert_eq!(get(&b, "f.bin").expect("stored"), want);
+
+    // Read-write handles keep the page cache (and its per-write capability check).
+    let x2 = count("getxattr");
+    let mut h = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&f)
+        .expect("open rw");
+    for _ in 0..4 {
+        h.write_all(&[b'c'; 1 << 20]).expect("write");
+    }
+    drop(h);
+    let x3 = count("getxattr");
+    assert!(
+        x3 - x2 >= 4.0,
+        "read-write writes go through the page cache: {}",
+        x3 - x2
+    );
+    assert_eq!(std::fs::read(&f).expect("read"), vec![b'c'; 4 << 20]);
+}
