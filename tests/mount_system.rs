@@ -49,6 +49,25 @@ fn wait_log(log: &Path, needle: &str) -> String {
 }
 
 /// The address a mount started with `--metrics-addr 127.0.0.1:0` serves metrics on (from its log).
+/// FUSE requests of kind `op` served so far. A request is counted once its reply is sent, so a
+/// command may return a moment before its last request is counted: read until the count holds
+/// still.
+fn fuse_requests(addr: &str, op: &str) -> f64 {
+    let read = || {
+        let (_, text) = http_get(addr, "/metrics");
+        sample(&text, &format!("cosmount_fuse_requests_total{{op=\"{op}\"}}"))
+    };
+    let mut last = read();
+    loop {
+        std::thread::sleep(Duration::from_millis(150));
+        let now = read();
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+}
+
 fn metrics_addr(m: &Mount) -> String {
     let log = wait_log(&m.log, "serving metrics on http://");
     log.split("serving metrics on http://")
@@ -326,23 +345,7 @@ fn repeated_listings_are_served_by_the_kernel_and_changes_still_show() {
         ],
     );
     let addr = metrics_addr(&m);
-    // A request is counted once its reply is sent, so a command may return a moment before
-    // its last request is counted: read until the count holds still.
-    let count = |op: &str| {
-        let read = || {
-            let (_, text) = http_get(&addr, "/metrics");
-            sample(&text, &format!("cosmount_fuse_requests_total{{op=\"{op}\"}}"))
-        };
-        let mut last = read();
-        loop {
-            std::thread::sleep(Duration::from_millis(150));
-            let now = read();
-            if now == last {
-                return now;
-            }
-            last = now;
-        }
-    };
+    let count = |op: &str| fuse_requests(&addr, op);
     let ls_f = || {
         let out = sh_ok(&format!("ls -f {}", m.p("d")));
         let mut names: Vec<String> = out.lines().filter(|l| !l.starts_with('.')).map(String::from).collect();
@@ -410,21 +413,7 @@ fn write_only_handles_bypass_the_page_cache_and_readers_see_their_bytes() {
     let b = bucket("direct-write");
     let m = Mount::new(&b, &["--metrics-addr", "127.0.0.1:0"]);
     let addr = metrics_addr(&m);
-    let count = |op: &str| {
-        let read = || {
-            let (_, text) = http_get(&addr, "/metrics");
-            sample(&text, &format!("cosmount_fuse_requests_total{{op=\"{op}\"}}"))
-        };
-        let mut last = read();
-        loop {
-            std::thread::sleep(Duration::from_millis(150));
-            let now = read();
-            if now == last {
-                return now;
-            }
-            last = now;
-        }
-    };
+    let count = |op: &str| fuse_requests(&addr, op);
     let f = m.p("f.bin");
     let x0 = count("getxattr");
     sh_ok(&format!(
