@@ -154,9 +154,10 @@ impl<S: ObjectStore> FuseFs<S> {
 /// `FOPEN_DIRECT_IO` for a file opened write-only (what `cp`, `rsync`, `tar x` and `dd of=` do):
 /// its writes then go from the writer's pages straight to the daemon instead of being copied into
 /// the page cache first. That saves a copy of every byte, and, on a machine whose memory is full of
-/// cached files, reclaiming a page for each one: a 1 GiB `cp` ran at 0.65x the raw client with a
-/// full page cache and 0.9x with an empty one. Such a handle cannot read or be mapped, so nothing
-/// it could see from the cache is lost; handles opened for reading keep the page cache.
+/// cached files, reclaiming a page for each one: a 1 GiB `cp` ran at 0.63-0.78x the raw client
+/// with a full page cache and 0.88x with an empty one (0.94-0.96x with this flag). Such a handle
+/// cannot read or be mapped, so nothing it could see from the cache is lost; handles opened for
+/// reading keep the page cache.
 fn write_only_direct(flags: i32) -> FopenFlags {
     if flags & libc::O_ACCMODE == libc::O_WRONLY {
         FopenFlags::FOPEN_DIRECT_IO

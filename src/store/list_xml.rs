@@ -212,8 +212,7 @@ impl<'a> Scanner<'a> {
     /// The next tag, skipping the whitespace before it. Text other than whitespace between
     /// tags that are not a leaf's is not expected in this document.
     fn next(&mut self) -> Res<Tok<'a>> {
-        let b = self.s.as_bytes();
-        let Some(lt) = memchr::memchr(b'<', &b[self.pos..]) else {
+        let Some(text) = self.text_to_tag() else {
             return if self.s[self.pos..].trim().is_empty() {
                 self.pos = self.s.len();
                 Ok(Tok::End)
@@ -221,11 +220,19 @@ impl<'a> Scanner<'a> {
                 Err(Declined("text outside elements"))
             };
         };
-        if !self.s[self.pos..self.pos + lt].trim().is_empty() {
+        if !text.trim().is_empty() {
             return Err(Declined("mixed content"));
         }
-        self.pos += lt;
         self.tag()
+    }
+
+    /// The text up to the next `<`, which `pos` then points at; `None` (and `pos` unmoved) if no
+    /// tag follows.
+    fn text_to_tag(&mut self) -> Option<&'a str> {
+        let lt = memchr::memchr(b'<', &self.s.as_bytes()[self.pos..])? + self.pos;
+        let text = &self.s[self.pos..lt];
+        self.pos = lt;
+        Some(text)
     }
 
     /// The tag at `pos` (which is at a `<`).
@@ -270,10 +277,7 @@ impl<'a> Scanner<'a> {
     /// The text of the leaf element `name`, whose opening tag was just read, with entities
     /// replaced; reads its closing tag.
     fn leaf(&mut self, name: &str) -> Res<Cow<'a, str>> {
-        let b = self.s.as_bytes();
-        let lt = memchr::memchr(b'<', &b[self.pos..]).ok_or(Declined("leaf"))? + self.pos;
-        let raw = &self.s[self.pos..lt];
-        self.pos = lt;
+        let raw = self.text_to_tag().ok_or(Declined("leaf"))?;
         match self.tag()? {
             Tok::Close(n) if n == name => unescape(raw),
             _ => Err(Declined("leaf with children")),
@@ -284,9 +288,7 @@ impl<'a> Scanner<'a> {
     fn skip(&mut self, name: &str) -> Res<()> {
         let mut depth = 1usize;
         while depth > 0 {
-            let b = self.s.as_bytes();
-            let lt = memchr::memchr(b'<', &b[self.pos..]).ok_or(Declined("unclosed"))? + self.pos;
-            self.pos = lt;
+            self.text_to_tag().ok_or(Declined("unclosed"))?;
             match self.tag()? {
                 Tok::Open(_) => depth += 1,
                 Tok::Close(n) => {
@@ -295,8 +297,8 @@ impl<'a> Scanner<'a> {
                         return Err(Declined("unbalanced"));
                     }
                 }
-                Tok::Empty(_) => {}
-                Tok::End => return Err(Declined("unclosed")),
+                // `tag` never gives `End`.
+                Tok::Empty(_) | Tok::End => {}
             }
         }
         Ok(())
