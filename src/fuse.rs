@@ -15,8 +15,8 @@ use std::time::SystemTime;
 
 use fuser::{
     BsdFileFlags, Errno, FileAttr, FileHandle, FileType, FopenFlags, Generation, INodeNo, LockOwner, OpenFlags,
-    RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs,
-    ReplyWrite, Request, TimeOrNow, WriteFlags,
+    RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry,
+    ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
 };
 use futures::StreamExt;
 use tokio::runtime::Handle;
@@ -25,7 +25,7 @@ use tracing::{debug, event, Level};
 use crate::error::FsError;
 use crate::fs::attr::Attr;
 use crate::fs::inode::Kind;
-use crate::fs::{DirReplier, Entry, S3Fs, SetAttr};
+use crate::fs::{DirPlusReplier, DirReplier, Entry, S3Fs, SetAttr};
 use crate::metrics;
 use crate::store::ObjectStore;
 
@@ -97,6 +97,15 @@ struct FuseDirReplier<'a>(&'a mut ReplyDirectory);
 impl DirReplier for FuseDirReplier<'_> {
     fn add(&mut self, ino: u64, offset: u64, k: Kind, name: &str) -> bool {
         self.0.add(INodeNo(ino), offset, kind(k), name)
+    }
+}
+
+struct FuseDirPlusReplier<'a>(&'a mut ReplyDirectoryPlus);
+
+impl DirPlusReplier for FuseDirPlusReplier<'_> {
+    fn add(&mut self, offset: u64, name: &str, e: &Entry) -> bool {
+        let attr = file_attr(&e.attr);
+        self.0.add(attr.ino, offset, name, &e.ttl, &attr, Generation(0))
     }
 }
 
@@ -172,6 +181,13 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
         // overwrite would leave an empty object in place of the good one.
         if let Err(missing) = config.add_capabilities(fuser::InitFlags::FUSE_ATOMIC_O_TRUNC) {
             tracing::warn!("the kernel lacks {missing:?}: O_TRUNC is not atomic");
+        }
+        // Entries come with their attributes where they are known (see S3Fs::readdirplus), so
+        // `ls -l` and `find -size` need no lookup per name. "Auto": the kernel asks for them for a
+        // directory's first entries, and for the rest only once those were used.
+        let plus = fuser::InitFlags::FUSE_DO_READDIRPLUS | fuser::InitFlags::FUSE_READDIRPLUS_AUTO;
+        if let Err(missing) = config.add_capabilities(plus) {
+            tracing::info!("the kernel lacks {missing:?}: `ls -l` looks up each name");
         }
         Ok(())
     }
@@ -535,6 +551,18 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
         match result {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(self.fail("readdir", At::Ino(ino.0), e)),
+        }
+    }
+
+    fn readdirplus(&self, _req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
+        let _s = tracing::debug_span!("readdirplus", ino = ino.0, fh = fh.0, offset).entered();
+        let _m = metrics::fuse_op("readdirplus");
+        let result = self
+            .rt
+            .block_on(self.fs.readdirplus(fh.0, offset, &mut FuseDirPlusReplier(&mut reply)));
+        match result {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(self.fail("readdirplus", At::Ino(ino.0), e)),
         }
     }
 

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use cosmount::fs::inode::{Kind, ROOT_INO};
-use cosmount::fs::{DirReplier, FsConfig, S3Fs};
+use cosmount::fs::{DirPlusReplier, DirReplier, Entry, FsConfig, S3Fs};
 use cosmount::store::memory::MemoryStore;
 
 #[derive(Default)]
@@ -448,4 +448,92 @@ async fn lookups_in_a_never_listed_directory_list_it_once() {
         "at most a LIST per lookup, no listing of e: {}",
         lists5 - lists4
     );
+}
+
+/// What readdirplus hands the kernel: (name, next offset, entry).
+#[derive(Default)]
+struct CollectPlus(Vec<(String, u64, Entry)>);
+
+impl DirPlusReplier for CollectPlus {
+    fn add(&mut self, offset: u64, name: &str, entry: &Entry) -> bool {
+        self.0.push((name.to_string(), offset, entry.clone()));
+        false
+    }
+}
+
+async fn readdirplus(fs: &S3Fs<MemoryStore>, fh: u64, offset: u64) -> Vec<(String, u64, Entry)> {
+    let mut c = CollectPlus::default();
+    fs.readdirplus(fh, offset, &mut c).await.expect("readdirplus");
+    c.0
+}
+
+/// readdirplus from `offset` to the end (replies may stop at page boundaries).
+async fn readdirplus_rest(fs: &S3Fs<MemoryStore>, fh: u64, offset: u64) -> Vec<(String, u64, Entry)> {
+    let mut all: Vec<(String, u64, Entry)> = Vec::new();
+    let mut offset = offset;
+    loop {
+        let got = readdirplus(fs, fh, offset).await;
+        let Some(last) = got.last() else { break };
+        offset = last.1;
+        all.extend(got);
+    }
+    all
+}
+
+/// readdirplus gives a name's attributes for the TTL only where a lookup would answer without
+/// a request; a file known only from its listing (its mode, owner and mtime need a HEAD) comes
+/// without (TTL 0), and the first reply ends at the first such entry, so that a plain `ls -f`
+/// does not make the kernel build an inode per name. Every entry handed out counts as a lookup
+/// the kernel will forget.
+#[tokio::test]
+async fn readdirplus_gives_attributes_only_where_they_are_known() {
+    let keys: Vec<String> = (0..10).map(|i| format!("d/f{i}")).collect();
+    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let fs = fs_with(&refs, 3, "");
+    let ttl = FsConfig::default().metadata_ttl;
+    let d = fs.lookup(ROOT_INO, OsStr::new("d")).await.expect("lookup d").attr.ino;
+
+    let fh = fs.opendir(d).await.expect("opendir").fh;
+    let first = readdirplus(&fs, fh, 0).await;
+    let names: Vec<&str> = first.iter().map(|e| e.0.as_str()).collect();
+    assert_eq!(
+        names,
+        [".", "..", "f0"],
+        "the first reply stops after one unknown entry"
+    );
+    assert!(first[2].2.ttl.is_zero(), "f0 is known only from its listing");
+    let rest = readdirplus_rest(&fs, fh, first[2].1).await;
+    let names: Vec<&str> = rest.iter().map(|e| e.0.as_str()).collect();
+    assert_eq!(
+        names,
+        ["f1", "f2", "f3", "f4", "f5", "f6", "f7", "f8", "f9"],
+        "further on, all"
+    );
+    assert!(rest.iter().all(|e| e.2.ttl.is_zero()));
+    fs.releasedir(fh);
+
+    // Looked up (HEAD), the files' attributes are known: the next listing carries them.
+    let mut looked_up = Vec::new();
+    for i in 0..10 {
+        let e = fs.lookup(d, OsStr::new(&format!("f{i}"))).await.expect("lookup");
+        looked_up.push(e);
+    }
+    let fh = fs.opendir(d).await.expect("opendir").fh;
+    let all = readdirplus(&fs, fh, 0).await;
+    assert_eq!(all.len(), 12, "one reply (a kept listing): every entry has its attributes");
+    for (i, e) in all[2..].iter().enumerate() {
+        assert_eq!(e.0, format!("f{i}"));
+        assert_eq!(e.2.ttl, ttl);
+        assert_eq!(e.2.attr.ino, looked_up[i].attr.ino);
+        assert_eq!(e.2.attr.size, 4, "d/fN holds its own name");
+        assert_eq!(e.2.attr.perm, looked_up[i].attr.perm);
+    }
+    fs.releasedir(fh);
+
+    // f3 was handed out three times (lookup, then two listings): it stays until all are forgotten.
+    let f3 = all[5].2.attr.ino;
+    fs.forget(f3, 2);
+    assert_eq!(fs.getattr(f3).await.expect("still known").attr.size, 4);
+    fs.forget(f3, 1);
+    assert!(fs.getattr(f3).await.is_err(), "forgotten as many times as handed out");
 }

@@ -463,3 +463,65 @@ fn write_only_handles_bypass_the_page_cache_and_readers_see_their_bytes() {
     );
     assert_eq!(std::fs::read(&f).expect("read"), vec![b'c'; 4 << 20]);
 }
+
+/// `ls -l` once the metadata TTL has passed: the entries come again with their attributes
+/// (READDIRPLUS) instead of one lookup per name, and show exactly what the first `ls -l` showed.
+/// Objects another client changed or removed meanwhile show as they are now (a changed object's
+/// attributes are not handed out from before), through `ls -l` and `stat` alike. The inodes the
+/// kernel got that way are counted as looked up: once it forgets them, everything still works.
+#[test]
+fn ls_l_after_the_ttl_gets_attributes_with_the_entries() {
+    let b = bucket("readdirplus");
+    let n = 60;
+    put_all(&b, (0..n).map(|i| (format!("d/f{i:02}"), vec![b'x'; i + 1])).collect());
+    let m = Mount::new(&b, &["--metrics-addr", "127.0.0.1:0", "--metadata-ttl", "1"]);
+    let addr = metrics_addr(&m);
+    let count = |op: &str| fuse_requests(&addr, op);
+    let ls_l = || sh_ok(&format!("ls -l --time-style=+%s {}", m.p("d")));
+    let past_ttl = || std::thread::sleep(Duration::from_millis(1300));
+
+    let l0 = count("lookup");
+    let first = ls_l();
+    let l1 = count("lookup");
+    assert_eq!(first.lines().count(), n + 1, "{first}");
+    assert!(l1 - l0 >= n as f64, "a cold ls -l looks every name up: {}", l1 - l0);
+    for i in 0..n {
+        assert!(
+            first.contains(&format!(" {} ", i + 1)) && first.contains(&format!("f{i:02}")),
+            "f{i:02} of {} bytes in {first}",
+            i + 1
+        );
+    }
+
+    past_ttl();
+    let (l2, p2) = (count("lookup"), count("readdirplus"));
+    let second = ls_l();
+    let (l3, p3) = (count("lookup"), count("readdirplus"));
+    assert_eq!(second, first, "the same listing, attributes and all");
+    assert!(p3 > p2, "the entries came with their attributes");
+    assert!(
+        l3 - l2 <= 2.0,
+        "no lookup per name after the TTL: {} lookups for {n} names",
+        l3 - l2
+    );
+
+    // Another client rewrites one object and removes another.
+    put_all(&b, vec![("d/f05".into(), vec![b'y'; 1000])]);
+    rt().block_on(client().delete_object().bucket(&b).key("d/f06").send())
+        .expect("delete");
+    past_ttl();
+    let third = ls_l();
+    assert_eq!(third.lines().count(), n, "{third}");
+    let f05 = third.lines().find(|l| l.ends_with(" f05")).expect("f05 listed");
+    assert!(f05.contains(" 1000 "), "f05 shows its new size: {f05}");
+    assert!(!third.contains(" f06"), "f06 is gone: {third}");
+    assert_eq!(std::fs::metadata(m.p("d/f05")).expect("stat").len(), 1000);
+    assert_eq!(std::fs::read(m.p("d/f05")).expect("read"), vec![b'y'; 1000]);
+
+    // The kernel forgets the inodes it got with the entries; they are found again.
+    sh_ok("sync; echo 2 > /proc/sys/vm/drop_caches");
+    past_ttl();
+    let fourth = ls_l();
+    assert_eq!(fourth, third, "after the kernel forgot its inodes");
+    assert_eq!(std::fs::read(m.p("d/f07")).expect("read"), vec![b'x'; 8]);
+}

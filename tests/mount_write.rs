@@ -305,3 +305,41 @@ fn a_full_staging_disk_fails_the_writer_with_enospc_and_stores_nothing() {
     // mount still working.
     nothing_partial_and_still_working(&b, &m);
 }
+
+/// A file being written exists while its writer holds it open, though nothing of it is in S3
+/// yet, also once the metadata TTL has passed: `ls` lists it, `ls -l` and `stat` show what was
+/// written so far, and an `O_APPEND` write after them lands at the end (the kernel was not
+/// told the file is shorter than it is). Closing stores it whole.
+#[test]
+fn a_file_open_for_writing_stays_visible_past_the_ttl() {
+    let b = bucket("open-visible");
+    put_all(&b, vec![("d/other".into(), b"x".to_vec())]);
+    let m = Mount::new(&b, &["--metadata-ttl", "1"]);
+    let p = m.p("d/log");
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&p)
+        .expect("open for append");
+    f.write_all(&[b'a'; 1000]).expect("write");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(head(&b, "d/log").is_none(), "not uploaded while open");
+
+    let names = sh_ok(&format!("ls {}", m.p("d")));
+    assert_eq!(names.lines().collect::<Vec<_>>(), ["log", "other"], "{names}");
+    let long = sh_ok(&format!("ls -l {}", m.p("d")));
+    let line = long.lines().find(|l| l.ends_with(" log")).expect("log in ls -l");
+    assert!(line.contains(" 1000 "), "ls -l shows the bytes written: {line}");
+    assert_eq!(std::fs::metadata(&p).expect("stat").len(), 1000);
+
+    f.write_all(&[b'b'; 1000]).expect("append");
+    drop(f);
+    let mut want = vec![b'a'; 1000];
+    want.extend([b'b'; 1000]);
+    assert_eq!(
+        get(&b, "d/log").expect("stored"),
+        want,
+        "stored whole, appended at the end"
+    );
+    assert_eq!(std::fs::read(&p).expect("read"), want);
+}

@@ -235,6 +235,13 @@ impl InodeTable {
         self.missing.insert(path.to_string(), until);
     }
 
+    /// Keep `ino`'s attributes fresh until at least `until`.
+    pub fn extend(&mut self, ino: u64, until: Instant) {
+        if let Some(i) = self.by_ino.get_mut(&ino) {
+            i.fresh_until = i.fresh_until.max(until);
+        }
+    }
+
     /// Update the attributes of `ino` in place.
     pub fn set_stat(&mut self, ino: u64, stat: Stat, fresh_until: Instant) {
         if let Some(i) = self.by_ino.get_mut(&ino) {

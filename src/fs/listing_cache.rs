@@ -32,6 +32,15 @@ struct Kept {
     in_kernel: bool,
 }
 
+/// What [`ListingCache::open`] finds.
+pub struct Opened {
+    pub listed: Arc<Vec<Listed>>,
+    /// The kernel's cached entries of the directory came from this listing.
+    pub in_kernel: bool,
+    /// When the listing stops being fresh.
+    pub until: Instant,
+}
+
 /// Cached listings by directory path.
 pub struct ListingCache {
     ttl: Duration,
@@ -95,11 +104,15 @@ impl ListingCache {
     /// `opendir` of `dir`: its kept listing, if still fresh, and whether the kernel's cached
     /// entries of the directory came from it. From now on they do: the kernel keeps its cache, or
     /// drops it and fills it again from this listing.
-    pub fn open(&self, dir: &str) -> Option<(Arc<Vec<Listed>>, bool)> {
+    pub fn open(&self, dir: &str) -> Option<Opened> {
         let mut inner = self.lock();
         let k = Self::fresh_mut(&mut inner, dir)?;
         let in_kernel = std::mem::replace(&mut k.in_kernel, true);
-        Some((k.listed.clone(), in_kernel))
+        Some(Opened {
+            listed: k.listed.clone(),
+            in_kernel,
+            until: k.until,
+        })
     }
 
     /// The kept listing of `dir` if still fresh, leaving an expired one in place (for
@@ -215,21 +228,25 @@ mod tests {
         assert!(c.open("d").is_none(), "nothing kept: list afresh");
         // A listing read by list-ahead never reached the kernel.
         c.keep("d", names(3), c.generation(), false);
-        let (l, in_kernel) = c.open("d").expect("kept");
+        let Opened {
+            listed: l, in_kernel, ..
+        } = c.open("d").expect("kept");
         assert_eq!((l.len(), in_kernel), (3, false), "the kernel must drop what it has");
-        let (_, in_kernel) = c.open("d").expect("kept");
+        let Opened { in_kernel, .. } = c.open("d").expect("kept");
         assert!(
             in_kernel,
             "the last opendir filled the kernel's cache from this listing"
         );
         // A new listing (read for an opendir) replaces it.
         c.keep("d", names(4), c.generation(), true);
-        let (l, in_kernel) = c.open("d").expect("kept");
+        let Opened {
+            listed: l, in_kernel, ..
+        } = c.open("d").expect("kept");
         assert_eq!((l.len(), in_kernel), (4, true));
         // A change drops the listing: the next opendir lists afresh.
         drop(c.changing());
         assert!(c.open("d").is_none());
         c.keep("d", names(4), c.generation(), false);
-        assert!(!c.open("d").expect("kept").1);
+        assert!(!c.open("d").expect("kept").in_kernel);
     }
 }

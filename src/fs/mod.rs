@@ -12,6 +12,7 @@
 
 pub mod attr;
 pub mod blocks;
+pub mod dir_use;
 pub mod dir_walk;
 mod files;
 mod flat;
@@ -120,6 +121,33 @@ pub trait DirReplier {
     fn add(&mut self, ino: u64, offset: u64, kind: Kind, name: &str) -> bool;
 }
 
+/// Where readdirplus puts entries with their attributes. Every entry added but `.` and `..` is a
+/// lookup the kernel will forget: the caller counts it. An entry whose `ttl` is zero carries
+/// listing attributes the kernel must not use (it looks the name up before any `stat`).
+pub trait DirPlusReplier {
+    /// Add an entry; `offset` is the offset of the *next* entry. Returns true when full (the
+    /// entry was not added).
+    fn add(&mut self, offset: u64, name: &str, entry: &Entry) -> bool;
+}
+
+/// What the inode table says of a name, without asking S3.
+enum Known {
+    /// Fresh, with everything `stat` shows (the kernel may keep it for the TTL).
+    Complete(u64, Stat),
+    /// Fresh, but a file known only from a listing: its metadata needs a HEAD.
+    Listed(u64),
+    /// Not known, or no longer fresh.
+    Stale,
+}
+
+/// An entry on its way to the kernel; `offset` is the offset of the next one.
+struct DirItem<'a> {
+    ino: u64,
+    offset: u64,
+    kind: Kind,
+    name: &'a str,
+}
+
 struct DirEntryOut {
     ino: u64,
     kind: Kind,
@@ -153,6 +181,8 @@ struct DirHandle {
     /// Listed for lookups in a directory never listed before: subdirectories enter the inode
     /// table stale, so their lookup reads their marker's attributes (see `lookup`).
     dirs_stale: bool,
+    /// The kernel asked for READDIRPLUS past the first batch (see `dir_use.rs`).
+    plus_continued: bool,
 }
 
 /// Listing ahead of a tree walk (from [`S3Fs::walk_ahead`]).
@@ -211,6 +241,8 @@ pub struct S3Fs<S: ObjectStore> {
     page_cache: Mutex<HashMap<u64, String>>,
     /// Complete directory listings, kept for the metadata TTL.
     listings: listing_cache::ListingCache,
+    /// Whether directories' readers stat their entries (decides FOPEN_KEEP_CACHE).
+    dir_use: dir_use::DirUse,
     /// Directories made through this mount moments ago, empty then.
     new_dirs: new_dirs::NewDirs,
     /// Small-file read-ahead across directories.
@@ -262,6 +294,7 @@ impl<S: ObjectStore> S3Fs<S> {
             parts,
             page_cache: Mutex::new(HashMap::new()),
             listings,
+            dir_use: dir_use::DirUse::new(),
             new_dirs,
             siblings: siblings::Siblings::default(),
             walk: dir_walk::DirWalk::default(),
@@ -350,9 +383,17 @@ impl<S: ObjectStore> S3Fs<S> {
     pub async fn lookup(&self, parent: u64, name: &std::ffi::OsStr) -> FsResult<Entry> {
         let name = path::check_name(name)?;
         let dir = self.dir_path(parent)?;
+        self.dir_use.looked_up(&dir);
         let rel = path::join(&dir, name);
         let key = path::object_key(&self.config.prefix, &rel);
         self.check_key_len(&rel)?;
+        if let Some(ino) = self.open_file_at(&rel) {
+            // Open for writing: what its writers wrote, uploaded or not (S3 may not have it yet).
+            if let Some(stat) = self.open_stat(ino).await {
+                lock(&self.inodes).add_lookup(ino);
+                return Ok(self.entry(ino, &stat));
+            }
+        }
         let mut relisted = false;
         let mut waited = false;
         loop {
@@ -360,33 +401,16 @@ impl<S: ObjectStore> S3Fs<S> {
             let listed_file = {
                 let mut table = lock(&self.inodes);
                 let now = Instant::now();
-                let fresh = table
-                    .by_path(&rel)
-                    .filter(|i| i.fresh_until > now)
-                    .map(|i| (i.ino, i.stat.clone(), i.fresh_until));
-                match fresh {
-                    Some((ino, mut stat, until)) => {
-                        if stat.kind == Kind::File && stat.posix.is_none() && !self.config.listing_attributes {
-                            stat.posix = self.cached_posix(&key, &stat.etag);
-                            if let Some(p) = &stat.posix {
-                                // A listing cannot tell a symbolic link from a file; its
-                                // metadata can. Keep what it says for getattr too.
-                                if p.is_symlink() {
-                                    stat.kind = Kind::Symlink;
-                                }
-                                table.set_stat(ino, stat.clone(), until);
-                            }
-                        }
-                        if stat.kind != Kind::File || stat.posix.is_some() || self.config.listing_attributes {
-                            table.add_lookup(ino);
-                            return Ok(self.entry(ino, &stat));
-                        }
-                        Some(ino)
+                match self.known(&mut table, &rel, &key, now) {
+                    Known::Complete(ino, stat) => {
+                        table.add_lookup(ino);
+                        return Ok(self.entry(ino, &stat));
                     }
-                    None if table.known_missing(&rel, now) => {
+                    Known::Listed(ino) => Some(ino),
+                    Known::Stale if table.known_missing(&rel, now) => {
                         return Err(FsError::quiet(libc::ENOENT, format!("{rel} does not exist (cached)")));
                     }
-                    None => {
+                    Known::Stale => {
                         // A HEAD sent less than a TTL ago (the directory's prefetch) is fresh
                         // metadata of its own: no need to list or ask again.
                         let was_dir = table.by_path(&rel).is_some_and(|i| i.stat.kind == Kind::Dir);
@@ -470,6 +494,71 @@ impl<S: ObjectStore> S3Fs<S> {
                 table.set_missing(&rel, self.fresh_until());
                 Err(FsError::quiet(libc::ENOENT, format!("{rel} does not exist")))
             }
+        }
+    }
+
+    /// The file at `rel`, if it is open for writing.
+    fn open_file_at(&self, rel: &str) -> Option<u64> {
+        let ino = lock(&self.inodes).by_path(rel)?.ino;
+        lock(&self.open_files).contains_key(&ino).then_some(ino)
+    }
+
+    /// The files of directory `dir` open for writing, as (ino, name). Usually none.
+    fn open_files_in(&self, dir: &str) -> Vec<(u64, String)> {
+        let inos: Vec<u64> = lock(&self.open_files).keys().copied().collect();
+        if inos.is_empty() {
+            return Vec::new();
+        }
+        let table = lock(&self.inodes);
+        inos.into_iter()
+            .filter_map(|ino| {
+                let path = &table.get(ino)?.path;
+                // Unlinked while open, or its name taken by another file since.
+                if table.by_path(path).map(|i| i.ino) != Some(ino) {
+                    return None;
+                }
+                let (parent, name) = path.rsplit_once('/').unwrap_or(("", path));
+                (parent == dir).then(|| (ino, name.to_string()))
+            })
+            .collect()
+    }
+
+    /// Add to a complete listing the files of its directory open for writing that it lacks:
+    /// created through the mount and not uploaded yet, they exist all the same.
+    fn add_open_files(&self, dir: &mut DirHandle) {
+        for (ino, name) in self.open_files_in(&dir.path) {
+            if !dir.entries.iter().any(|e| e.name == name) {
+                dir.entries.push(DirEntryOut {
+                    ino,
+                    kind: Kind::File,
+                    name,
+                });
+            }
+        }
+    }
+
+    /// What `table` knows of `rel` (object `key`) at `now`. A listed file whose metadata the
+    /// directory's prefetch has fetched for its current ETag is complete.
+    fn known(&self, table: &mut InodeTable, rel: &str, key: &str, now: Instant) -> Known {
+        let Some(inode) = table.by_path(rel).filter(|i| i.fresh_until > now) else {
+            return Known::Stale;
+        };
+        let (ino, mut stat, until) = (inode.ino, inode.stat.clone(), inode.fresh_until);
+        if stat.kind == Kind::File && stat.posix.is_none() && !self.config.listing_attributes {
+            stat.posix = self.cached_posix(key, &stat.etag);
+            if let Some(p) = &stat.posix {
+                // A listing cannot tell a symbolic link from a file; its metadata can. Keep what
+                // it says for getattr too.
+                if p.is_symlink() {
+                    stat.kind = Kind::Symlink;
+                }
+                table.set_stat(ino, stat.clone(), until);
+            }
+        }
+        if stat.kind != Kind::File || stat.posix.is_some() || self.config.listing_attributes {
+            Known::Complete(ino, stat)
+        } else {
+            Known::Listed(ino)
         }
     }
 
@@ -660,6 +749,7 @@ impl<S: ObjectStore> S3Fs<S> {
             generation: self.listings.generation(),
             for_kernel: false,
             dirs_stale: false,
+            plus_continued: false,
         }
     }
 
@@ -673,19 +763,26 @@ impl<S: ObjectStore> S3Fs<S> {
         }
         self.walk.wait(&handle.path).await;
         let mut keep_cache = false;
-        if let Some((kept, in_kernel)) = self.listings.open(&handle.path) {
-            keep_cache = in_kernel;
+        if let Some(listing_cache::Opened {
+            listed: kept,
+            in_kernel,
+            until,
+        }) = self.listings.open(&handle.path)
+        {
+            keep_cache = in_kernel && !self.dir_use.wants_attributes(&handle.path, self.config.metadata_ttl);
             debug!(
                 dir = handle.path.as_str(),
                 entries = kept.len(),
                 "listing from the cache"
             );
-            self.adopt_listed(&mut handle, &kept, false);
+            self.adopt_listed(&mut handle, &kept, false, Some(until));
             handle.done = true;
+            self.add_open_files(&mut handle);
         } else {
             self.walk.relisted(&handle.path);
         }
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        self.dir_use.opened(&handle.path);
         lock(&self.dirs).insert(fh, Arc::new(tokio::sync::Mutex::new(handle)));
         Ok(DirOpened { fh, keep_cache })
     }
@@ -820,21 +917,145 @@ impl<S: ObjectStore> S3Fs<S> {
 
     /// readdir: entries of handle `fh` from `offset` on, listing more pages only when needed.
     pub async fn readdir(&self, fh: u64, offset: u64, out: &mut dyn DirReplier) -> FsResult<()> {
+        self.read_dir(fh, offset, false, |_, e| out.add(e.ino, e.offset, e.kind, e.name))
+            .await
+    }
+
+    /// readdirplus: as [`S3Fs::readdir`], with each entry's attributes, so that `ls -l` needs
+    /// no lookup per name. A name `lookup` would answer without a request gets those
+    /// attributes for the metadata TTL; any other (a file known only from its listing, whose
+    /// mode, owner and mtime need a HEAD) gets its listing's with no TTL, so the kernel looks it
+    /// up before it is used. Each entry but `.` and `..` counts as a lookup.
+    ///
+    /// The kernel makes an inode of every entry it gets so (2-3 µs each), which an entry without
+    /// attributes gives it nothing for. It asks for READDIRPLUS at the start of a directory,
+    /// and further on only if it used the attributes it got (`ls -l`, not `ls -f` or `find`):
+    /// so the first reply ends at the first entry without attributes, and the kernel reads on
+    /// with plain READDIR unless its reader stats.
+    pub async fn readdirplus(&self, fh: u64, offset: u64, out: &mut dyn DirPlusReplier) -> FsResult<()> {
+        let mut unknown_left = if offset == 0 { 1 } else { usize::MAX };
+        let open = self.open_stats(fh).await;
+        self.read_dir(fh, offset, true, |dir, e| {
+            self.add_plus(dir, &e, &open, &mut unknown_left, out)
+        })
+        .await
+    }
+
+    /// The attributes of the files open for writing in the directory of handle `fh`, by ino
+    /// (see [`S3Fs::open_stat`]; one being uploaded is waited for, as by `getattr`).
+    async fn open_stats(&self, fh: u64) -> HashMap<u64, Stat> {
+        if lock(&self.open_files).is_empty() {
+            return HashMap::new();
+        }
+        let Some(handle) = lock(&self.dirs).get(&fh).cloned() else {
+            return HashMap::new();
+        };
+        let dir = handle.lock().await.path.clone();
+        let mut stats = HashMap::new();
+        for (ino, _) in self.open_files_in(&dir) {
+            if let Some(stat) = self.open_stat(ino).await {
+                stats.insert(ino, stat);
+            }
+        }
+        stats
+    }
+
+    /// Add `e` of directory `dir` to `out` with its attributes (see [`S3Fs::readdirplus`]);
+    /// `open`: the files open for writing (whose size is their writers', given without a TTL);
+    /// `unknown_left`: how many more entries without attributes this reply takes. Returns true
+    /// when full.
+    fn add_plus(
+        &self,
+        dir: &str,
+        e: &DirItem<'_>,
+        open: &HashMap<u64, Stat>,
+        unknown_left: &mut usize,
+        out: &mut dyn DirPlusReplier,
+    ) -> bool {
+        let mut table = lock(&self.inodes);
+        if e.name == "." || e.name == ".." {
+            // Never linked by the kernel; only the type matters.
+            let stat = Stat::dir(SystemTime::UNIX_EPOCH);
+            let attr = self.config.presentation.attr(e.ino, &stat);
+            return out.add(
+                e.offset,
+                e.name,
+                &Entry {
+                    attr,
+                    ttl: Duration::ZERO,
+                },
+            );
+        }
+        let rel = path::join(dir, e.name);
+        let key = path::object_key(&self.config.prefix, &rel);
+        let open_here = table
+            .by_path(&rel)
+            .and_then(|i| open.get(&i.ino).map(|s| (i.ino, s.clone())));
+        let known = match open_here {
+            // Open for writing: its writers' size, which the kernel must not keep.
+            Some((ino, stat)) => Err((ino, stat)),
+            None => match self.known(&mut table, &rel, &key, Instant::now()) {
+                Known::Complete(ino, stat) => Ok((ino, stat)),
+                Known::Listed(_) | Known::Stale => match table.by_path(&rel) {
+                    Some(i) => Err((i.ino, i.stat.clone())),
+                    None => {
+                        // Forgotten since it was listed: known again, as already expired.
+                        let stat = match e.kind {
+                            Kind::Dir => Stat::dir(SystemTime::UNIX_EPOCH),
+                            _ => Stat::file(0, SystemTime::UNIX_EPOCH, None, None),
+                        };
+                        Err((table.upsert(&rel, stat.clone(), Instant::now()), stat))
+                    }
+                },
+            },
+        };
+        // Ok: attributes to keep for the TTL; Err: attributes not to be kept.
+        let (ino, stat, ttl) = match known {
+            Ok((ino, stat)) => (ino, stat, self.config.metadata_ttl),
+            Err(_) if *unknown_left == 0 => return true,
+            Err((ino, stat)) => (ino, stat, Duration::ZERO),
+        };
+        let attr = self.config.presentation.attr(ino, &stat);
+        let full = out.add(e.offset, e.name, &Entry { attr, ttl });
+        if !full {
+            table.add_lookup(ino);
+            if ttl.is_zero() {
+                *unknown_left = unknown_left.saturating_sub(1);
+            }
+        }
+        full
+    }
+
+    /// The entries of handle `fh` from `offset` on, each given to `emit` with the directory's
+    /// path until it returns true (full); `plus`: for READDIRPLUS.
+    async fn read_dir<F>(&self, fh: u64, offset: u64, plus: bool, mut emit: F) -> FsResult<()>
+    where
+        F: FnMut(&str, DirItem<'_>) -> bool,
+    {
         let handle = lock(&self.dirs)
             .get(&fh)
             .cloned()
             .ok_or_else(|| FsError::new(libc::EBADF, format!("no directory handle {fh}")))?;
         let mut dir = handle.lock().await;
+        if plus && offset > 0 {
+            dir.plus_continued = true;
+        }
         let mut offset = offset;
+        let dot = |name, offset| DirItem {
+            ino: dir.ino,
+            offset,
+            kind: Kind::Dir,
+            name,
+        };
         if offset == 0 {
-            if out.add(dir.ino, 1, Kind::Dir, ".") {
+            if emit(&dir.path, dot(".", 1)) {
                 return Ok(());
             }
             offset = 1;
         }
         if offset == 1 {
             // The parent's number is not needed by the kernel; the directory's own is fine.
-            if out.add(dir.ino, 2, Kind::Dir, "..") {
+            if emit(&dir.path, dot("..", 2)) {
                 return Ok(());
             }
             offset = 2;
@@ -843,7 +1064,13 @@ impl<S: ObjectStore> S3Fs<S> {
         loop {
             let mut i = (offset - 2) as usize;
             while let Some(e) = dir.entries.get(i) {
-                if out.add(e.ino, i as u64 + 3, e.kind, &e.name) {
+                let item = DirItem {
+                    ino: e.ino,
+                    offset: i as u64 + 3,
+                    kind: e.kind,
+                    name: &e.name,
+                };
+                if emit(&dir.path, item) {
                     return Ok(());
                 }
                 added = true;
@@ -886,9 +1113,10 @@ impl<S: ObjectStore> S3Fs<S> {
         );
         dir.token = next;
         dir.done = last;
-        self.adopt_listed(dir, &listed, true);
+        self.adopt_listed(dir, &listed, true, None);
         dir.listed.extend(listed);
         if last {
+            self.add_open_files(dir);
             let kept = std::mem::take(&mut dir.listed);
             self.listings.keep(&dir.path, kept, dir.generation, dir.for_kernel);
         }
@@ -915,8 +1143,9 @@ impl<S: ObjectStore> S3Fs<S> {
     }
 
     /// Make entries of listed names. `fresh`: straight from S3, so listed sizes and ETags
-    /// update known files; from the listing cache, known files keep what they have.
-    fn adopt_listed(&self, dir: &mut DirHandle, listed: &[readdir::Listed], fresh: bool) {
+    /// update known files; from the listing cache (fresh until `kept_until`), known files keep
+    /// what they have, and those it shows unchanged stay fresh as long as it does.
+    fn adopt_listed(&self, dir: &mut DirHandle, listed: &[readdir::Listed], fresh: bool, kept_until: Option<Instant>) {
         let until = self.fresh_until();
         let root_mtime = self.root_mtime();
         if !self.config.listing_attributes {
@@ -947,6 +1176,14 @@ impl<S: ObjectStore> S3Fs<S> {
                     if fresh {
                         // Unchanged on the server: what we know is confirmed for another TTL.
                         table.set_stat(ino, known_stat, until);
+                    } else if let Some(kept_until) = kept_until {
+                        // A kept listing vouches for an unchanged object until it expires.
+                        let same = known_stat.kind == stat.kind
+                            && known_stat.etag == stat.etag
+                            && (known_stat.posix.is_some() || stat.kind == Kind::Dir);
+                        if same {
+                            table.extend(ino, kept_until);
+                        }
                     }
                     ino
                 }
@@ -963,7 +1200,12 @@ impl<S: ObjectStore> S3Fs<S> {
 
     /// releasedir: drop handle `fh`.
     pub fn releasedir(&self, fh: u64) {
-        lock(&self.dirs).remove(&fh);
+        let Some(handle) = lock(&self.dirs).remove(&fh) else {
+            return;
+        };
+        if let Ok(dir) = handle.try_lock() {
+            self.dir_use.closed(&dir.path, dir.entries.len(), dir.plus_continued);
+        };
     }
 
     /// statfs: S3 has no capacity; report a large, mostly free filesystem so tools don't refuse.
