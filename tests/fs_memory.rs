@@ -483,13 +483,14 @@ async fn readdirplus_rest(fs: &S3Fs<MemoryStore>, fh: u64, offset: u64) -> Vec<(
 /// readdirplus gives a name's attributes for the TTL only where a lookup would answer without
 /// a request; a file known only from its listing (its mode, owner and mtime need a HEAD) comes
 /// without (TTL 0), and the first reply ends at the first such entry, so that a plain `ls -f`
-/// does not make the kernel build an inode per name. Every entry handed out counts as a lookup
-/// the kernel will forget.
+/// does not make the kernel build an inode per name. Further on (the kernel asks there only for
+/// a reader that stats) a reply waits for the directory's metadata prefetch and carries the
+/// attributes. Every entry handed out counts as a lookup the kernel will forget.
 #[tokio::test]
 async fn readdirplus_gives_attributes_only_where_they_are_known() {
     let keys: Vec<String> = (0..10).map(|i| format!("d/f{i}")).collect();
     let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-    let fs = fs_with(&refs, 3, "");
+    let fs = fs_with(&refs, 1000, "");
     let ttl = FsConfig::default().metadata_ttl;
     let d = fs.lookup(ROOT_INO, OsStr::new("d")).await.expect("lookup d").attr.ino;
 
@@ -509,10 +510,13 @@ async fn readdirplus_gives_attributes_only_where_they_are_known() {
         ["f1", "f2", "f3", "f4", "f5", "f6", "f7", "f8", "f9"],
         "further on, all"
     );
-    assert!(rest.iter().all(|e| e.2.ttl.is_zero()));
+    for e in &rest {
+        assert_eq!(e.2.ttl, ttl, "{} waited for its metadata", e.0);
+        assert_eq!(e.2.attr.size, 4, "d/fN holds its own name");
+    }
     fs.releasedir(fh);
 
-    // Looked up (HEAD), the files' attributes are known: the next listing carries them.
+    // Looked up, the files' attributes are the same; the next listing carries them at once.
     let mut looked_up = Vec::new();
     for i in 0..10 {
         let e = fs.lookup(d, OsStr::new(&format!("f{i}"))).await.expect("lookup");
@@ -520,7 +524,11 @@ async fn readdirplus_gives_attributes_only_where_they_are_known() {
     }
     let fh = fs.opendir(d).await.expect("opendir").fh;
     let all = readdirplus(&fs, fh, 0).await;
-    assert_eq!(all.len(), 12, "one reply (a kept listing): every entry has its attributes");
+    assert_eq!(
+        all.len(),
+        12,
+        "one reply (a kept listing): every entry has its attributes"
+    );
     for (i, e) in all[2..].iter().enumerate() {
         assert_eq!(e.0, format!("f{i}"));
         assert_eq!(e.2.ttl, ttl);
@@ -536,4 +544,38 @@ async fn readdirplus_gives_attributes_only_where_they_are_known() {
     assert_eq!(fs.getattr(f3).await.expect("still known").attr.size, 4);
     fs.forget(f3, 1);
     assert!(fs.getattr(f3).await.is_err(), "forgotten as many times as handed out");
+}
+
+/// A plain readdir reply holds at most 1 000 names, however big the kernel's buffer: a reader
+/// that stats them (`ls -l`) then looks those up, and the kernel asks for the rest with
+/// READDIRPLUS, which waits for their metadata, instead of a lookup per name.
+#[tokio::test]
+async fn a_plain_readdir_reply_holds_at_most_1000_names() {
+    let keys: Vec<String> = (0..2500).map(|i| format!("d/f{i:04}")).collect();
+    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    // One listing page for all: only the cap splits the replies.
+    let store = MemoryStore::with_page_size(5000);
+    for k in &refs {
+        store.insert(k, k.as_bytes().to_vec());
+    }
+    let config = FsConfig {
+        list_page_size: 5000,
+        ..FsConfig::default()
+    };
+    let fs = S3Fs::new(Arc::new(store), config);
+    let d = fs.lookup(ROOT_INO, OsStr::new("d")).await.expect("lookup d").attr.ino;
+    let fh = fs.opendir(d).await.expect("opendir").fh;
+    let mut offset = 0;
+    let mut sizes = Vec::new();
+    let mut names = 0;
+    loop {
+        let mut c = Collect::default();
+        fs.readdir(fh, offset, &mut c).await.expect("readdir");
+        let Some(last) = c.entries.last() else { break };
+        offset = last.1;
+        names += c.entries.iter().filter(|e| !e.3.starts_with('.')).count();
+        sizes.push(c.entries.len());
+    }
+    assert_eq!(names, 2500);
+    assert!(sizes.iter().all(|&n| n <= 1002), "replies of {sizes:?}");
 }

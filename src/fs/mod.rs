@@ -80,6 +80,13 @@ pub struct FsConfig {
 
 /// Largest directory (in names) listed again to refresh expired lookups.
 pub const RELIST_MAX: usize = 20_000;
+/// Entries whose prefetched metadata a READDIRPLUS reply waits for, at most (a reply to `ls`
+/// holds about 3 000 with its 1 MiB buffer; see [`S3Fs::readdirplus`]).
+const PLUS_WAIT_MAX: usize = 4096;
+/// Entries in one plain READDIR reply, at most: a reader that stats (`ls -l`) looks these up,
+/// and the kernel then asks for the rest with READDIRPLUS (see [`S3Fs::readdirplus`]) rather
+/// than getting nearly all of a directory in one reply to `ls`'s 1 MiB buffer.
+const PLAIN_MAX: usize = 1000;
 /// Never-listed directories whose first missed lookup is remembered.
 const MISS_DIRS: usize = 1024;
 
@@ -929,16 +936,48 @@ impl<S: ObjectStore> S3Fs<S> {
     ///
     /// The kernel makes an inode of every entry it gets so (2-3 µs each), which an entry without
     /// attributes gives it nothing for. It asks for READDIRPLUS at the start of a directory,
-    /// and further on only if it used the attributes it got (`ls -l`, not `ls -f` or `find`):
-    /// so the first reply ends at the first entry without attributes, and the kernel reads on
-    /// with plain READDIR unless its reader stats.
+    /// and further on only if it used the attributes it got or looked names up (`ls -l`, not
+    /// `ls -f` or `find`), so:
+    /// - a reply ends at its first entry without attributes: the kernel reads on with plain
+    ///   READDIR unless its reader stats;
+    /// - further on, the reader stats: the reply first waits for the directory's metadata
+    ///   prefetch to bring the next [`PLUS_WAIT_MAX`] names' attributes, as their lookups would
+    ///   (one reply instead of a lookup per name).
     pub async fn readdirplus(&self, fh: u64, offset: u64, out: &mut dyn DirPlusReplier) -> FsResult<()> {
-        let mut unknown_left = if offset == 0 { 1 } else { usize::MAX };
+        if offset > 0 && !self.config.listing_attributes {
+            self.await_prefetch(fh, offset).await;
+        }
+        let mut unknown_left = 1;
         let open = self.open_stats(fh).await;
         self.read_dir(fh, offset, true, |dir, e| {
             self.add_plus(dir, &e, &open, &mut unknown_left, out)
         })
         .await
+    }
+
+    /// Wait for the prefetched metadata of the files of handle `fh` from `offset` on (at most
+    /// [`PLUS_WAIT_MAX`] entries, those listed so far), starting the directory's prefetch.
+    async fn await_prefetch(&self, fh: u64, offset: u64) {
+        let Some(handle) = lock(&self.dirs).get(&fh).cloned() else {
+            return;
+        };
+        let (ino, keys) = {
+            let dir = handle.lock().await;
+            let from = offset.saturating_sub(2) as usize;
+            let keys: Vec<String> = dir
+                .entries
+                .iter()
+                .skip(from)
+                .take(PLUS_WAIT_MAX)
+                .filter(|e| e.kind == Kind::File)
+                .map(|e| path::object_key(&self.config.prefix, &path::join(&dir.path, &e.name)))
+                .collect();
+            (dir.ino, keys)
+        };
+        self.prefetch.activate(ino);
+        for key in keys {
+            self.prefetch.wait(&key).await;
+        }
     }
 
     /// The attributes of the files open for writing in the directory of handle `fh`, by ino
@@ -1010,17 +1049,17 @@ impl<S: ObjectStore> S3Fs<S> {
             },
         };
         // Ok: attributes to keep for the TTL; Err: attributes not to be kept.
-        let (ino, stat, ttl) = match known {
-            Ok((ino, stat)) => (ino, stat, self.config.metadata_ttl),
+        let (ino, stat, ttl) = match &known {
+            Ok((ino, stat)) => (*ino, stat, self.config.metadata_ttl),
             Err(_) if *unknown_left == 0 => return true,
-            Err((ino, stat)) => (ino, stat, Duration::ZERO),
+            Err((ino, stat)) => (*ino, stat, Duration::ZERO),
         };
-        let attr = self.config.presentation.attr(ino, &stat);
+        let attr = self.config.presentation.attr(ino, stat);
         let full = out.add(e.offset, e.name, &Entry { attr, ttl });
         if !full {
             table.add_lookup(ino);
-            if ttl.is_zero() {
-                *unknown_left = unknown_left.saturating_sub(1);
+            if known.is_err() {
+                *unknown_left -= 1;
             }
         }
         full
@@ -1060,10 +1099,13 @@ impl<S: ObjectStore> S3Fs<S> {
             }
             offset = 2;
         }
-        let mut added = false;
+        let mut added = 0;
         loop {
             let mut i = (offset - 2) as usize;
             while let Some(e) = dir.entries.get(i) {
+                if !plus && added == PLAIN_MAX {
+                    return Ok(());
+                }
                 let item = DirItem {
                     ino: e.ino,
                     offset: i as u64 + 3,
@@ -1073,14 +1115,14 @@ impl<S: ObjectStore> S3Fs<S> {
                 if emit(&dir.path, item) {
                     return Ok(());
                 }
-                added = true;
+                added += 1;
                 i += 1;
             }
             offset = i as u64 + 2;
             // With entries to give, the kernel gets them now rather than after another LIST (a
             // big buffer would otherwise wait for several pages); a page already here is added.
             let next_here = dir.next_page.as_ref().is_some_and(|p| p.0.is_finished());
-            if dir.done || (added && !next_here) {
+            if dir.done || (added > 0 && !next_here) {
                 return Ok(());
             }
             self.list_next_page(&mut dir).await?;
