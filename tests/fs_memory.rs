@@ -579,3 +579,31 @@ async fn a_plain_readdir_reply_holds_at_most_1000_names() {
     assert_eq!(names, 2500);
     assert!(sizes.iter().all(|&n| n <= 1002), "replies of {sizes:?}");
 }
+
+/// The first readdirplus reply of a directory holds at most 8 names even when all their
+/// attributes are known (`--listing-attributes`): the kernel builds an inode for each, which
+/// only a reader that stats uses, and it asks for the rest with READDIRPLUS only for such a
+/// reader. Further on, one reply takes all.
+#[tokio::test]
+async fn the_first_readdirplus_reply_holds_at_most_8_names() {
+    let keys: Vec<String> = (0..300).map(|i| format!("d/f{i:03}")).collect();
+    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let store = MemoryStore::with_page_size(1000);
+    for k in &refs {
+        store.insert(k, k.as_bytes().to_vec());
+    }
+    let config = FsConfig {
+        listing_attributes: true,
+        ..FsConfig::default()
+    };
+    let fs = S3Fs::new(Arc::new(store), config);
+    let d = fs.lookup(ROOT_INO, OsStr::new("d")).await.expect("lookup d").attr.ino;
+    let fh = fs.opendir(d).await.expect("opendir").fh;
+    let first = readdirplus(&fs, fh, 0).await;
+    assert_eq!(first.len(), 2 + 8, ". and .. and 8 names");
+    assert!(first[2..].iter().all(|e| !e.2.ttl.is_zero()), "with their attributes");
+    let rest = readdirplus(&fs, fh, first[9].1).await;
+    assert_eq!(rest.len(), 300 - 8);
+    assert_eq!(rest[0].0, "f008");
+    assert!(rest.iter().all(|e| !e.2.ttl.is_zero() && e.2.attr.size == 6));
+}

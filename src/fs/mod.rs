@@ -80,6 +80,9 @@ pub struct FsConfig {
 
 /// Largest directory (in names) listed again to refresh expired lookups.
 pub const RELIST_MAX: usize = 20_000;
+/// Entries in the first READDIRPLUS reply of a directory, at most: the kernel makes an inode of
+/// each, which only a reader that stats uses (see [`S3Fs::readdirplus`]).
+const PLUS_FIRST_MAX: usize = 8;
 /// Entries whose prefetched metadata a READDIRPLUS reply waits for, at most (a reply to `ls`
 /// holds about 3 000 with its 1 MiB buffer; see [`S3Fs::readdirplus`]).
 const PLUS_WAIT_MAX: usize = 4096;
@@ -145,6 +148,14 @@ enum Known {
     Listed(u64),
     /// Not known, or no longer fresh.
     Stale,
+}
+
+/// What a READDIRPLUS reply still takes (see [`S3Fs::readdirplus`]).
+struct PlusRoom {
+    /// Entries (but `.` and `..`).
+    entries: usize,
+    /// Entries without attributes.
+    unknown: usize,
 }
 
 /// An entry on its way to the kernel; `offset` is the offset of the next one.
@@ -938,8 +949,9 @@ impl<S: ObjectStore> S3Fs<S> {
     /// attributes gives it nothing for. It asks for READDIRPLUS at the start of a directory,
     /// and further on only if it used the attributes it got or looked names up (`ls -l`, not
     /// `ls -f` or `find`), so:
-    /// - a reply ends at its first entry without attributes: the kernel reads on with plain
-    ///   READDIR unless its reader stats;
+    /// - a reply ends at its first entry without attributes, and the first reply after
+    ///   [`PLUS_FIRST_MAX`] entries: the kernel reads on with plain READDIR unless its reader
+    ///   stats;
     /// - further on, the reader stats: the reply first waits for the directory's metadata
     ///   prefetch to bring the next [`PLUS_WAIT_MAX`] names' attributes, as their lookups would
     ///   (one reply instead of a lookup per name).
@@ -947,12 +959,13 @@ impl<S: ObjectStore> S3Fs<S> {
         if offset > 0 && !self.config.listing_attributes {
             self.await_prefetch(fh, offset).await;
         }
-        let mut unknown_left = 1;
+        let mut room = PlusRoom {
+            entries: if offset == 0 { PLUS_FIRST_MAX } else { usize::MAX },
+            unknown: 1,
+        };
         let open = self.open_stats(fh).await;
-        self.read_dir(fh, offset, true, |dir, e| {
-            self.add_plus(dir, &e, &open, &mut unknown_left, out)
-        })
-        .await
+        self.read_dir(fh, offset, true, |dir, e| self.add_plus(dir, &e, &open, &mut room, out))
+            .await
     }
 
     /// Wait for the prefetched metadata of the files of handle `fh` from `offset` on (at most
@@ -1001,14 +1014,13 @@ impl<S: ObjectStore> S3Fs<S> {
 
     /// Add `e` of directory `dir` to `out` with its attributes (see [`S3Fs::readdirplus`]);
     /// `open`: the files open for writing (whose size is their writers', given without a TTL);
-    /// `unknown_left`: how many more entries without attributes this reply takes. Returns true
-    /// when full.
+    /// `room`: what this reply still takes. Returns true when full.
     fn add_plus(
         &self,
         dir: &str,
         e: &DirItem<'_>,
         open: &HashMap<u64, Stat>,
-        unknown_left: &mut usize,
+        room: &mut PlusRoom,
         out: &mut dyn DirPlusReplier,
     ) -> bool {
         let mut table = lock(&self.inodes);
@@ -1024,6 +1036,9 @@ impl<S: ObjectStore> S3Fs<S> {
                     ttl: Duration::ZERO,
                 },
             );
+        }
+        if room.entries == 0 {
+            return true;
         }
         let rel = path::join(dir, e.name);
         let key = path::object_key(&self.config.prefix, &rel);
@@ -1051,15 +1066,16 @@ impl<S: ObjectStore> S3Fs<S> {
         // Ok: attributes to keep for the TTL; Err: attributes not to be kept.
         let (ino, stat, ttl) = match &known {
             Ok((ino, stat)) => (*ino, stat, self.config.metadata_ttl),
-            Err(_) if *unknown_left == 0 => return true,
+            Err(_) if room.unknown == 0 => return true,
             Err((ino, stat)) => (*ino, stat, Duration::ZERO),
         };
         let attr = self.config.presentation.attr(ino, stat);
         let full = out.add(e.offset, e.name, &Entry { attr, ttl });
         if !full {
             table.add_lookup(ino);
+            room.entries -= 1;
             if known.is_err() {
-                *unknown_left -= 1;
+                room.unknown -= 1;
             }
         }
         full
