@@ -47,18 +47,21 @@ async fn readdir_upto(fs: &S3Fs<MemoryStore>, fh: u64, offset: u64, limit: usize
 }
 
 fn fs_with(keys: &[&str], page: usize, prefix: &str) -> S3Fs<MemoryStore> {
+    let config = FsConfig {
+        prefix: prefix.into(),
+        list_page_size: 1000,
+        ..FsConfig::default()
+    };
+    fs_with_config(keys, page, config)
+}
+
+/// An fs over objects named `keys`, each holding its own key, listed `page` keys a page.
+fn fs_with_config<K: AsRef<str>>(keys: &[K], page: usize, config: FsConfig) -> S3Fs<MemoryStore> {
     let store = MemoryStore::with_page_size(page);
     for k in keys {
-        store.insert(k, k.as_bytes().to_vec());
+        store.insert(k.as_ref(), k.as_ref().as_bytes().to_vec());
     }
-    S3Fs::new(
-        Arc::new(store),
-        FsConfig {
-            prefix: prefix.into(),
-            list_page_size: 1000,
-            ..FsConfig::default()
-        },
-    )
+    S3Fs::new(Arc::new(store), config)
 }
 
 /// List a directory completely, `chunk` entries per readdir call (as a small kernel buffer would).
@@ -550,17 +553,12 @@ async fn readdirplus_gives_attributes_only_where_they_are_known() {
 #[tokio::test]
 async fn a_plain_readdir_reply_holds_at_most_1000_names() {
     let keys: Vec<String> = (0..2500).map(|i| format!("d/f{i:04}")).collect();
-    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
     // One listing page for all: only the cap splits the replies.
-    let store = MemoryStore::with_page_size(5000);
-    for k in &refs {
-        store.insert(k, k.as_bytes().to_vec());
-    }
     let config = FsConfig {
         list_page_size: 5000,
         ..FsConfig::default()
     };
-    let fs = S3Fs::new(Arc::new(store), config);
+    let fs = fs_with_config(&keys, 5000, config);
     let d = fs.lookup(ROOT_INO, OsStr::new("d")).await.expect("lookup d").attr.ino;
     let fh = fs.opendir(d).await.expect("opendir").fh;
     let mut offset = 0;
@@ -585,16 +583,11 @@ async fn a_plain_readdir_reply_holds_at_most_1000_names() {
 #[tokio::test]
 async fn the_first_readdirplus_reply_holds_at_most_8_names() {
     let keys: Vec<String> = (0..300).map(|i| format!("d/f{i:03}")).collect();
-    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-    let store = MemoryStore::with_page_size(1000);
-    for k in &refs {
-        store.insert(k, k.as_bytes().to_vec());
-    }
     let config = FsConfig {
         listing_attributes: true,
         ..FsConfig::default()
     };
-    let fs = S3Fs::new(Arc::new(store), config);
+    let fs = fs_with_config(&keys, 1000, config);
     let d = fs.lookup(ROOT_INO, OsStr::new("d")).await.expect("lookup d").attr.ino;
     let fh = fs.opendir(d).await.expect("opendir").fh;
     let first = readdirplus(&fs, fh, 0).await;
