@@ -515,8 +515,11 @@ impl<S: ObjectStore> S3Fs<S> {
         }
     }
 
-    /// The file at `rel`, if it is open for writing.
+    /// The file at `rel`, if it is open for writing (one lock when none is: every lookup asks).
     fn open_file_at(&self, rel: &str) -> Option<u64> {
+        if lock(&self.open_files).is_empty() {
+            return None;
+        }
         let ino = lock(&self.inodes).by_path(rel)?.ino;
         lock(&self.open_files).contains_key(&ino).then_some(ino)
     }
