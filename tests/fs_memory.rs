@@ -598,3 +598,54 @@ async fn the_first_readdirplus_reply_holds_at_most_8_names() {
     assert_eq!(rest[0].0, "f008");
     assert!(rest.iter().all(|e| !e.2.ttl.is_zero() && e.2.attr.size == 6));
 }
+
+/// `opendir` lets the kernel keep its cached entries of a directory unless the last reader
+/// stat-ed them (a quarter of its names looked up) and the attributes the kernel got since have
+/// expired: then the kernel reads the entries again, with attributes, instead of looking each
+/// name up. A reader that only lists leaves the kernel its cache.
+#[tokio::test]
+async fn the_kernel_reads_a_stat_ed_directory_again_once_its_attributes_expired() {
+    let ttl = std::time::Duration::from_secs(1);
+    let keys: Vec<String> = (0..8).map(|i| format!("d/f{i}")).collect();
+    let config = FsConfig {
+        metadata_ttl: ttl,
+        ..FsConfig::default()
+    };
+    let fs = fs_with_config(&keys, 1000, config);
+    let d = fs.lookup(ROOT_INO, OsStr::new("d")).await.expect("lookup d").attr.ino;
+
+    // `ls -l`: opened at t0, listed 0.4 s later (the listing is kept until then + TTL), and
+    // every name looked up.
+    let t0 = std::time::Instant::now();
+    let fh = fs.opendir(d).await.expect("opendir").fh;
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let listed = readdir_upto(&fs, fh, 0, 0).await;
+    assert_eq!(listed.len(), 10);
+    for i in 0..8 {
+        fs.lookup(d, OsStr::new(&format!("f{i}"))).await.expect("lookup");
+    }
+    fs.releasedir(fh);
+    let opened = fs.opendir(d).await.expect("opendir");
+    assert!(
+        opened.keep_cache,
+        "within the TTL the kernel's attributes are still good"
+    );
+    fs.releasedir(opened.fh);
+
+    // A TTL after t0, the kept listing is still fresh, the kernel's attributes are not.
+    tokio::time::sleep(
+        (t0 + ttl + std::time::Duration::from_millis(100)).saturating_duration_since(std::time::Instant::now()),
+    )
+    .await;
+    let opened = fs.opendir(d).await.expect("opendir");
+    assert!(
+        t0.elapsed() < ttl + std::time::Duration::from_millis(400),
+        "the listing is still kept"
+    );
+    assert!(!opened.keep_cache, "read again with attributes");
+    // This reader only lists: the next may keep the kernel's cache.
+    readdir_upto(&fs, opened.fh, 0, 0).await;
+    fs.releasedir(opened.fh);
+    let opened = fs.opendir(d).await.expect("opendir");
+    assert!(opened.keep_cache);
+}

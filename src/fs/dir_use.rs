@@ -8,7 +8,8 @@
 //! (10 000 names: 0.17 s against 0.06 s). So a directory is marked stat-ed when a handle that
 //! read it saw a quarter of its names looked up, or saw READDIRPLUS past the first batch (the
 //! kernel asks for it there only once it used the attributes it got); a handle that saw neither
-//! clears the mark. A marked directory keeps the kernel's cache until a metadata TTL after that
+//! clears the mark. A handle the kernel read nothing from (it had the entries cached) tells
+//! nothing: its reader may have stat-ed the names from the kernel's cache. A marked directory keeps the kernel's cache until a metadata TTL after that
 //! handle was opened (what the kernel got since then is still valid); then it is read again.
 
 use std::collections::HashMap;
@@ -31,6 +32,16 @@ struct Inner {
     open: HashMap<String, Reading>,
     /// Directories whose last reader stat-ed their entries, with when it opened them.
     statted: LruCache<String, Instant>,
+}
+
+/// What a released handle saw.
+pub struct Read {
+    /// Names it gave.
+    pub entries: usize,
+    /// The kernel asked it for READDIRPLUS past the first reply.
+    pub plus_continued: bool,
+    /// The kernel read entries from it at all.
+    pub served: bool,
 }
 
 struct Reading {
@@ -92,18 +103,20 @@ impl DirUse {
         }
     }
 
-    /// A handle of `dir` that gave `entries` names was released; `plus_continued`: the kernel
-    /// asked it for READDIRPLUS past the first batch.
-    pub fn closed(&self, dir: &str, entries: usize, plus_continued: bool) {
+    /// A handle of `dir` was released, having seen `read`.
+    pub fn closed(&self, dir: &str, read: &Read) {
         let mut inner = self.lock();
         let Some(r) = inner.open.get_mut(dir) else {
             return;
         };
-        let statted = plus_continued || r.lookups * 4 >= entries.max(1);
+        let statted = read.plus_continued || r.lookups * 4 >= read.entries.max(1);
         let since = r.since;
         r.handles -= 1;
         if r.handles == 0 {
             inner.open.remove(dir);
+        }
+        if !read.served {
+            return;
         }
         if statted {
             inner.statted.put(dir.to_string(), since);
@@ -121,6 +134,14 @@ mod tests {
         u.wants_attributes(dir, Duration::ZERO)
     }
 
+    fn read(entries: usize, plus_continued: bool) -> Read {
+        Read {
+            entries,
+            plus_continued,
+            served: true,
+        }
+    }
+
     #[test]
     fn a_directory_whose_names_were_looked_up_while_read_is_marked() {
         let u = DirUse::new();
@@ -128,17 +149,17 @@ mod tests {
         for _ in 0..24 {
             u.looked_up("d");
         }
-        u.closed("d", 100, false);
+        u.closed("d", &read(100, false));
         assert!(!statted(&u, "d"), "24 of 100 names is not `ls -l`");
         u.opened("d");
         for _ in 0..25 {
             u.looked_up("d");
         }
-        u.closed("d", 100, false);
+        u.closed("d", &read(100, false));
         assert!(statted(&u, "d"), "a quarter of the names is");
         // The next reader only lists: the mark goes.
         u.opened("d");
-        u.closed("d", 100, false);
+        u.closed("d", &read(100, false));
         assert!(!statted(&u, "d"));
     }
 
@@ -146,17 +167,26 @@ mod tests {
     fn readdirplus_past_the_first_batch_marks_and_closed_handles_count_nothing() {
         let u = DirUse::new();
         u.opened("d");
-        u.closed("d", 10_000, true);
+        u.closed("d", &read(10_000, true));
         assert!(statted(&u, "d"));
         // Lookups while no handle is open (a path walk, `stat` of one file) are no reader's.
         for _ in 0..10 {
             u.looked_up("e");
         }
         u.opened("e");
-        u.closed("e", 10, false);
+        u.closed("e", &read(10, false));
         assert!(!statted(&u, "e"));
+        // A handle the kernel read nothing from (its cache had the entries) changes nothing.
+        u.opened("d");
+        let cached = Read {
+            entries: 10_000,
+            plus_continued: false,
+            served: false,
+        };
+        u.closed("d", &cached);
+        assert!(statted(&u, "d"));
         // An unknown handle's release changes nothing.
-        u.closed("f", 0, true);
+        u.closed("f", &read(0, true));
         assert!(!statted(&u, "f"));
     }
 
@@ -167,13 +197,13 @@ mod tests {
         u.opened("d");
         u.looked_up("d");
         u.looked_up("d");
-        u.closed("d", 10, false);
+        u.closed("d", &read(10, false));
         assert!(!statted(&u, "d"), "2 of 10");
         u.looked_up("d");
-        u.closed("d", 10, false);
+        u.closed("d", &read(10, false));
         assert!(statted(&u, "d"), "3 of 10 while the second handle was open");
         u.opened("d");
-        u.closed("d", 10, false);
+        u.closed("d", &read(10, false));
         assert!(!statted(&u, "d"), "the count starts again");
     }
 
@@ -182,7 +212,7 @@ mod tests {
         let u = DirUse::new();
         u.opened("d");
         u.looked_up("d");
-        u.closed("d", 1, false);
+        u.closed("d", &read(1, false));
         assert!(!u.wants_attributes("d", Duration::from_secs(60)), "still valid");
         std::thread::sleep(Duration::from_millis(20));
         assert!(u.wants_attributes("d", Duration::from_millis(10)), "expired");

@@ -201,6 +201,8 @@ struct DirHandle {
     dirs_stale: bool,
     /// The kernel asked for READDIRPLUS past the first batch (see `dir_use.rs`).
     plus_continued: bool,
+    /// The kernel read entries from this handle (rather than from its own cache).
+    served: bool,
 }
 
 /// Listing ahead of a tree walk (from [`S3Fs::walk_ahead`]).
@@ -771,6 +773,7 @@ impl<S: ObjectStore> S3Fs<S> {
             for_kernel: false,
             dirs_stale: false,
             plus_continued: false,
+            served: false,
         }
     }
 
@@ -1095,6 +1098,7 @@ impl<S: ObjectStore> S3Fs<S> {
             .cloned()
             .ok_or_else(|| FsError::new(libc::EBADF, format!("no directory handle {fh}")))?;
         let mut dir = handle.lock().await;
+        dir.served = true;
         if plus && offset > 0 {
             dir.plus_continued = true;
         }
@@ -1265,7 +1269,12 @@ impl<S: ObjectStore> S3Fs<S> {
             return;
         };
         if let Ok(dir) = handle.try_lock() {
-            self.dir_use.closed(&dir.path, dir.entries.len(), dir.plus_continued);
+            let read = dir_use::Read {
+                entries: dir.entries.len(),
+                plus_continued: dir.plus_continued,
+                served: dir.served,
+            };
+            self.dir_use.closed(&dir.path, &read);
         };
     }
 
