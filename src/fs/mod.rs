@@ -975,12 +975,14 @@ impl<S: ObjectStore> S3Fs<S> {
     }
 
     /// Wait for the prefetched metadata of the files of handle `fh` from `offset` on (at most
-    /// [`PLUS_WAIT_MAX`] entries, those listed so far), starting the directory's prefetch.
+    /// [`PLUS_WAIT_MAX`] entries, those listed so far). Only a lookup of a file starts the
+    /// directory's prefetch: the kernel also asks for READDIRPLUS after lookups of
+    /// subdirectories (`find`), which need no HEAD of every file.
     async fn await_prefetch(&self, fh: u64, offset: u64) {
         let Some(handle) = lock(&self.dirs).get(&fh).cloned() else {
             return;
         };
-        let (ino, keys) = {
+        let keys = {
             let dir = handle.lock().await;
             let from = offset.saturating_sub(2) as usize;
             let keys: Vec<String> = dir
@@ -991,9 +993,8 @@ impl<S: ObjectStore> S3Fs<S> {
                 .filter(|e| e.kind == Kind::File)
                 .map(|e| path::object_key(&self.config.prefix, &path::join(&dir.path, &e.name)))
                 .collect();
-            (dir.ino, keys)
+            keys
         };
-        self.prefetch.activate(ino);
         for key in keys {
             self.prefetch.wait(&key).await;
         }
