@@ -799,7 +799,7 @@ impl<S: ObjectStore> S3Fs<S> {
                 entries = kept.len(),
                 "listing from the cache"
             );
-            self.adopt_listed(&mut handle, &kept, false, Some(until));
+            self.adopt_listed(&mut handle, &kept, Some(until));
             handle.done = true;
             self.add_open_files(&mut handle);
         } else {
@@ -962,56 +962,59 @@ impl<S: ObjectStore> S3Fs<S> {
     ///   prefetch to bring the next [`PLUS_WAIT_MAX`] names' attributes, as their lookups would
     ///   (one reply instead of a lookup per name).
     pub async fn readdirplus(&self, fh: u64, offset: u64, out: &mut dyn DirPlusReplier) -> FsResult<()> {
-        if offset > 0 && !self.config.listing_attributes {
-            self.await_prefetch(fh, offset).await;
+        let (path, prefetched) = {
+            let handle = self.dir_of(fh)?;
+            let dir = handle.lock().await;
+            let prefetched = if offset > 0 && !self.config.listing_attributes {
+                self.prefetched_keys(&dir, offset)
+            } else {
+                Vec::new()
+            };
+            (dir.path.clone(), prefetched)
+        };
+        for key in prefetched {
+            self.prefetch.wait(&key).await;
         }
         let mut room = PlusRoom {
             entries: if offset == 0 { PLUS_FIRST_MAX } else { usize::MAX },
             unknown: 1,
         };
-        let open = self.open_stats(fh).await;
+        let open = self.open_stats(&path).await;
         self.read_dir(fh, offset, true, |dir, e| self.add_plus(dir, &e, &open, &mut room, out))
             .await
     }
 
-    /// Wait for the prefetched metadata of the files of handle `fh` from `offset` on (at most
-    /// [`PLUS_WAIT_MAX`] entries, those listed so far). Only a lookup of a file starts the
-    /// directory's prefetch: the kernel also asks for READDIRPLUS after lookups of
-    /// subdirectories (`find`), which need no HEAD of every file.
-    async fn await_prefetch(&self, fh: u64, offset: u64) {
-        let Some(handle) = lock(&self.dirs).get(&fh).cloned() else {
-            return;
-        };
-        let keys = {
-            let dir = handle.lock().await;
-            let from = offset.saturating_sub(2) as usize;
-            let keys: Vec<String> = dir
-                .entries
-                .iter()
-                .skip(from)
-                .take(PLUS_WAIT_MAX)
-                .filter(|e| e.kind == Kind::File)
-                .map(|e| path::object_key(&self.config.prefix, &path::join(&dir.path, &e.name)))
-                .collect();
-            keys
-        };
-        for key in keys {
-            self.prefetch.wait(&key).await;
-        }
+    /// The directory handle `fh`.
+    fn dir_of(&self, fh: u64) -> FsResult<Arc<tokio::sync::Mutex<DirHandle>>> {
+        lock(&self.dirs)
+            .get(&fh)
+            .cloned()
+            .ok_or_else(|| FsError::new(libc::EBADF, format!("no directory handle {fh}")))
     }
 
-    /// The attributes of the files open for writing in the directory of handle `fh`, by ino
-    /// (see [`S3Fs::open_stat`]; one being uploaded is waited for, as by `getattr`).
-    async fn open_stats(&self, fh: u64) -> HashMap<u64, Stat> {
+    /// The keys of the files of `dir` from `offset` on (at most [`PLUS_WAIT_MAX`] entries, those
+    /// listed so far), whose prefetched metadata a reply waits for. Only a lookup of a file
+    /// starts the directory's prefetch: the kernel also asks for READDIRPLUS after lookups of
+    /// subdirectories (`find`), which need no HEAD of every file.
+    fn prefetched_keys(&self, dir: &DirHandle, offset: u64) -> Vec<String> {
+        let from = offset.saturating_sub(2) as usize;
+        dir.entries
+            .iter()
+            .skip(from)
+            .take(PLUS_WAIT_MAX)
+            .filter(|e| e.kind == Kind::File)
+            .map(|e| path::object_key(&self.config.prefix, &path::join(&dir.path, &e.name)))
+            .collect()
+    }
+
+    /// The attributes of the files open for writing in directory `dir`, by ino (see
+    /// [`S3Fs::open_stat`]; one being uploaded is waited for, as by `getattr`).
+    async fn open_stats(&self, dir: &str) -> HashMap<u64, Stat> {
         if lock(&self.open_files).is_empty() {
             return HashMap::new();
         }
-        let Some(handle) = lock(&self.dirs).get(&fh).cloned() else {
-            return HashMap::new();
-        };
-        let dir = handle.lock().await.path.clone();
         let mut stats = HashMap::new();
-        for (ino, _) in self.open_files_in(&dir) {
+        for (ino, _) in self.open_files_in(dir) {
             if let Some(stat) = self.open_stat(ino).await {
                 stats.insert(ino, stat);
             }
@@ -1094,10 +1097,7 @@ impl<S: ObjectStore> S3Fs<S> {
     where
         F: FnMut(&str, DirItem<'_>) -> bool,
     {
-        let handle = lock(&self.dirs)
-            .get(&fh)
-            .cloned()
-            .ok_or_else(|| FsError::new(libc::EBADF, format!("no directory handle {fh}")))?;
+        let handle = self.dir_of(fh)?;
         let mut dir = handle.lock().await;
         dir.served = true;
         if plus && offset > 0 {
@@ -1179,7 +1179,7 @@ impl<S: ObjectStore> S3Fs<S> {
         );
         dir.token = next;
         dir.done = last;
-        self.adopt_listed(dir, &listed, true, None);
+        self.adopt_listed(dir, &listed, None);
         dir.listed.extend(listed);
         if last {
             self.add_open_files(dir);
@@ -1211,7 +1211,8 @@ impl<S: ObjectStore> S3Fs<S> {
     /// Make entries of listed names. `fresh`: straight from S3, so listed sizes and ETags
     /// update known files; from the listing cache (fresh until `kept_until`), known files keep
     /// what they have, and those it shows unchanged stay fresh as long as it does.
-    fn adopt_listed(&self, dir: &mut DirHandle, listed: &[readdir::Listed], fresh: bool, kept_until: Option<Instant>) {
+    fn adopt_listed(&self, dir: &mut DirHandle, listed: &[readdir::Listed], kept_until: Option<Instant>) {
+        let fresh = kept_until.is_none();
         let until = self.fresh_until();
         let root_mtime = self.root_mtime();
         if !self.config.listing_attributes {
