@@ -248,6 +248,43 @@ async fn full_attributes_head_each_file_once_per_etag() {
     assert_eq!(heads(), h1);
 }
 
+/// A listing reopened from the listing cache feeds the metadata prefetch like a fresh one: the
+/// first lookup that needs a HEAD fetches the metadata of every file of the directory.
+#[tokio::test]
+async fn a_kept_listing_feeds_the_metadata_prefetch() {
+    let keys: Vec<String> = (0..20).map(|i| format!("d/f{i:02}")).collect();
+    let config = FsConfig {
+        metadata_ttl: std::time::Duration::from_secs(60),
+        ..FsConfig::default()
+    };
+    let fs = fs_with_config(&keys, 1000, config);
+    let heads = || fs.store().counts.head.load(Ordering::Relaxed);
+    let d = fs.lookup(ROOT_INO, OsStr::new("d")).await.expect("d").attr.ino;
+    assert_eq!(list(&fs, d, 1000).await.len(), 20);
+    let lists = fs.store().counts.list.load(Ordering::Relaxed);
+    let fh = fs.opendir(d).await.expect("opendir").fh;
+    assert_eq!(readdir_upto(&fs, fh, 0, 0).await.len(), 22);
+    assert_eq!(
+        fs.store().counts.list.load(Ordering::Relaxed),
+        lists,
+        "from the listing cache"
+    );
+    let h0 = heads();
+    fs.lookup(d, OsStr::new("f00")).await.expect("f00");
+    for _ in 0..100 {
+        if heads() - h0 == 20 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert_eq!(heads() - h0, 20, "one lookup fetched every file's metadata");
+    for i in 1..20 {
+        fs.lookup(d, OsStr::new(&format!("f{i:02}"))).await.expect("lookup");
+    }
+    assert_eq!(heads() - h0, 20, "the other lookups sent nothing");
+    fs.releasedir(fh);
+}
+
 #[tokio::test]
 async fn prefix_mount_reads_and_errors() {
     let fs = fs_with(&["p/q/file", "p/q/sub/x", "p/other"], 1000, "p/q/");
@@ -610,6 +647,29 @@ async fn the_first_readdirplus_reply_holds_at_most_8_names() {
     assert_eq!(rest.len(), 300 - 8);
     assert_eq!(rest[0].0, "f008");
     assert!(rest.iter().all(|e| !e.2.ttl.is_zero() && e.2.attr.size == 6));
+}
+
+/// Subdirectories do not count toward those 8 names: the first reply gives up to 256 of them
+/// with their attributes, so a walker (`find`) descending into each sends no lookup. It still
+/// ends at the first file known only from its listing.
+#[tokio::test]
+async fn the_first_readdirplus_reply_gives_up_to_256_subdirectories_with_their_attributes() {
+    let mut keys: Vec<String> = (0..300).map(|i| format!("t/d{i:03}/f")).collect();
+    keys.push("t/e".to_string());
+    let fs = fs_with_config(&keys, 1000, FsConfig::default());
+    let t = fs.lookup(ROOT_INO, OsStr::new("t")).await.expect("lookup t").attr.ino;
+    let fh = fs.opendir(t).await.expect("opendir").fh;
+    let first = readdirplus(&fs, fh, 0).await;
+    assert_eq!(first.len(), 2 + 256 + 8, ". and .. and 256 directories and 8 more");
+    assert!(first[2..].iter().all(|e| !e.2.ttl.is_zero()), "with their attributes");
+    assert_eq!(first[2 + 256 + 7].0, "d263");
+    let rest = readdirplus(&fs, fh, first[first.len() - 1].1).await;
+    assert_eq!(rest.len(), 300 - 264 + 1);
+    assert_eq!(rest.last().map(|e| e.0.as_str()), Some("e"));
+    assert!(
+        rest.last().is_some_and(|e| e.2.ttl.is_zero()),
+        "a file known only from its listing"
+    );
 }
 
 /// `opendir` lets the kernel keep its cached entries of a directory unless the last reader

@@ -19,6 +19,9 @@ use super::meta::Posix;
 /// The root inode number.
 pub const ROOT_INO: u64 = 1;
 
+/// Inodes the maps hold before they first grow.
+const INITIAL_CAPACITY: usize = 8192;
+
 /// What an inode is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
@@ -86,7 +89,9 @@ pub struct Inode {
 /// All inodes of a mount.
 #[derive(Debug)]
 pub struct InodeTable {
-    by_ino: HashMap<u64, Inode>,
+    /// Boxed: an inode is ~160 bytes, and growing the map moves every value. Boxes make that a
+    /// move of pointers (rehashing was half the cost of taking a 5 000-entry listing in).
+    by_ino: HashMap<u64, Box<Inode>>,
     by_path: HashMap<String, u64>,
     missing: HashMap<String, Instant>,
     next_ino: u64,
@@ -105,25 +110,27 @@ impl InodeTable {
             lookups: 1,
         };
         let mut t = Self {
-            by_ino: HashMap::new(),
-            by_path: HashMap::new(),
+            // Room for a few thousand entries before the first resize (memory is touched only
+            // as it is used).
+            by_ino: HashMap::with_capacity(INITIAL_CAPACITY),
+            by_path: HashMap::with_capacity(INITIAL_CAPACITY),
             missing: HashMap::new(),
             next_ino: ROOT_INO + 1,
             sweep_at: 4096,
         };
         t.by_path.insert(String::new(), ROOT_INO);
-        t.by_ino.insert(ROOT_INO, root);
+        t.by_ino.insert(ROOT_INO, Box::new(root));
         t
     }
 
     /// The inode numbered `ino`.
     pub fn get(&self, ino: u64) -> Option<&Inode> {
-        self.by_ino.get(&ino)
+        self.by_ino.get(&ino).map(|i| &**i)
     }
 
     /// The inode for `path`, if known.
     pub fn by_path(&self, path: &str) -> Option<&Inode> {
-        self.by_path.get(path).and_then(|i| self.by_ino.get(i))
+        self.by_path.get(path).and_then(|i| self.by_ino.get(i)).map(|i| &**i)
     }
 
     /// Whether `path` was found missing less than a TTL ago.
@@ -138,8 +145,15 @@ impl InodeTable {
 
     /// Record what is known of `path`, keeping its number unless its kind changed. Returns the ino.
     pub fn upsert(&mut self, path: &str, stat: Stat, fresh_until: Instant) -> u64 {
-        self.missing.remove(path);
-        if let Some(ino) = self.by_path.get(path).copied() {
+        self.upsert_owned(path.to_string(), stat, fresh_until)
+    }
+
+    /// [`InodeTable::upsert`] of a path already built (one copy less per entry of a listing).
+    pub fn upsert_owned(&mut self, path: String, stat: Stat, fresh_until: Instant) -> u64 {
+        if !self.missing.is_empty() {
+            self.missing.remove(&path);
+        }
+        if let Some(ino) = self.by_path.get(&path).copied() {
             if let Some(inode) = self.by_ino.get_mut(&ino) {
                 if inode.stat.kind == stat.kind {
                     inode.stat = stat;
@@ -150,16 +164,16 @@ impl InodeTable {
         }
         let ino = self.next_ino;
         self.next_ino += 1;
-        self.by_path.insert(path.to_string(), ino);
+        self.by_path.insert(path.clone(), ino);
         self.by_ino.insert(
             ino,
-            Inode {
+            Box::new(Inode {
                 ino,
-                path: path.to_string(),
+                path,
                 stat,
                 fresh_until,
                 lookups: 0,
-            },
+            }),
         );
         if self.by_ino.len() >= self.sweep_at {
             self.sweep(Instant::now());

@@ -83,6 +83,10 @@ pub const RELIST_MAX: usize = 20_000;
 /// Entries in the first READDIRPLUS reply of a directory, at most: the kernel makes an inode of
 /// each, which only a reader that stats uses (see [`S3Fs::readdirplus`]).
 const PLUS_FIRST_MAX: usize = 8;
+/// Directories in the first READDIRPLUS reply of a directory, at most, besides those entries: a
+/// walker (`find`, `du`, `rsync`) descends into each, and an entry given with its attributes
+/// spares that lookup, a round trip that costs ten times the kernel's inode.
+const PLUS_FIRST_DIRS: usize = 256;
 /// Entries whose prefetched metadata a READDIRPLUS reply waits for, at most (a reply to `ls`
 /// holds about 3 000 with its 1 MiB buffer; see [`S3Fs::readdirplus`]).
 const PLUS_WAIT_MAX: usize = 4096;
@@ -152,8 +156,10 @@ enum Known {
 
 /// What a READDIRPLUS reply still takes (see [`S3Fs::readdirplus`]).
 struct PlusRoom {
-    /// Entries (but `.` and `..`).
+    /// Entries (but `.`, `..` and the directories `dirs` counts).
     entries: usize,
+    /// Directories with their attributes.
+    dirs: usize,
     /// Entries without attributes.
     unknown: usize,
 }
@@ -799,6 +805,10 @@ impl<S: ObjectStore> S3Fs<S> {
                 entries = kept.len(),
                 "listing from the cache"
             );
+            if !self.config.listing_attributes {
+                let prefix = path::dir_prefix(&self.config.prefix, &handle.path);
+                self.prefetch.listed_shared(ino, &prefix, &kept);
+            }
             self.adopt_listed(&mut handle, &kept, Some(until));
             handle.done = true;
             self.add_open_files(&mut handle);
@@ -956,8 +966,8 @@ impl<S: ObjectStore> S3Fs<S> {
     /// and further on only if it used the attributes it got or looked names up (`ls -l`, not
     /// `ls -f` or `find`), so:
     /// - a reply ends at its first entry without attributes, and the first reply after
-    ///   [`PLUS_FIRST_MAX`] entries: the kernel reads on with plain READDIR unless its reader
-    ///   stats;
+    ///   [`PLUS_FIRST_MAX`] entries other than directories (and [`PLUS_FIRST_DIRS`]
+    ///   directories): the kernel reads on with plain READDIR unless its reader stats;
     /// - further on, the reader stats: the reply first waits for the directory's metadata
     ///   prefetch to bring the next [`PLUS_WAIT_MAX`] names' attributes, as their lookups would
     ///   (one reply instead of a lookup per name).
@@ -977,6 +987,7 @@ impl<S: ObjectStore> S3Fs<S> {
         }
         let mut room = PlusRoom {
             entries: if offset == 0 { PLUS_FIRST_MAX } else { usize::MAX },
+            dirs: if offset == 0 { PLUS_FIRST_DIRS } else { 0 },
             unknown: 1,
         };
         let open = self.open_stats(&path).await;
@@ -1047,7 +1058,7 @@ impl<S: ObjectStore> S3Fs<S> {
                 },
             );
         }
-        if room.entries == 0 {
+        if room.entries == 0 && (e.kind != Kind::Dir || room.dirs == 0) {
             return true;
         }
         let rel = path::join(dir, e.name);
@@ -1074,7 +1085,9 @@ impl<S: ObjectStore> S3Fs<S> {
             },
         };
         // Ok: attributes to keep for the TTL; Err: attributes not to be kept.
+        let as_dir = room.dirs > 0 && matches!(&known, Ok((_, stat)) if stat.kind == Kind::Dir);
         let (ino, stat, ttl) = match &known {
+            _ if room.entries == 0 && !as_dir => return true,
             Ok((ino, stat)) => (*ino, stat, self.config.metadata_ttl),
             Err(_) if room.unknown == 0 => return true,
             Err((ino, stat)) => (*ino, stat, Duration::ZERO),
@@ -1083,7 +1096,11 @@ impl<S: ObjectStore> S3Fs<S> {
         let full = out.add(e.offset, e.name, &Entry { attr, ttl });
         if !full {
             table.add_lookup(ino);
-            room.entries -= 1;
+            if as_dir {
+                room.dirs -= 1;
+            } else {
+                room.entries -= 1;
+            }
             if known.is_err() {
                 room.unknown -= 1;
             }
@@ -1179,6 +1196,11 @@ impl<S: ObjectStore> S3Fs<S> {
         );
         dir.token = next;
         dir.done = last;
+        if !self.config.listing_attributes {
+            let prefix = path::dir_prefix(&self.config.prefix, &dir.path);
+            self.prefetch
+                .listed(dir.ino, prefetch::files_of(&prefix, &listed).collect());
+        }
         self.adopt_listed(dir, &listed, None);
         dir.listed.extend(listed);
         if last {
@@ -1215,16 +1237,6 @@ impl<S: ObjectStore> S3Fs<S> {
         let fresh = kept_until.is_none();
         let until = self.fresh_until();
         let root_mtime = self.root_mtime();
-        if !self.config.listing_attributes {
-            let prefix = path::dir_prefix(&self.config.prefix, &dir.path);
-            let files = listed
-                .iter()
-                .filter_map(|l| l.object.as_ref())
-                .filter(|o| o.key.starts_with(&prefix))
-                .map(|o| (o.key.clone(), o.etag.clone()))
-                .collect();
-            self.prefetch.listed(dir.ino, files);
-        }
         let mut table = lock(&self.inodes);
         dir.entries.reserve(listed.len());
         for l in listed {
@@ -1254,8 +1266,8 @@ impl<S: ObjectStore> S3Fs<S> {
                     }
                     ino
                 }
-                None if dir.dirs_stale && l.kind == Kind::Dir => table.upsert(&rel, stat, Instant::now()),
-                None => table.upsert(&rel, stat, until),
+                None if dir.dirs_stale && l.kind == Kind::Dir => table.upsert_owned(rel, stat, Instant::now()),
+                None => table.upsert_owned(rel, stat, until),
             };
             dir.entries.push(DirEntryOut {
                 ino,

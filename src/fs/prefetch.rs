@@ -29,6 +29,7 @@ use tokio::sync::{watch, Semaphore};
 use super::inode::Stat;
 use super::lock;
 use super::meta::Posix;
+use super::readdir::Listed;
 use crate::store::{ObjectStore, StoreError};
 
 /// Directories whose listings are remembered.
@@ -64,7 +65,19 @@ type PosixCache = Mutex<LruCache<String, Head>>;
 #[derive(Default)]
 struct Listing {
     files: Vec<(String, Option<String>)>,
+    /// Kept listings (with the directory's key prefix), whose files are taken only once a
+    /// lookup activates the prefetch: a listing nobody stats (`find`, `ls -f`) is never copied.
+    shared: Vec<(String, Arc<Vec<Listed>>)>,
     active: bool,
+}
+
+/// `(key, etag)` of each object of `listed` under `prefix`.
+pub fn files_of<'a>(prefix: &'a str, listed: &'a [Listed]) -> impl Iterator<Item = (String, Option<String>)> + 'a {
+    listed
+        .iter()
+        .filter_map(|l| l.object.as_ref())
+        .filter(move |o| o.key.starts_with(prefix))
+        .map(|o| (o.key.clone(), o.etag.clone()))
 }
 
 /// Cache of POSIX attributes by key and ETag, with directory-wide prefetch.
@@ -170,6 +183,19 @@ impl<S: ObjectStore> Prefetcher<S> {
         }
     }
 
+    /// The objects of kept listing `listed` under `prefix` were listed in `dir`.
+    pub fn listed_shared(&self, dir: u64, prefix: &str, listed: &Arc<Vec<Listed>>) {
+        {
+            let mut listings = lock(&self.listings);
+            let Some(l) = listings.get_mut(&dir) else { return };
+            if !l.active {
+                l.shared.push((prefix.to_string(), listed.clone()));
+                return;
+            }
+        }
+        self.listed(dir, files_of(prefix, listed).collect());
+    }
+
     /// A lookup in `dir` missed the cache: fetch the metadata of everything listed there.
     pub fn activate(&self, dir: u64) {
         let files = {
@@ -177,6 +203,9 @@ impl<S: ObjectStore> Prefetcher<S> {
             match listings.get_mut(&dir) {
                 Some(l) if !l.active => {
                     l.active = true;
+                    for (prefix, listed) in std::mem::take(&mut l.shared) {
+                        l.files.extend(files_of(&prefix, &listed));
+                    }
                     l.files.clone()
                 }
                 _ => return,

@@ -116,7 +116,9 @@ pub(crate) fn parse(body: &[u8]) -> Res<ListObjectsV2Output> {
         _ => return Err(Declined("not a ListBucketResult")),
     }
     let mut out = ListObjectsV2Output::builder();
-    let mut contents = Vec::new();
+    // Sized up front: an `Object` is a few hundred bytes, and growing a 1 000-entry vector by
+    // doubling copied it all several times (a tenth of the parse).
+    let mut contents = Vec::with_capacity(memchr::memmem::find_iter(body, b"<Contents>").count());
     let mut prefixes = Vec::new();
     loop {
         match x.next()? {
