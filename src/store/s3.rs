@@ -510,6 +510,7 @@ async fn read_body(
     expected: Option<usize>,
 ) -> Result<Bytes, aws_sdk_s3::primitives::ByteStreamError> {
     let mut buf = Vec::with_capacity(expected.unwrap_or(0));
+    crate::daemon::prefault(&mut buf);
     while let Some(chunk) = body.next().await {
         buf.extend_from_slice(&chunk?);
     }
