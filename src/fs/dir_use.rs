@@ -9,8 +9,9 @@
 //! read it saw a quarter of its names looked up, or saw READDIRPLUS past the first batch (the
 //! kernel asks for it there only once it used the attributes it got); a handle that saw neither
 //! clears the mark. A handle the kernel read nothing from (it had the entries cached) tells
-//! nothing: its reader may have stat-ed the names from the kernel's cache. A marked directory keeps the kernel's cache until a metadata TTL after that
-//! handle was opened (what the kernel got since then is still valid); then it is read again.
+//! nothing: its reader may have stat-ed the names from the kernel's cache. A marked directory
+//! keeps the kernel's cache until a metadata TTL after that handle was opened (what the kernel
+//! got since then is still valid); then it is read again.
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;

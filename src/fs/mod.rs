@@ -1058,6 +1058,8 @@ impl<S: ObjectStore> S3Fs<S> {
                 },
             );
         }
+        // Full unless a directory may still ride on `room.dirs` (checked before the name's
+        // attributes are looked at, and again below once they say whether it is one).
         if room.entries == 0 && (e.kind != Kind::Dir || room.dirs == 0) {
             return true;
         }
@@ -1230,9 +1232,9 @@ impl<S: ObjectStore> S3Fs<S> {
         NextPage(tokio::spawn(async move { store.list_objects(&req).await }))
     }
 
-    /// Make entries of listed names. `fresh`: straight from S3, so listed sizes and ETags
-    /// update known files; from the listing cache (fresh until `kept_until`), known files keep
-    /// what they have, and those it shows unchanged stay fresh as long as it does.
+    /// Make entries of listed names. Straight from S3 (`kept_until` is `None`), listed sizes and
+    /// ETags update known files; from the listing cache (fresh until `kept_until`), known files
+    /// keep what they have, and those it shows unchanged stay fresh as long as it does.
     fn adopt_listed(&self, dir: &mut DirHandle, listed: &[readdir::Listed], kept_until: Option<Instant>) {
         let fresh = kept_until.is_none();
         let until = self.fresh_until();
