@@ -19,7 +19,9 @@
 #   small_read     the same files after a remount, cache dropped: raw LIST + GETs vs `find | cat`
 #   ls_f_cold      `ls -f` of an LS-entry directory (fresh mount, cache dropped) vs raw paginated LIST
 #   ls_l_cold      `ls -l` of it vs raw LIST + HEAD of every key (32 in flight): what full POSIX
-#                  attributes need; cosmount-la (no HEADs) is compared with the raw LIST instead
+#                  attributes need; cosmount-la (no HEADs) is compared with the raw LIST instead,
+#                  and so is "local": `ls -l` of a local directory of the same names once the
+#                  kernel's dentries and inodes are dropped (echo 2 > drop_caches)
 #   ls_f_warm      the same `ls -f` / `ls -l` again right after the cold one, compared with the same
 #   ls_l_warm      command on a local directory holding the same names and sizes
 #   ls_f_big_cold  `ls -f` of an LS_BIG-entry directory, cold, vs raw paginated LIST;
@@ -537,6 +539,18 @@ wl_ls_local() {
   done
   record local ls_l_warm ok "$(median "${fl[@]}")" "${fl[*]}" ""
   record local ls_f_warm ok "$(median "${ff[@]}")" "${ff[*]}" ""
+  # What a local file system pays when `ls -l` needs inodes that are not in memory: the kernel's
+  # dentries and inodes dropped (its directory blocks stay in the page cache, so no disk is read).
+  [ "$COLD" = 1 ] || return 0
+  fl=()
+  for r in $(seq "$REPS"); do
+    sync; echo 2 >/proc/sys/vm/drop_caches
+    t0=$EPOCHREALTIME
+    ls -l "$d" >"$WORK/lsl.out"
+    fl+=("$(secs_since "$t0")")
+    check_ls_l "$WORK/lsl.out" "$LS_N" || { record local ls_l_cold failed "" "" "$CHECK_ERR"; return; }
+  done
+  record local ls_l_cold ok "$(median "${fl[@]}")" "${fl[*]}" "dentries and inodes dropped (echo 2 > drop_caches), blocks in the page cache"
 }
 
 # ls_f_on SYS MNT DIR N [first]: time `ls -f MNT/DIR` (sets LSF_SECS) and check it has N entries;
@@ -914,7 +928,10 @@ base_of() { # the system whose figure SYSTEM's figure for WORKLOAD is divided by
   esac
 }
 base_key() { # base_key SYSTEM WORKLOAD: the FIG key of the baseline
-  if [ "$1" = cosmount-la ] && [ "$2" = ls_l_cold ]; then echo "raw|ls_f_cold"; else echo "$(base_of "$1" "$2")|$2"; fi
+  case "$1|$2" in
+    cosmount-la\|ls_l_cold|local\|ls_l_cold) echo "raw|ls_f_cold" ;;
+    *) echo "$(base_of "$1" "$2")|$2" ;;
+  esac
 }
 ratio() { # figure of SYSTEM over its baseline's for WORKLOAD
   local f=${FIG[$1|$2]:-} bk r
@@ -983,6 +1000,7 @@ COSMOUNT_OPTS="\`--force-path-style\`, part size 8 MiB, upload concurrency 8"
   echo "- Data: one $BIG_MIB MiB random file; 4 random objects of $PAR_MIB MiB; $FILES random files of 32 KiB in $DIRS directories; $RAND_N random 64 KiB-aligned offsets per run; listings: $LS_N and $LS_BIG_N objects of $LS_SIZE bytes in one directory each, $FIND_N in $FIND_DIRS directories. Median of $REPS runs ($LS_BIG_REPS for the $LS_BIG_N listing); reads and cold listings $([ "$COLD" = 1 ] && echo "cold (page cache dropped, fresh mount each run)" || echo "NOT cold (could not drop the page cache), fresh mount each run")."
   echo "- raw: bench/ raw-client (aws-sdk-s3, the mount's SDK): multipart $RAW_PART_MIB MiB parts x $RAW_PUT_CONC, ranged GETs $RAW_RANGE_MIB MiB x $RAW_GET_CONC (the 4 objects: one pool of $RAW_GET_CONC), random 64 KiB ranged GETs 1 / 8 in flight, small PUT/GET $RAW_SMALL_CONC in flight (LIST then GETs), listings: paginated ListObjectsV2 (1 000 a page; delimiter \`/\` for a directory, none for \`find\`), \`ls -l\` and \`rsync\`: LIST + HEAD of every key, $RAW_HEAD_CONC in flight; CRC32 request checksums like the mount."
   echo "- cosmount $COSMOUNT_REV: defaults ($COSMOUNT_OPTS); cosmount --listing-attributes: the same plus that option, on listings only (its cold \`ls -l\` ratio is to the raw LIST without HEADs)."
+  [ "${STATUS[local|ls_l_cold]:-}" != ok ] || echo "- local directory, cold \`ls -l\`: the same $LS_N files after \`echo 2 > /proc/sys/vm/drop_caches\` (the kernel's dentries and inodes dropped, the directory's blocks still in the page cache): what building the inodes costs a local file system; its ratio is to the raw LIST, like cosmount --listing-attributes."
   for s in $SYSTEMS; do
     case "$s" in
       s3fs) echo "- s3fs ($(peer_version s3fs)): \`-o url=ENDPOINT -o use_path_request_style -o passwd_file=FILE\`, otherwise defaults." ;;
