@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use cosmount::fs::inode::{Kind, ROOT_INO};
 use cosmount::fs::{DirPlusReplier, DirReplier, Entry, FsConfig, S3Fs};
+use cosmount::store::fault::FaultStore;
 use cosmount::store::memory::MemoryStore;
 
 #[derive(Default)]
@@ -187,6 +188,44 @@ async fn streaming_lists_one_page_for_the_first_entries() {
         5,
         "5 pages, each listed once"
     );
+}
+
+#[tokio::test]
+async fn a_listing_page_that_fails_reaches_the_reader_and_is_asked_for_again() {
+    let store = MemoryStore::with_page_size(100);
+    for i in 0..2000 {
+        store.insert(&format!("k{i:04}"), b"x".to_vec());
+    }
+    let store = Arc::new(FaultStore::new(store));
+    // Pages 1-6 come; the 7th LIST and the one asking for that page again fail.
+    store.fail("ListObjectsV2", 6, 2);
+    let fs = S3Fs::new(store.clone(), FsConfig::default());
+    let fh = fs.opendir(ROOT_INO).await.expect("opendir").fh;
+    let (mut names, mut offset, mut errors) = (Vec::new(), 0, Vec::new());
+    loop {
+        // 50 names a call, as a small buffer takes them: two calls per page.
+        let mut c = Collect {
+            limit: 50,
+            ..Default::default()
+        };
+        match fs.readdir(fh, offset, &mut c).await {
+            Ok(()) => {}
+            Err(e) => {
+                // The reader sees the failure, and calling again goes on where it stopped.
+                errors.push(e.errno);
+                assert!(errors.len() <= 2, "failures past the injected ones: {errors:?}");
+                continue;
+            }
+        }
+        let Some(last) = c.entries.last() else { break };
+        offset = last.1;
+        names.extend(c.entries.into_iter().map(|e| e.3).filter(|n| n != "." && n != ".."));
+    }
+    assert_eq!(errors.len(), 2, "both injected failures reached the reader");
+    let want: Vec<String> = (0..2000).map(|i| format!("k{i:04}")).collect();
+    assert_eq!(names, want, "every name once, in order");
+    // 20 pages, each answered once (the failed calls never reached the bucket).
+    assert_eq!(store.inner().counts.list.load(Ordering::Relaxed), 20);
 }
 
 #[tokio::test]

@@ -21,6 +21,7 @@ pub mod listing_cache;
 pub mod meta;
 mod namespace;
 pub mod new_dirs;
+mod pages_ahead;
 pub mod parts;
 pub mod path;
 pub mod prefetch;
@@ -49,6 +50,7 @@ use blocks::BlockCache;
 use files::{Handle, OpenFile};
 use inode::{InodeTable, Kind, Stat, ROOT_INO};
 use meta::Posix;
+use pages_ahead::PagesAhead;
 use readdir::ListingMerger;
 use write::UploadConfig;
 
@@ -162,6 +164,8 @@ struct PlusRoom {
     dirs: usize,
     /// Entries without attributes.
     unknown: usize,
+    /// When the reply started (what "fresh" is measured against).
+    now: Instant,
 }
 
 /// An entry on its way to the kernel; `offset` is the offset of the next one.
@@ -178,15 +182,6 @@ struct DirEntryOut {
     name: String,
 }
 
-/// The next page of a listing, requested while the kernel takes the current one.
-struct NextPage(tokio::task::JoinHandle<Result<ListPage, StoreError>>);
-
-impl Drop for NextPage {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 struct DirHandle {
     ino: u64,
     path: String,
@@ -194,8 +189,8 @@ struct DirHandle {
     entries: Vec<DirEntryOut>,
     token: Option<String>,
     done: bool,
-    /// The page after the last one listed, on its way (one page ahead, no more).
-    next_page: Option<NextPage>,
+    /// The pages after the last one listed, on their way (see `pages_ahead.rs`).
+    next_page: Option<PagesAhead>,
     /// Everything listed so far (kept in the listing cache once complete).
     listed: Vec<readdir::Listed>,
     /// The listing cache's generation when the listing started.
@@ -427,7 +422,7 @@ impl<S: ObjectStore> S3Fs<S> {
             let listed_file = {
                 let mut table = lock(&self.inodes);
                 let now = Instant::now();
-                match self.known(&mut table, &rel, &key, now) {
+                match self.known(&mut table, &rel, || key.clone(), now) {
                     Known::Complete(ino, stat) => {
                         table.add_lookup(ino);
                         return Ok(self.entry(ino, &stat));
@@ -566,15 +561,15 @@ impl<S: ObjectStore> S3Fs<S> {
         }
     }
 
-    /// What `table` knows of `rel` (object `key`) at `now`. A listed file whose metadata the
-    /// directory's prefetch has fetched for its current ETag is complete.
-    fn known(&self, table: &mut InodeTable, rel: &str, key: &str, now: Instant) -> Known {
+    /// What `table` knows of `rel` (object `key()`, built only if needed) at `now`. A listed file
+    /// whose metadata the directory's prefetch has fetched for its current ETag is complete.
+    fn known(&self, table: &mut InodeTable, rel: &str, key: impl FnOnce() -> String, now: Instant) -> Known {
         let Some(inode) = table.by_path(rel).filter(|i| i.fresh_until > now) else {
             return Known::Stale;
         };
         let (ino, mut stat, until) = (inode.ino, inode.stat.clone(), inode.fresh_until);
         if stat.kind == Kind::File && stat.posix.is_none() && !self.config.listing_attributes {
-            stat.posix = self.cached_posix(key, &stat.etag);
+            stat.posix = self.cached_posix(&key(), &stat.etag);
             if let Some(p) = &stat.posix {
                 // A listing cannot tell a symbolic link from a file; its metadata can. Keep what
                 // it says for getattr too.
@@ -922,9 +917,9 @@ impl<S: ObjectStore> S3Fs<S> {
             continuation: None,
             max_keys: Some(self.config.list_page_size),
         };
-        let mut next: Option<NextPage> = None;
+        let mut ahead: Option<PagesAhead> = None;
         for _ in 0..dir_walk::FLAT_MAX_PAGES {
-            let page = match self.list_page(next.take(), &req).await {
+            let page = match self.list_page(&mut ahead, &req).await {
                 Ok(p) => p,
                 Err(e) => {
                     debug!(dir, error = %e, "flat listing failed");
@@ -933,9 +928,11 @@ impl<S: ObjectStore> S3Fs<S> {
             };
             let last = page.next.is_none();
             if !last {
-                // Ask for the following page now: S3 answers while this one is split.
                 req.continuation = page.next.clone();
-                next = Some(self.request_ahead(req.clone()));
+                if ahead.is_none() {
+                    // The following pages are asked for now: S3 answers while this one is split.
+                    ahead = Some(PagesAhead::start(self.store.clone(), req.clone()));
+                }
             }
             for (d, listed) in split.push(page.objects, last) {
                 self.listings.keep(&d, listed, started, false);
@@ -989,6 +986,7 @@ impl<S: ObjectStore> S3Fs<S> {
             entries: if offset == 0 { PLUS_FIRST_MAX } else { usize::MAX },
             dirs: if offset == 0 { PLUS_FIRST_DIRS } else { 0 },
             unknown: 1,
+            now: Instant::now(),
         };
         let open = self.open_stats(&path).await;
         self.read_dir(fh, offset, true, |dir, e| self.add_plus(dir, &e, &open, &mut room, out))
@@ -1064,14 +1062,22 @@ impl<S: ObjectStore> S3Fs<S> {
             return true;
         }
         let rel = path::join(dir, e.name);
-        let key = path::object_key(&self.config.prefix, &rel);
-        let open_here = table
-            .by_path(&rel)
-            .and_then(|i| open.get(&i.ino).map(|s| (i.ino, s.clone())));
+        let open_here = if open.is_empty() {
+            None
+        } else {
+            table
+                .by_path(&rel)
+                .and_then(|i| open.get(&i.ino).map(|s| (i.ino, s.clone())))
+        };
         let known = match open_here {
             // Open for writing: its writers' size, which the kernel must not keep.
             Some((ino, stat)) => Err((ino, stat)),
-            None => match self.known(&mut table, &rel, &key, Instant::now()) {
+            None => match self.known(
+                &mut table,
+                &rel,
+                || path::object_key(&self.config.prefix, &rel),
+                room.now,
+            ) {
                 Known::Complete(ino, stat) => Ok((ino, stat)),
                 Known::Listed(_) | Known::Stale => match table.by_path(&rel) {
                     Some(i) => Err((i.ino, i.stat.clone())),
@@ -1164,7 +1170,7 @@ impl<S: ObjectStore> S3Fs<S> {
             offset = i as u64 + 2;
             // With entries to give, the kernel gets them now rather than after another LIST (a
             // big buffer would otherwise wait for several pages); a page already here is added.
-            let next_here = dir.next_page.as_ref().is_some_and(|p| p.0.is_finished());
+            let next_here = dir.next_page.as_ref().is_some_and(PagesAhead::ready);
             if dir.done || (added > 0 && !next_here) {
                 return Ok(());
             }
@@ -1179,15 +1185,18 @@ impl<S: ObjectStore> S3Fs<S> {
             continuation: dir.token.clone(),
             max_keys: Some(self.config.list_page_size),
         };
-        let page = self.list_page(dir.next_page.take(), &req).await?;
+        let page = self.list_page(&mut dir.next_page, &req).await?;
         let next = page.next.clone();
         let last = next.is_none();
-        if !last {
-            // Ask for the following page now: S3 answers while the kernel takes this one.
-            dir.next_page = Some(self.request_ahead(ListRequest {
+        if last {
+            dir.next_page = None;
+        } else if dir.next_page.is_none() {
+            // The following pages are asked for now: S3 answers while the kernel takes this one.
+            let req = ListRequest {
                 continuation: next.clone(),
                 ..req
-            }));
+            };
+            dir.next_page = Some(PagesAhead::start(self.store.clone(), req));
         }
         let listed = dir.merger.push_page(page, last);
         debug!(
@@ -1213,23 +1222,24 @@ impl<S: ObjectStore> S3Fs<S> {
         Ok(())
     }
 
-    /// A page of a listing: the one requested ahead (`ahead`), or `req` asked for now.
-    async fn list_page(&self, ahead: Option<NextPage>, req: &ListRequest) -> Result<ListPage, StoreError> {
-        match ahead {
-            Some(mut ahead) => (&mut ahead.0).await.unwrap_or_else(|e| {
-                Err(StoreError::Other {
-                    op: "ListObjectsV2",
-                    message: format!("listing {} failed: {e}", req.prefix),
-                })
-            }),
-            None => self.store.list_objects(req).await,
+    /// The next page of a listing: from the pages on their way (`ahead`), or `req` asked for
+    /// now if none are. A failure stops the pages ahead: the page is asked for again next time.
+    async fn list_page(&self, ahead: &mut Option<PagesAhead>, req: &ListRequest) -> Result<ListPage, StoreError> {
+        let page = match ahead.as_mut() {
+            Some(pages) => pages.next().await,
+            None => None,
+        };
+        let page = match page {
+            Some(page) => page,
+            None => {
+                *ahead = None;
+                self.store.list_objects(req).await
+            }
+        };
+        if page.is_err() {
+            *ahead = None;
         }
-    }
-
-    /// Ask for the listing page `req` in the background.
-    fn request_ahead(&self, req: ListRequest) -> NextPage {
-        let store = self.store.clone();
-        NextPage(tokio::spawn(async move { store.list_objects(&req).await }))
+        page
     }
 
     /// Make entries of listed names. Straight from S3 (`kept_until` is `None`), listed sizes and
