@@ -40,6 +40,15 @@ fn body_len(headers: &aws_smithy_runtime_api::http::Headers) -> u64 {
         .unwrap_or(0)
 }
 
+/// Body bytes of the answer to `op`: its Content-Length, except for answers that carry no body
+/// although they may announce one (HeadObject's gives the object's size; 204 and 304 have none).
+fn received_body_len(op: &str, status: u16, headers: &aws_smithy_runtime_api::http::Headers) -> u64 {
+    if op == "HeadObject" || op == "HeadBucket" || status == 204 || status == 304 {
+        return 0;
+    }
+    body_len(headers)
+}
+
 impl Intercept for MetricsInterceptor {
     fn name(&self) -> &'static str {
         "CosmountMetrics"
@@ -82,9 +91,14 @@ impl Intercept for MetricsInterceptor {
         &self,
         ctx: &BeforeDeserializationInterceptorContextRef<'_>,
         _rc: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
+        cfg: &mut ConfigBag,
     ) -> Result<(), aws_sdk_s3::error::BoxError> {
-        metrics::s3_bytes_received(body_len(ctx.response().headers()));
+        let response = ctx.response();
+        metrics::s3_bytes_received(received_body_len(
+            operation(cfg),
+            response.status().as_u16(),
+            response.headers(),
+        ));
         Ok(())
     }
 
@@ -98,5 +112,33 @@ impl Intercept for MetricsInterceptor {
         let elapsed = cfg.load::<Started>().map(|s| s.0.elapsed()).unwrap_or_default();
         metrics::s3_finished(operation(cfg), elapsed, failed);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_smithy_runtime_api::http::Headers;
+
+    fn with_length(n: &str) -> Headers {
+        let mut h = Headers::new();
+        h.insert("content-length", n.to_string());
+        h
+    }
+
+    #[test]
+    fn a_head_answer_announces_a_size_but_brings_no_body() {
+        let h = with_length("268435456");
+        assert_eq!(received_body_len("HeadObject", 200, &h), 0);
+        assert_eq!(received_body_len("GetObject", 304, &h), 0);
+        assert_eq!(received_body_len("GetObject", 206, &h), 268_435_456);
+        assert_eq!(received_body_len("GetObject", 200, &Headers::new()), 0);
+    }
+
+    #[test]
+    fn streamed_bodies_count_their_decoded_length() {
+        let mut h = with_length("1100");
+        h.insert("x-amz-decoded-content-length", "1000".to_string());
+        assert_eq!(received_body_len("PutObject", 200, &h), 1000);
     }
 }
