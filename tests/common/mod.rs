@@ -409,8 +409,24 @@ impl Mount {
     }
 }
 
+/// Lines of the daemon's log a failing test prints (CI keeps no files of a failed run).
+const LOG_TAIL_LINES: usize = 300;
+
 impl Drop for Mount {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // The test failed: what the daemon did last, for a failure seen only on CI.
+            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(LOG_TAIL_LINES)..];
+            eprintln!(
+                "--- last {} of {} lines of the daemon's log {} ---\n{}\n--- end of the daemon's log ---",
+                tail.len(),
+                lines.len(),
+                self.log.display(),
+                tail.join("\n")
+            );
+        }
         if is_mounted(self.path()) {
             let _ = Command::new("fusermount3")
                 .arg("-u")
