@@ -38,7 +38,8 @@
 # LS 10 000, LS_BIG 100 000, FIND 5 000; --quick: 32 MiB, PAR 8, RAND 100, 100 files, LS 300,
 # LS_BIG 2 000, FIND 200 (10 directories), cosmount only (CI smoke run, about a minute).
 # Median of BENCH_REPS runs (default: 3 in full mode, except 1 for the LS_BIG listing; 1 in
-# --quick). Peak RSS is VmHWM of each mount daemon; if `cosmount --help` lists --max-memory, cosmount
+# --quick), taken in rounds: the raw client and every system run once, then again (see rounds),
+# so that the machine's drift over minutes reaches every system alike (rsync2 runs its own REPS). Peak RSS is VmHWM of each mount daemon; if `cosmount --help` lists --max-memory, cosmount
 # runs with --max-memory 512M and its peak RSS is reported against that budget + 64 MiB.
 #
 # Everything listens on 127.0.0.1 only; data lives under bench/work/ and is deleted at the end;
@@ -144,7 +145,20 @@ trap 'exit 143' TERM
 # Small helpers
 jget() { sed -n "s/.*\"$2\":\"\{0,1\}\([^,\"}]*\).*/\1/p" <<<"$1"; }       # field of a flat JSON object
 calc() { awk "BEGIN { printf \"%.${2:-1}f\", $1 }"; }
-median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.1f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+# The run numbers of a workload function: 1..REPS, or this round's (see rounds).
+RUN_BASE=0; ACCUMULATE=0
+runs() { seq $((RUN_BASE + 1)) $((RUN_BASE + REPS)); }
+# rounds FUNCTION: run FUNCTION (a workload group: the raw client, then every system, one run each)
+# REPS times over, so that each round finds every system under the same machine conditions (on a
+# shared 2-core machine they drift within minutes); record() keeps every round's figure and reports
+# the median. Run i of every system has run number i (object names, random offsets).
+rounds() {
+  local reps=$REPS round
+  REPS=1; ACCUMULATE=1
+  for round in $(seq "$reps"); do RUN_BASE=$((round - 1)); "$@"; done
+  REPS=$reps; RUN_BASE=0; ACCUMULATE=0
+}
+median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.6g\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 secs_since() { calc "${EPOCHREALTIME} - $1" 4; }
 json_str() { local s=${1//\\/\\\\}; s=${s//\"/\\\"}; s=${s//$'\n'/ }; printf '"%s"' "$s"; }
 
@@ -231,6 +245,19 @@ unmount_fs() {
 # record SYSTEM WORKLOAD STATUS FIGURE RUNS NOTE
 record() {
   local k="$1|$2"
+  if [ "$ACCUMULATE" = 1 ] && [ -n "${STATUS[$k]:-}" ]; then
+    # A later round of an interleaved group (see rounds): its runs join the earlier ones.
+    [ "${STATUS[$k]}" = ok ] || return 0
+    if [ "$3" = ok ]; then
+      RUNS[$k]="${RUNS[$k]} $5"
+      # shellcheck disable=SC2086 # the runs are words
+      FIG[$k]=$(median ${RUNS[$k]})
+      [ -z "$6" ] || [ "$6" = "${NOTE[$k]}" ] || NOTE[$k]="${NOTE[$k]:+${NOTE[$k]}; }$6"
+      log "  $1 $2: $4 (round $((RUN_BASE + 1)); median so far ${FIG[$k]})"
+      return 0
+    fi
+    set -- "$1" "$2" "$3" "$4" "${RUNS[$k]} $5" "$6"
+  fi
   STATUS[$k]=$3; FIG[$k]=$4; RUNS[$k]=$5; NOTE[$k]=$6
   if [ "$3" != ok ] && { [ "$1" = raw ] || [ "${1%-la}" = cosmount ]; }; then FAILED_CORE=1; fi
   if [ "$3" = ok ]; then log "  $1 $2: $4 (runs: $5)${6:+ — $6}"; else log "  $1 $2: $3${6:+ — $6}"; fi
@@ -276,7 +303,7 @@ CHECK_ERR=""
 
 wl_seq_write_raw() {
   local r j secs=() figs=()
-  for r in $(seq "$REPS"); do
+  for r in $(runs); do
     sync
     j=$(raw put-multipart --bucket bench-raw --key "big-$r" --file "$BIG" --part-size "$RAW_PART_MIB" --concurrency "$RAW_PUT_CONC") \
       || { record raw seq_write failed "" "" "put-multipart failed"; return; }
@@ -292,7 +319,7 @@ wl_seq_write_raw() {
 wl_seq_write() {
   local sys=$1 mnt="$WORK/mnt-$1" r t0 cpsecs w stored figs=() cpfigs=() err=""
   if ! mount_fs "$sys" "bench-$sys" "$mnt"; then record "$sys" seq_write failed "" "" "mount: $MOUNT_ERR"; return; fi
-  for r in $(seq "$REPS"); do
+  for r in $(runs); do
     sync
     t0=$EPOCHREALTIME
     if ! timeout -k 10 "$CMD_TIMEOUT" cp "$BIG" "$mnt/big-$r" 2>"$WORK/cp.err"; then
@@ -314,7 +341,7 @@ wl_seq_write() {
 
 wl_seq_read_raw() {
   local r j figs=()
-  for r in $(seq "$REPS"); do
+  for r in $(runs); do
     drop_caches
     j=$(raw get-ranged --bucket bench-raw --key big-1 --range-size "$RAW_RANGE_MIB" --concurrency "$RAW_GET_CONC") \
       || { record raw seq_read_cold failed "" "" "get-ranged failed"; return; }
@@ -326,7 +353,7 @@ wl_seq_read_raw() {
 
 wl_seq_read() {
   local sys=$1 mnt="$WORK/mnt-$1" r t0 secs sum figs=()
-  for r in $(seq "$REPS"); do
+  for r in $(runs); do
     drop_caches
     if ! mount_fs "$sys" bench-raw "$mnt"; then record "$sys" seq_read_cold failed "" "${figs[*]}" "mount: $MOUNT_ERR"; return; fi
     t0=$EPOCHREALTIME
@@ -350,7 +377,7 @@ wl_seq_read() {
 
 wl_small_write_raw() {
   local r j figs=()
-  for r in $(seq "$REPS"); do
+  for r in $(runs); do
     sync
     j=$(raw put-small --bucket bench-raw --prefix "tree-$r" --from-dir "$TREE" --concurrency "$RAW_SMALL_CONC") \
       || { record raw small_write failed "" "" "put-small failed"; return; }
@@ -367,7 +394,7 @@ wl_small_write_raw() {
 wl_small_write() {
   local sys=$1 mnt="$WORK/mnt-$1" r t0 cpsecs w stored figs=() cpfigs=() err=""
   if ! mount_fs "$sys" "bench-$sys" "$mnt"; then record "$sys" small_write failed "" "" "mount: $MOUNT_ERR"; return; fi
-  for r in $(seq "$REPS"); do
+  for r in $(runs); do
     sync
     t0=$EPOCHREALTIME
     if ! timeout -k 10 "$CMD_TIMEOUT" cp -r "$TREE" "$mnt/tree-$r" 2>"$WORK/cp.err"; then
@@ -389,7 +416,7 @@ wl_small_write() {
 
 wl_small_read_raw() {
   local r j figs=()
-  for r in $(seq "$REPS"); do
+  for r in $(runs); do
     drop_caches
     j=$(raw get-small --bucket bench-raw --prefix tree-1 --concurrency "$RAW_SMALL_CONC") \
       || { record raw small_read failed "" "" "get-small failed"; return; }
@@ -401,7 +428,7 @@ wl_small_read_raw() {
 
 wl_small_read() {
   local sys=$1 mnt="$WORK/mnt-$1" r t0 secs n figs=()
-  for r in $(seq "$REPS"); do
+  for r in $(runs); do
     drop_caches
     if ! mount_fs "$sys" bench-raw "$mnt"; then record "$sys" small_read failed "" "${figs[*]}" "mount: $MOUNT_ERR"; return; fi
     t0=$EPOCHREALTIME
@@ -426,7 +453,7 @@ wl_small_read() {
 # --- 4 objects at once
 wl_par_read_raw() {
   local r j figs=()
-  for r in $(seq "$REPS"); do
+  for r in $(runs); do
     drop_caches
     j=$(raw get-many --bucket bench-raw --key par-0 --key par-1 --key par-2 --key par-3 --range-size "$RAW_RANGE_MIB" --concurrency "$RAW_GET_CONC") \
       || { record raw par_read_cold failed "" "${figs[*]}" "get-many failed"; return; }
@@ -438,7 +465,7 @@ wl_par_read_raw() {
 
 wl_par_read() {
   local sys=$1 mnt="$WORK/mnt-$1" r i t0 secs sum err figs=() pids=()
-  for r in $(seq "$REPS"); do
+  for r in $(runs); do
     drop_caches
     if ! mount_fs "$sys" bench-raw "$mnt"; then record "$sys" par_read_cold failed "" "${figs[*]}" "mount: $MOUNT_ERR"; return; fi
     err=""; pids=()
@@ -471,7 +498,7 @@ offsets_file() {
 
 wl_rand_read_raw() {
   local t=$1 wl=$2 r j figs=()
-  for r in $(seq "$REPS"); do
+  for r in $(runs); do
     drop_caches
     j=$(raw random-read --bucket bench-raw --key big-1 --offsets-file "$(offsets_file "$t" "$r")" --block "$BLOCK" \
       --concurrency "$t" --verify-file "$BIG" 2>"$WORK/raw.err") \
@@ -483,7 +510,7 @@ wl_rand_read_raw() {
 
 wl_rand_read() {
   local sys=$1 t=$2 wl=$3 mnt="$WORK/mnt-$1" r j figs=()
-  for r in $(seq "$REPS"); do
+  for r in $(runs); do
     drop_caches
     if ! mount_fs "$sys" bench-raw "$mnt"; then record "$sys" "$wl" failed "" "${figs[*]}" "mount: $MOUNT_ERR"; return; fi
     if ! j=$(timeout -k 10 "$CMD_TIMEOUT" python3 "$HELPERS" randread --file "$mnt/big-1" --offsets-file "$(offsets_file "$t" "$r")" \
@@ -510,7 +537,7 @@ check_ls_l() {
 
 wl_ls_raw() {
   local r j fl=() fh=()
-  for r in $(seq "$REPS"); do
+  for r in $(runs); do
     drop_caches
     j=$(raw list --bucket bench-ls --prefix "$LS_DIR/" --delimiter /) || { record raw ls_f_cold failed "" "" "list failed"; return; }
     [ "$(jget "$j" keys)" = "$LS_N" ] || { record raw ls_f_cold failed "" "" "listed $(jget "$j" keys) keys, expected $LS_N"; return; }
@@ -528,7 +555,7 @@ wl_ls_raw() {
 wl_ls_local() {
   local d="$WORK/data/$LS_DIR" r t0 j fl=() ff=()
   ls -l "$d" >/dev/null; ls -f "$d" >/dev/null   # warm
-  for r in $(seq "$REPS"); do
+  for r in $(runs); do
     t0=$EPOCHREALTIME
     ls -l "$d" >"$WORK/lsl.out"
     fl+=("$(secs_since "$t0")")
@@ -543,7 +570,7 @@ wl_ls_local() {
   # dentries and inodes dropped (its directory blocks stay in the page cache, so no disk is read).
   [ "$COLD" = 1 ] || return 0
   fl=()
-  for r in $(seq "$REPS"); do
+  for r in $(runs); do
     sync; echo 2 >/proc/sys/vm/drop_caches
     t0=$EPOCHREALTIME
     ls -l "$d" >"$WORK/lsl.out"
@@ -565,7 +592,7 @@ ls_f_on() {
 
 wl_ls() {
   local sys=$1 mnt="$WORK/mnt-$1" r t0 fc=() fw=() lc=() lw=() err=""
-  for r in $(seq "$REPS"); do
+  for r in $(runs); do
     drop_caches
     if ! mount_fs "$sys" bench-ls "$mnt"; then err="mount: $MOUNT_ERR"; break; fi
     if ! ls_f_on "$sys" "$mnt" "$LS_DIR" "$LS_N"; then err=$CHECK_ERR; unmount_fs "$sys" "$mnt" ls; break; fi
@@ -601,7 +628,7 @@ wl_ls() {
 
 wl_ls_big_raw() {
   local r j fs=() ff=()
-  for r in $(seq "$REPS"); do
+  for r in $(runs); do
     drop_caches
     j=$(raw list --bucket bench-lsbig --prefix "$LS_BIG_DIR/" --delimiter /) || { record raw ls_f_big_cold failed "" "" "list failed"; return; }
     [ "$(jget "$j" keys)" = "$LS_BIG_N" ] || { record raw ls_f_big_cold failed "" "" "listed $(jget "$j" keys) keys, expected $LS_BIG_N"; return; }
@@ -635,7 +662,7 @@ wl_ls_big() {
 
 wl_find_raw() {
   local r j figs=()
-  for r in $(seq "$REPS"); do
+  for r in $(runs); do
     drop_caches
     j=$(raw list --bucket bench-find --prefix "$FIND_DIR/") || { record raw find_cold failed "" "" "list failed"; return; }
     [ "$(jget "$j" keys)" = "$FIND_N" ] || { record raw find_cold failed "" "" "listed $(jget "$j" keys) keys, expected $FIND_N"; return; }
@@ -646,7 +673,7 @@ wl_find_raw() {
 
 wl_find() {
   local sys=$1 mnt="$WORK/mnt-$1" r t0 n secs figs=()
-  for r in $(seq "$REPS"); do
+  for r in $(runs); do
     drop_caches
     if ! mount_fs "$sys" bench-find "$mnt"; then record "$sys" find_cold failed "" "${figs[*]}" "mount: $MOUNT_ERR"; return; fi
     t0=$EPOCHREALTIME
@@ -668,7 +695,7 @@ wl_rsync_raw() {
   raw put-small --bucket bench-rsrc --prefix rsync-src --from-dir "$TREE" --concurrency "$RAW_SMALL_CONC" >/dev/null \
     || { record raw rsync2 failed "" "" "put-small failed"; return; }
   raw list --bucket bench-rsrc >/dev/null   # bench-server walks the bucket once after a write
-  for r in $(seq "$REPS"); do
+  for r in $(runs); do
     drop_caches
     j=$(raw list-head --bucket bench-rsrc --prefix rsync-src/ --concurrency "$RAW_HEAD_CONC" 2>"$WORK/raw.err") \
       || { record raw rsync2 failed "" "" "list-head: $(head -c 200 "$WORK/raw.err")"; return; }
@@ -690,7 +717,7 @@ wl_rsync() {
     unmount_fs "$sys" "$mnt" rsync; record "$sys" rsync2 failed "" "" "after the first rsync, rsync/ never held $FILES objects"; return
   fi
   unmount_fs "$sys" "$mnt" rsync
-  for r in $(seq "$REPS"); do
+  for r in $(runs); do
     drop_caches
     if ! mount_fs "$sys" "bench-$sys" "$mnt"; then record "$sys" rsync2 failed "" "${figs[*]}" "mount: $MOUNT_ERR"; return; fi
     t0=$EPOCHREALTIME
@@ -828,7 +855,7 @@ fi
 sync
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-# 5. Workloads: for each, the raw client, then each system.
+# 5. Workloads: for each, the raw client, then each system, in REPS rounds (see rounds).
 # The listing workloads also run cosmount with --listing-attributes (system cosmount-la).
 LS_SYSTEMS=""
 for s in $SYSTEMS; do LS_SYSTEMS="$LS_SYSTEMS $s"; [ "$s" != cosmount ] || LS_SYSTEMS="$LS_SYSTEMS cosmount-la"; done
@@ -843,39 +870,44 @@ run_systems() {
   done
 }
 if want seq_write; then
-  log "workload seq_write ($BIG_MIB MiB, $REPS runs)"; wl_seq_write_raw; run_systems seq_write seq_write "$SYSTEMS"
+  group_seq_write() { wl_seq_write_raw; run_systems seq_write seq_write "$SYSTEMS"; }
+  log "workload seq_write ($BIG_MIB MiB, $REPS rounds)"; rounds group_seq_write
 fi
 # bench-server lists a bucket by walking it once after a write, then from memory (bench/README.md):
 # list bench-raw, untimed, before the groups that read it, so that no system pays that walk.
 prewarm() { raw list --bucket bench-raw >/dev/null; }
 if want seq_read; then
-  prewarm; log "workload seq_read_cold ($BIG_MIB MiB, $REPS runs)"; wl_seq_read_raw; run_systems seq_read seq_read_cold "$SYSTEMS"
+  group_seq_read() { wl_seq_read_raw; run_systems seq_read seq_read_cold "$SYSTEMS"; }
+  prewarm; log "workload seq_read_cold ($BIG_MIB MiB, $REPS rounds)"; rounds group_seq_read
 fi
 if want par_read; then
-  prewarm; log "workload par_read_cold (4 x $PAR_MIB MiB, $REPS runs)"; wl_par_read_raw; run_systems par_read par_read_cold "$SYSTEMS"
+  group_par_read() { wl_par_read_raw; run_systems par_read par_read_cold "$SYSTEMS"; }
+  prewarm; log "workload par_read_cold (4 x $PAR_MIB MiB, $REPS rounds)"; rounds group_par_read
 fi
 if want rand_read; then
-  prewarm; log "workload rand_read ($RAND_N x 64 KiB, 1 in flight, $REPS runs)"
-  wl_rand_read_raw 1 rand_read; run_systems rand_read rand_read "$SYSTEMS" 1 rand_read
-  log "workload rand_read8 ($RAND_N x 64 KiB, 8 in flight, $REPS runs)"
-  wl_rand_read_raw 8 rand_read8; run_systems rand_read rand_read8 "$SYSTEMS" 8 rand_read8
+  group_rand_read() { wl_rand_read_raw "$1" "$2"; run_systems rand_read "$2" "$SYSTEMS" "$1" "$2"; }
+  prewarm; log "workload rand_read ($RAND_N x 64 KiB, 1 in flight, $REPS rounds)"; rounds group_rand_read 1 rand_read
+  log "workload rand_read8 ($RAND_N x 64 KiB, 8 in flight, $REPS rounds)"; rounds group_rand_read 8 rand_read8
 fi
 if want small_write; then
-  log "workload small_write ($FILES files, $REPS runs)"; wl_small_write_raw; run_systems small_write small_write "$SYSTEMS"
+  group_small_write() { wl_small_write_raw; run_systems small_write small_write "$SYSTEMS"; }
+  log "workload small_write ($FILES files, $REPS rounds)"; rounds group_small_write
 fi
 if want small_read; then
-  prewarm; log "workload small_read ($FILES files, $REPS runs)"; wl_small_read_raw; run_systems small_read small_read "$SYSTEMS"
+  group_small_read() { wl_small_read_raw; run_systems small_read small_read "$SYSTEMS"; }
+  prewarm; log "workload small_read ($FILES files, $REPS rounds)"; rounds group_small_read
 fi
 if want ls; then
-  log "workload ls ($LS_N entries: ls -f, ls -l, cold and warm, $REPS runs)"
-  wl_ls_raw; wl_ls_local; run_systems ls "ls_f_cold ls_f_warm ls_l_cold ls_l_warm" "$LS_SYSTEMS"
+  group_ls() { wl_ls_raw; wl_ls_local; run_systems ls "ls_f_cold ls_f_warm ls_l_cold ls_l_warm" "$LS_SYSTEMS"; }
+  log "workload ls ($LS_N entries: ls -f, ls -l, cold and warm, $REPS rounds)"; rounds group_ls
 fi
 if want ls_big; then
   log "workload ls_big ($LS_BIG_N entries: ls -f cold, $LS_BIG_REPS runs)"
   wl_ls_big_raw; run_systems ls_big "ls_f_big_cold ls_f_big_first" "$LS_SYSTEMS"
 fi
 if want find; then
-  log "workload find ($FIND_N files in $FIND_DIRS directories, $REPS runs)"; wl_find_raw; run_systems find find_cold "$LS_SYSTEMS"
+  group_find() { wl_find_raw; run_systems find find_cold "$LS_SYSTEMS"; }
+  log "workload find ($FIND_N files in $FIND_DIRS directories, $REPS rounds)"; rounds group_find
 fi
 if want rsync; then
   log "workload rsync ($FILES files: second rsync -a after a remount, $REPS runs)"; wl_rsync_raw; run_systems rsync rsync2 "$SYSTEMS"
