@@ -931,7 +931,8 @@ impl<S: ObjectStore> S3Fs<S> {
                 req.continuation = page.next.clone();
                 if ahead.is_none() {
                     // The following pages are asked for now: S3 answers while this one is split.
-                    ahead = Some(PagesAhead::start(self.store.clone(), req.clone()));
+                    // One page ahead: pages past the limit would be listed for nothing.
+                    ahead = Some(PagesAhead::start(self.store.clone(), req.clone(), 1));
                 }
             }
             for (d, listed) in split.push(page.objects, last) {
@@ -1196,7 +1197,10 @@ impl<S: ObjectStore> S3Fs<S> {
                 continuation: next.clone(),
                 ..req
             };
-            dir.next_page = Some(PagesAhead::start(self.store.clone(), req));
+            // A wider window for the kernel's reader; listings that stop at a page limit (lookups,
+            // walks ahead) keep one page ahead, as any more would be listed for nothing.
+            let window = if dir.for_kernel { pages_ahead::PAGES_AHEAD } else { 1 };
+            dir.next_page = Some(PagesAhead::start(self.store.clone(), req, window));
         }
         let listed = dir.merger.push_page(page, last);
         debug!(

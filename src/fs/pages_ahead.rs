@@ -2,8 +2,9 @@
 //! continuation chain, so S3 keeps answering while the kernel (or a tree walk) works through the
 //! pages already here. The window grows like a read-ahead: one page ahead at first (a reader
 //! that wants the first names of a huge directory costs one LIST more), one more for each page
-//! the reader takes, up to [`PAGES_AHEAD`]. Pages come out in order; the task stops at the last
-//! page, at an error (handed on like a page), or when it is dropped.
+//! the reader takes, up to [`PAGES_AHEAD`] (or a smaller bound: a listing that stops at a page
+//! limit keeps one page ahead, so that stopping wastes one LIST at most). Pages come out in order;
+//! the task stops at the last page, at an error (handed on like a page), or when it is dropped.
 
 use std::sync::Arc;
 
@@ -23,12 +24,15 @@ pub struct PagesAhead {
     room: Arc<Semaphore>,
     /// The window: pages listed ahead of the reader, at most.
     window: usize,
+    /// The largest the window grows.
+    max_window: usize,
     task: JoinHandle<()>,
 }
 
 impl PagesAhead {
-    /// Start listing at `req` (its continuation token says where) in the background.
-    pub fn start(store: Arc<dyn ObjectStore>, mut req: ListRequest) -> PagesAhead {
+    /// Start listing at `req` (its continuation token says where) in the background, at most
+    /// `max_window` (1 to [`PAGES_AHEAD`]) pages ahead of the reader.
+    pub fn start(store: Arc<dyn ObjectStore>, mut req: ListRequest, max_window: usize) -> PagesAhead {
         let (tx, pages) = mpsc::channel(PAGES_AHEAD);
         let room = Arc::new(Semaphore::new(1));
         let task_room = room.clone();
@@ -53,6 +57,7 @@ impl PagesAhead {
             pages,
             room,
             window: 1,
+            max_window: max_window.clamp(1, PAGES_AHEAD),
             task,
         }
     }
@@ -62,7 +67,7 @@ impl PagesAhead {
     pub async fn next(&mut self) -> Option<Result<ListPage, StoreError>> {
         let page = self.pages.recv().await;
         // The page's slot is free again, and the reader has earned a wider window.
-        let grow = usize::from(self.window < PAGES_AHEAD);
+        let grow = usize::from(self.window < self.max_window);
         self.window += grow;
         self.room.add_permits(1 + grow);
         page
@@ -109,7 +114,7 @@ mod tests {
 
     #[tokio::test]
     async fn pages_come_in_order_and_end_at_the_last() {
-        let mut ahead = PagesAhead::start(store_with(35), req());
+        let mut ahead = PagesAhead::start(store_with(35), req(), PAGES_AHEAD);
         let mut keys = Vec::new();
         let mut pages = 0;
         while let Some(page) = ahead.next().await {
@@ -138,7 +143,7 @@ mod tests {
     #[tokio::test]
     async fn the_window_starts_at_one_page_and_grows_with_each_page_taken() {
         let store = store_with(200);
-        let mut ahead = PagesAhead::start(store.clone(), req());
+        let mut ahead = PagesAhead::start(store.clone(), req(), PAGES_AHEAD);
         assert_eq!(
             listed_after_a_while(&store).await,
             1,
@@ -159,10 +164,20 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_bounded_window_stays_at_its_bound() {
+        let store = store_with(200);
+        let mut ahead = PagesAhead::start(store.clone(), req(), 1);
+        for _ in 0..3 {
+            ahead.next().await.expect("a page").expect("ok");
+        }
+        assert_eq!(listed_after_a_while(&store).await, 3 + 1, "one page ahead, no more");
+    }
+
+    #[tokio::test]
     async fn a_failed_page_is_handed_on_and_ends_the_task() {
         let store = Arc::new(crate::store::fault::FaultStore::new(memory_with(30)));
         store.fail("ListObjectsV2", 1, 1);
-        let mut ahead = PagesAhead::start(store, req());
+        let mut ahead = PagesAhead::start(store, req(), PAGES_AHEAD);
         assert!(ahead.next().await.expect("the first page").is_ok());
         assert!(ahead.next().await.expect("the failure").is_err());
         assert!(ahead.next().await.is_none(), "nothing after a failure");
