@@ -85,8 +85,14 @@ pub struct Cli {
     #[arg(long, default_value_t = 6, value_name = "N", help_heading = CONNECTION)]
     pub max_attempts: u32,
 
-    /// Time limit of each attempt of an S3 request, in seconds.
-    #[arg(long, default_value_t = 60, value_name = "SECONDS", help_heading = CONNECTION)]
+    /// An S3 request that moves no bytes for this many seconds, retries included, fails with
+    /// ETIMEDOUT (a hung server or a dead network). Transfers that keep moving are never cut off.
+    #[arg(long, env = "COSMOUNT_TIMEOUT", default_value_t = 30, value_name = "SECONDS", help_heading = CONNECTION)]
+    pub timeout: u64,
+
+    /// An attempt of an S3 request that moves no bytes for this many seconds is abandoned and
+    /// retried on a new connection (within --timeout).
+    #[arg(long, default_value_t = 10, value_name = "SECONDS", help_heading = CONNECTION)]
     pub request_timeout: u64,
 
     /// Seconds to wait for the bucket check before mounting.
@@ -314,6 +320,7 @@ impl Cli {
                 profile: self.profile.clone(),
                 max_attempts: self.max_attempts.max(1),
                 attempt_timeout: Duration::from_secs(self.request_timeout.max(1)),
+                timeout: Duration::from_secs(self.timeout.max(1)),
                 max_connections: self.max_connections.max(1),
                 ..S3Settings::default()
             },

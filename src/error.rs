@@ -68,6 +68,7 @@ impl From<StoreError> for FsError {
             StoreError::Credentials { .. } => FsError::new(libc::EACCES, message),
             StoreError::PreconditionFailed { .. } => FsError::new(libc::ESTALE, message),
             StoreError::Unreachable { .. } => FsError::new(libc::EIO, message),
+            StoreError::TimedOut { .. } => FsError::new(libc::ETIMEDOUT, message),
             StoreError::BadResponse { .. } => FsError::new(libc::EIO, message),
             StoreError::InvalidRequest { .. } => FsError::new(libc::EINVAL, message),
             StoreError::Conflict { .. } => FsError::new(libc::EEXIST, message),

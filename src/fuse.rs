@@ -6,7 +6,8 @@
 //! (operation, S3 key, errno and cause, at the error's own level: ENOENT and other ordinary
 //! answers at DEBUG), counts it for the metrics, and replies with its errno. No handler calls
 //! `reply.error` with an errno of its own. Each handler is timed for the metrics
-//! ([`metrics::fuse_op`]).
+//! ([`metrics::fuse_op`]). Each operation runs in a deadline scope (`store/deadline.rs`), so an
+//! operation that waits on a silent server ends within `--timeout`.
 
 use std::ffi::OsStr;
 use std::path::Path;
@@ -39,6 +40,12 @@ impl<S: ObjectStore> FuseFs<S> {
     /// Serve `fs`, running its futures on `rt`.
     pub fn new(fs: Arc<S3Fs<S>>, rt: Handle) -> Self {
         Self { fs, rt }
+    }
+
+    /// Run one operation to its end, in its own deadline scope (see `store/deadline.rs`: once a
+    /// request of it found the server silent or unreachable, its later requests fail at once).
+    fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(crate::store::deadline::scope(f))
     }
 }
 
@@ -198,7 +205,7 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
         self.reply_xattr(
             "getxattr",
             At::Ino(ino.0),
-            self.rt.block_on(self.fs.getxattr(ino.0, name)),
+            self.block_on(self.fs.getxattr(ino.0, name)),
             size,
             reply,
         );
@@ -210,7 +217,7 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
         self.reply_xattr(
             "listxattr",
             At::Ino(ino.0),
-            self.rt.block_on(self.fs.listxattr(ino.0)),
+            self.block_on(self.fs.listxattr(ino.0)),
             size,
             reply,
         );
@@ -231,7 +238,7 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
         self.reply_empty(
             "setxattr",
             At::Ino(ino.0),
-            self.rt.block_on(self.fs.setxattr(ino.0, name, value, flags)),
+            self.block_on(self.fs.setxattr(ino.0, name, value, flags)),
             reply,
         );
     }
@@ -242,14 +249,14 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
         self.reply_empty(
             "removexattr",
             At::Ino(ino.0),
-            self.rt.block_on(self.fs.removexattr(ino.0, name)),
+            self.block_on(self.fs.removexattr(ino.0, name)),
             reply,
         );
     }
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let _s = tracing::debug_span!("lookup", parent = parent.0, ?name).entered();
         let _m = metrics::fuse_op("lookup");
-        match self.rt.block_on(self.fs.lookup(parent.0, name)) {
+        match self.block_on(self.fs.lookup(parent.0, name)) {
             // A negative entry: the kernel remembers the absence for the metadata TTL too, so
             // tools probing for files that are not there (git, editors, shells) cost nothing.
             Err(e) if e.errno == libc::ENOENT && !self.fs.negative_ttl().is_zero() => {
@@ -299,7 +306,7 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
             size,
             mtime: mtime.map(time),
         };
-        match self.rt.block_on(self.fs.setattr(ino.0, fh.map(|f| f.0), set)) {
+        match self.block_on(self.fs.setattr(ino.0, fh.map(|f| f.0), set)) {
             Ok(e) => reply.attr(&e.ttl, &file_attr(&e.attr)),
             Err(e) => reply.error(self.fail("setattr", At::Ino(ino.0), e)),
         }
@@ -308,7 +315,7 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
         let _s = tracing::debug_span!("readlink", ino = ino.0).entered();
         let _m = metrics::fuse_op("readlink");
-        match self.rt.block_on(self.fs.readlink(ino.0)) {
+        match self.block_on(self.fs.readlink(ino.0)) {
             Ok(data) => reply.data(&data),
             Err(e) => reply.error(self.fail("readlink", At::Ino(ino.0), e)),
         }
@@ -329,7 +336,7 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
         self.reply_empty(
             "unlink",
             At::Child(parent.0, name),
-            self.rt.block_on(self.fs.unlink(parent.0, name)),
+            self.block_on(self.fs.unlink(parent.0, name)),
             reply,
         );
     }
@@ -340,7 +347,7 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
         self.reply_empty(
             "rmdir",
             At::Child(parent.0, name),
-            self.rt.block_on(self.fs.rmdir(parent.0, name)),
+            self.block_on(self.fs.rmdir(parent.0, name)),
             reply,
         );
     }
@@ -389,7 +396,7 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
     ) {
         let _s = tracing::debug_span!("create", parent = parent.0, ?name).entered();
         let _m = metrics::fuse_op("create");
-        match self.rt.block_on(
+        match self.block_on(
             self.fs
                 .create(parent.0, name, mode & !umask, req.uid(), req.gid(), req.pid()),
         ) {
@@ -418,7 +425,7 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
     ) {
         let _s = tracing::debug_span!("write", ino = ino.0, fh = fh.0, offset, len = data.len()).entered();
         let _m = metrics::fuse_op("write");
-        match self.rt.block_on(self.fs.write(fh.0, offset, data)) {
+        match self.block_on(self.fs.write(fh.0, offset, data)) {
             Ok(n) => reply.written(n),
             Err(e) => reply.error(self.fail("write", At::Ino(ino.0), e)),
         }
@@ -430,7 +437,7 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
         self.reply_empty(
             "flush",
             At::Ino(ino.0),
-            self.rt.block_on(self.fs.flush(fh.0, req.pid())),
+            self.block_on(self.fs.flush(fh.0, req.pid())),
             reply,
         );
     }
@@ -438,7 +445,7 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
     fn fsync(&self, _req: &Request, ino: INodeNo, fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
         let _s = tracing::debug_span!("fsync", ino = ino.0, fh = fh.0).entered();
         let _m = metrics::fuse_op("fsync");
-        self.reply_empty("fsync", At::Ino(ino.0), self.rt.block_on(self.fs.fsync(fh.0)), reply);
+        self.reply_empty("fsync", At::Ino(ino.0), self.block_on(self.fs.fsync(fh.0)), reply);
     }
 
     fn fsyncdir(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
@@ -454,7 +461,7 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         let _s = tracing::debug_span!("getattr", ino = ino.0).entered();
         let _m = metrics::fuse_op("getattr");
-        match self.rt.block_on(self.fs.getattr(ino.0)) {
+        match self.block_on(self.fs.getattr(ino.0)) {
             Ok(e) => reply.attr(&e.ttl, &file_attr(&e.attr)),
             Err(e) => reply.error(self.fail("getattr", At::Ino(ino.0), e)),
         }
@@ -463,7 +470,7 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let _s = tracing::debug_span!("open", ino = ino.0).entered();
         let _m = metrics::fuse_op("open");
-        match self.rt.block_on(self.fs.open(ino.0, flags.0, req.pid())) {
+        match self.block_on(self.fs.open(ino.0, flags.0, req.pid())) {
             Ok(fh) => {
                 let keep = if self.fs.keep_cache(fh) {
                     FopenFlags::FOPEN_KEEP_CACHE
@@ -489,7 +496,7 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
     ) {
         let _s = tracing::debug_span!("read", ino = ino.0, fh = fh.0, offset, size).entered();
         let _m = metrics::fuse_op("read");
-        match self.rt.block_on(self.fs.read(fh.0, offset, size)) {
+        match self.block_on(self.fs.read(fh.0, offset, size)) {
             Ok(data) => reply.data(&data),
             Err(e) => reply.error(self.fail("read", At::Ino(ino.0), e)),
         }
@@ -507,18 +514,13 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
     ) {
         let _s = tracing::debug_span!("release", ino = ino.0, fh = fh.0).entered();
         let _m = metrics::fuse_op("release");
-        self.reply_empty(
-            "release",
-            At::Ino(ino.0),
-            self.rt.block_on(self.fs.release(fh.0)),
-            reply,
-        );
+        self.reply_empty("release", At::Ino(ino.0), self.block_on(self.fs.release(fh.0)), reply);
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         let _s = tracing::debug_span!("opendir", ino = ino.0).entered();
         let _m = metrics::fuse_op("opendir");
-        match self.rt.block_on(self.fs.opendir(ino.0)) {
+        match self.block_on(self.fs.opendir(ino.0)) {
             Ok(opened) => {
                 let ahead = self.fs.walk_ahead(ino.0);
                 if !ahead.is_empty() {

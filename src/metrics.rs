@@ -45,6 +45,8 @@ struct Metrics {
     memory_in_use: Gauge<u64, AtomicU64>,
     memory_budget: Gauge<u64, AtomicU64>,
     uploads_in_flight: Gauge,
+    files_not_stored: Counter,
+    files_unstored_now: Gauge,
 }
 
 fn latency_histogram() -> Histogram {
@@ -70,6 +72,8 @@ impl Metrics {
             memory_in_use: Gauge::default(),
             memory_budget: Gauge::default(),
             uploads_in_flight: Gauge::default(),
+            files_not_stored: Counter::default(),
+            files_unstored_now: Gauge::default(),
         };
         let mut m = m;
         let r = &mut m.registry;
@@ -144,6 +148,17 @@ impl Metrics {
             "uploads_in_flight",
             "Files being uploaded to S3 right now",
             m.uploads_in_flight.clone(),
+        );
+        r.register(
+            "files_not_stored",
+            "Files whose changes could not be stored after their last close (the writer was not told; \
+             the log names each one at ERROR)",
+            m.files_not_stored.clone(),
+        );
+        r.register(
+            "files_unstored",
+            "Files whose last changes are not stored right now (fsync of each reports the error)",
+            m.files_unstored_now.clone(),
         );
         m
     }
@@ -434,6 +449,21 @@ fn answer<B>(req: &http::Request<B>) -> http::Response<Full<Bytes>> {
     resp.headers_mut()
         .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(content_type));
     resp
+}
+
+/// A file's changes could not be stored after its last close; `now` files are in that state.
+pub fn file_not_stored(now: usize) {
+    if let Some(m) = get() {
+        m.files_not_stored.inc();
+        m.files_unstored_now.set(now as i64);
+    }
+}
+
+/// `now` files' last changes are not stored.
+pub fn files_unstored(now: usize) {
+    if let Some(m) = get() {
+        m.files_unstored_now.set(now as i64);
+    }
 }
 
 #[cfg(test)]

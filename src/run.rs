@@ -82,7 +82,7 @@ pub fn run(config: MountConfig) -> Result<(), String> {
         "memory budget and cache"
     );
     let fs = Arc::new(S3Fs::with_disk_cache(Arc::new(store), fs_config, disk));
-    let fuse = FuseFs::new(fs, rt.handle().clone());
+    let fuse = FuseFs::new(fs.clone(), rt.handle().clone());
     let mut options = vec![
         fuser::MountOption::FSName(crate::mount_opts::fsname(&config.s3.bucket, &config.fs.prefix)),
         fuser::MountOption::Subtype("cosmount".into()),
@@ -107,8 +107,13 @@ pub fn run(config: MountConfig) -> Result<(), String> {
     };
     fuse_config.n_threads = Some(config.fuse_threads);
     let mnt = config.mountpoint.display().to_string();
+    let canonical = std::fs::canonicalize(&config.mountpoint).unwrap_or_else(|_| config.mountpoint.clone());
     let mut session = fuser::Session::new(fuse, &config.mountpoint, &fuse_config)
         .map_err(|e| format!("mounting on {mnt} failed: {e} (is fuse3 installed and /dev/fuse usable?)"))?;
+    match crate::fs::closing::mount_id(&canonical) {
+        Some(id) => fs.set_mount_id(id),
+        None => warn!("cannot find this mount in /proc/self/mountinfo: a close stores only what was written"),
+    }
     info!(
         bucket = config.s3.bucket.as_str(),
         prefix = config.fs.prefix.as_str(),
@@ -213,7 +218,7 @@ pub fn mounted_at(path: &Path) -> Option<String> {
     })
 }
 
-fn unescape_mountinfo(s: &str) -> String {
+pub(crate) fn unescape_mountinfo(s: &str) -> String {
     let mut out = Vec::with_capacity(s.len());
     let b = s.as_bytes();
     let mut i = 0;
@@ -254,7 +259,7 @@ pub async fn check_bucket(store: &S3Store, config: &MountConfig, looked_at: &[St
                  or pick a profile with --profile",
                 looked_at.join("; ")
             ),
-            StoreError::Unreachable { message, .. } => format!(
+            StoreError::Unreachable { message, .. } | StoreError::TimedOut { message, .. } => format!(
                 "cannot reach {what}: {message}. Check --endpoint-url (http:// or https://, host and port) \
                  and that the server is running"
             ),

@@ -3,10 +3,13 @@
 //! Handles and inodes:
 //! - every open gets a [`Handle`]; handles opened for writing share one [`OpenFile`] per inode,
 //!   whose [`Staged`] contents all of them (and readers opened meanwhile) see;
-//! - `flush` (every `close(2)`) and `fsync` upload a dirty file and return the upload's error, so
-//!   `close` fails when the data could not be stored. The last `release` drops the staged copy;
-//!   if its last upload failed (and `close`/`fsync` reported it), the changes are discarded and
-//!   logged at ERROR, never stored later behind the writer's back;
+//! - `fsync` uploads a dirty file and returns the upload's error; `flush` (every `close(2)`) does
+//!   the same when it is the writer's last close (see `closing.rs`: a shell redirect's first close
+//!   stores nothing), so `close` fails when the data could not be stored. The last `release`
+//!   uploads what is left and drops the staged copy; if its last upload failed (and
+//!   `close`/`fsync` reported it), the changes are discarded, never stored later behind the
+//!   writer's back. Changes that end up not stored after the last close are recorded in
+//!   [`Unstored`](super::closing::Unstored): ERROR log, metric, `EIO` from later `fsync`s;
 //! - concurrent writers on one inode write into the same staged file, and each `close` uploads
 //!   what is there: the last close wins, and no close reports success for data it did not store.
 //!
@@ -56,6 +59,9 @@ pub(super) struct OpenFile {
     /// The last upload failed and the caller of `close`/`fsync` was told; the last release then
     /// discards the changes instead of storing them behind the caller's back.
     pub failed: bool,
+    /// Changed by a write or an attribute change since the last upload (not only by `open`
+    /// creating or truncating it): see `closing.rs`.
+    pub written: bool,
 }
 
 /// New attributes asked for by `setattr`.
@@ -177,6 +183,7 @@ impl<S: ObjectStore> S3Fs<S> {
                     content_type: meta.and_then(|m| m.content_type),
                     posix: Posix::default(),
                     failed: false,
+                    written: false,
                 };
                 let of = Arc::new(tokio::sync::Mutex::new(of));
                 lock(&self.open_files).entry(ino).or_insert(of).clone()
@@ -274,6 +281,7 @@ impl<S: ObjectStore> S3Fs<S> {
             content_type: guess_content_type(name),
             posix,
             failed: false,
+            written: false,
         };
         lock(&self.open_files).insert(ino, Arc::new(tokio::sync::Mutex::new(of)));
         let fh = self.new_fh(Handle {
@@ -336,6 +344,7 @@ impl<S: ObjectStore> S3Fs<S> {
         let mut g = of.lock().await;
         let sealed = g.staged.write(self.store.as_ref(), offset, data).await?;
         g.failed = false;
+        g.written = true;
         g.posix.mtime = None; // written now: mtime is the upload time unless utimes says otherwise
         if !sealed.is_empty() && !g.unlinked {
             let (key, opts, _) = self.upload_target(h.ino, &g)?;
@@ -372,28 +381,69 @@ impl<S: ObjectStore> S3Fs<S> {
         ))
     }
 
-    /// flush (each `close`): store a dirty file; the upload's error is the caller's. A close by
-    /// another process than the opener (a forked child dropping inherited descriptors at `exec`)
-    /// does not upload a file that may be half written: the opener's close or the last release
-    /// will.
-    pub async fn flush(&self, fh: u64, pid: u32) -> FsResult<()> {
-        let h = self.handle(fh)?;
-        if h.pid != 0 && pid != 0 && pid != h.pid {
-            return Ok(());
-        }
-        self.fsync(fh).await
+    /// This mount's id in `/proc/self/mountinfo`, known once it is mounted.
+    pub fn set_mount_id(&self, id: u64) {
+        let _ = self.mount_id.set(id);
     }
 
-    /// fsync: store a dirty file now; the upload's error is the caller's.
-    pub async fn fsync(&self, fh: u64) -> FsResult<()> {
+    /// flush (each `close`): store a dirty file when this is the writer's last close (see
+    /// `closing.rs`); the upload's error is the caller's. A close by another process than the
+    /// opener (a forked child dropping inherited descriptors at `exec`) or by one that still holds
+    /// another descriptor for writing on the file uploads nothing: that descriptor's close, or
+    /// the last release, will.
+    pub async fn flush(&self, fh: u64, pid: u32) -> FsResult<()> {
         let h = self.handle(fh)?;
         if !h.writable {
             return Ok(());
         }
+        if h.pid != 0 && pid != 0 && pid != h.pid {
+            return Ok(());
+        }
+        let Some(of) = self.open_file(h.ino) else {
+            return self.unstored_error(h.ino);
+        };
+        let still_writing = self
+            .mount_id
+            .get()
+            .and_then(|&mnt| super::closing::still_writing(pid, mnt, h.ino));
+        if still_writing == Some(true) {
+            tracing::debug!(
+                ino = h.ino,
+                pid,
+                "close of one of several descriptors: stored at the last one"
+            );
+            return Ok(());
+        }
         let _change = self.listings.changing();
-        match self.open_file(h.ino) {
-            Some(of) => self.upload(h.ino, &mut *of.lock().await).await,
-            None => Ok(()),
+        let mut g = of.lock().await;
+        // Not knowing whether more closes come, store only what was written since the last
+        // upload; a file only created or truncated by `open` waits for its last release.
+        if still_writing.is_none() && !g.written {
+            return Ok(());
+        }
+        self.upload(h.ino, &mut g).await?;
+        self.unstored_error(h.ino)
+    }
+
+    /// fsync: store a dirty file now; the upload's error is the caller's. On any handle, reports
+    /// changes to the file that could not be stored after an earlier last close.
+    pub async fn fsync(&self, fh: u64) -> FsResult<()> {
+        let h = self.handle(fh)?;
+        if !h.writable {
+            return self.unstored_error(h.ino);
+        }
+        let _change = self.listings.changing();
+        if let Some(of) = self.open_file(h.ino) {
+            self.upload(h.ino, &mut *of.lock().await).await?;
+        }
+        self.unstored_error(h.ino)
+    }
+
+    /// `EIO` if the last changes to `ino` were not stored after its last close.
+    fn unstored_error(&self, ino: u64) -> FsResult<()> {
+        match self.inode(ino) {
+            Ok(inode) => self.unstored.error(&inode.path).map_or(Ok(()), Err),
+            Err(_) => Ok(()),
         }
     }
 
@@ -430,6 +480,10 @@ impl<S: ObjectStore> S3Fs<S> {
         of.metadata = opts.metadata;
         of.posix = Posix::default();
         of.failed = false;
+        of.written = false;
+        if let Ok(inode) = self.inode(ino) {
+            self.unstored.clear(&inode.path);
+        }
         let stat = Stat {
             kind: Kind::File,
             size,
@@ -460,16 +514,16 @@ impl<S: ObjectStore> S3Fs<S> {
             return Ok(());
         }
         let path = self.inode(h.ino).map(|i| i.path).unwrap_or_default();
-        let result = if g.failed && g.staged.dirty {
+        let result = if g.failed && g.staged.dirty && !g.unlinked {
             Err(FsError::new(
                 libc::EIO,
-                format!("changes to {path} were not stored (reported at close/fsync)"),
+                "the upload failed and the error was reported to close/fsync",
             ))
         } else {
             self.upload(h.ino, &mut g).await
         };
         if let Err(e) = &result {
-            error!(path = path.as_str(), "changes to {path} are discarded: {}", e.message);
+            self.unstored.record(&path, e);
         }
         g.staged.abandon_stream(&self.store).await;
         lock(&self.open_files).remove(&h.ino);
@@ -495,9 +549,11 @@ impl<S: ObjectStore> S3Fs<S> {
             let mut g = of.lock().await;
             if let Some(size) = set.size {
                 g.staged.set_size(self.store.as_ref(), size).await?;
+                g.written = true;
             }
             if g.staged.dirty {
                 g.posix = g.posix.overlay(&posix);
+                g.written = true;
                 drop(g);
                 return self.getattr(ino).await;
             }

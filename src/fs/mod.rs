@@ -12,6 +12,7 @@
 
 pub mod attr;
 pub mod blocks;
+pub mod closing;
 pub mod dir_use;
 pub mod dir_walk;
 mod files;
@@ -278,6 +279,10 @@ pub struct S3Fs<S: ObjectStore> {
     /// listing cache's generation then.
     lookup_misses: Mutex<LruCache<String, (String, u64)>>,
     next_fh: AtomicU64,
+    /// Files whose last changes could not be stored after their last close.
+    unstored: closing::Unstored,
+    /// This mount's id in `/proc/self/mountinfo` (to tell a last close, see `closing.rs`).
+    mount_id: std::sync::OnceLock<u64>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -307,6 +312,8 @@ impl<S: ObjectStore> S3Fs<S> {
             dirs: Mutex::new(HashMap::new()),
             handles: Mutex::new(HashMap::new()),
             open_files: Mutex::new(HashMap::new()),
+            unstored: closing::Unstored::default(),
+            mount_id: std::sync::OnceLock::new(),
             prefetch,
             kept_dirs: Mutex::new(std::collections::HashSet::new()),
             xattr_cache: Mutex::new(HashMap::new()),

@@ -83,6 +83,7 @@ impl<S: ObjectStore> S3Fs<S> {
             .delete_object(&path::object_key(&self.config.prefix, &rel))
             .await?;
         lock(&self.inodes).remove_path(&rel, self.fresh_until());
+        self.unstored.clear(&rel);
         self.keep_parent(&rel);
         Ok(())
     }
@@ -293,6 +294,7 @@ impl<S: ObjectStore> S3Fs<S> {
                     self.check_not_protected(&to, "replace").await?;
                 }
                 self.rename_file(ino, &from, &to).await?;
+                self.unstored.renamed(&from, &to);
             }
         }
         self.keep_parent(&from);

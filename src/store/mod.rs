@@ -5,6 +5,7 @@
 //! operations they stand for, and every failure is reduced here to a small set of kinds
 //! ([`StoreError`]); only `s3.rs` ever looks at SDK errors, service codes or HTTP statuses.
 
+pub mod deadline;
 pub mod fault;
 pub mod journal;
 mod list_xml;
@@ -12,6 +13,7 @@ pub mod memory;
 pub mod s3;
 mod s3_metrics;
 mod s3_worm;
+mod watchdog;
 pub mod worm;
 
 use std::collections::HashMap;
@@ -94,6 +96,10 @@ pub enum StoreError {
     /// The endpoint could not be reached (connection refused, DNS, TLS, timeout).
     #[error("cannot reach {endpoint}: {message}")]
     Unreachable { endpoint: String, message: String },
+    /// The server moved no bytes for the request for `--timeout` (a hung server, a black-holed
+    /// network), retries included; or an earlier request of the same operation timed out.
+    #[error("no answer from {endpoint}: {message}")]
+    TimedOut { endpoint: String, message: String },
     /// The endpoint answered with something that is not S3.
     #[error("{endpoint} did not answer like an S3 server: {message}")]
     BadResponse { endpoint: String, message: String },

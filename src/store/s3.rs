@@ -40,6 +40,7 @@ use bytes::Bytes;
 use crate::creds::iam::TokenManager;
 use crate::creds::{CredError, Resolved};
 
+use super::deadline;
 use super::s3_worm::RetentionHeaders;
 use super::worm::{LegalHold, LockState, ObjectExtra, Worm, WormHeaders};
 use super::{ListPage, ListRequest, ObjectMeta, ObjectStore, PartTag, PutOptions, StoreError};
@@ -63,8 +64,10 @@ pub struct S3Settings {
     pub profile: Option<String>,
     /// Connect timeout for each attempt.
     pub connect_timeout: Duration,
-    /// Time limit for each attempt (one HTTP request).
+    /// An attempt (one HTTP exchange) that moves no bytes for this long is abandoned (and retried).
     pub attempt_timeout: Duration,
+    /// A request that moves no bytes for this long, retries included, fails (`TimedOut`).
+    pub timeout: Duration,
     /// Attempts per request, including the first (SDK standard retry mode, jittered backoff).
     pub max_attempts: u32,
     /// Requests in flight at once over the whole mount: the bound of the shared connection pool.
@@ -80,7 +83,8 @@ impl Default for S3Settings {
             force_path_style: false,
             profile: None,
             connect_timeout: Duration::from_secs(5),
-            attempt_timeout: Duration::from_secs(60),
+            attempt_timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(30),
             max_attempts: 4,
             max_connections: 64,
         }
@@ -105,6 +109,9 @@ pub struct S3Store {
     fast_list: Option<super::list_xml::FastList>,
     /// Upload bodies are not hashed for the signature (see [`unsigned_payload`]).
     unsigned_payload: bool,
+    /// `--request-timeout` and `--timeout` (see `deadline.rs`).
+    attempt_limit: Duration,
+    timeout: Duration,
 }
 
 /// Whether uploads to `endpoint_url` (`None`: the SDK's AWS endpoint) go with
@@ -224,11 +231,13 @@ impl S3Store {
             }
         }
         let sdk = loader.load().await;
+        // Attempts and requests are limited by progress (`watchdog.rs`, `call`), not duration: a
+        // slow transfer that keeps moving is never cut off.
         let timeouts = aws_config::timeout::TimeoutConfig::builder()
             .connect_timeout(settings.connect_timeout)
-            .operation_attempt_timeout(settings.attempt_timeout)
             .build();
         let mut builder = aws_sdk_s3::config::Builder::from(&sdk)
+            .http_client(super::watchdog::client(settings.attempt_timeout))
             .force_path_style(settings.force_path_style)
             .timeout_config(timeouts)
             .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(settings.max_attempts.max(1)))
@@ -262,6 +271,8 @@ impl S3Store {
             permits: Arc::new(tokio::sync::Semaphore::new(settings.max_connections.max(1))),
             fast_list: super::list_xml::FastList::new(),
             unsigned_payload: unsigned_payload(settings.endpoint_url.as_deref()),
+            attempt_limit: settings.attempt_timeout,
+            timeout: settings.timeout.max(Duration::from_secs(1)),
         })
     }
 
@@ -365,15 +376,99 @@ impl S3Store {
     }
 
     /// Run one request: with IAM, make sure a token is held first, and when the service answers
-    /// 401/403 (an expired or revoked token), refresh once and try once more.
+    /// 401/403 (an expired or revoked token), refresh once and try once more. Attempts that move
+    /// no bytes for `--request-timeout` are retried; the request fails with
+    /// [`StoreError::TimedOut`] once it moved no bytes for `--timeout` (see `deadline.rs`).
     async fn call<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, StoreError>>,
     {
+        self.call_within(self.attempt_limit, f).await
+    }
+
+    /// [`call`](Self::call) for requests the server may work on for a while before it answers
+    /// (CopyObject, UploadPartCopy, CompleteMultipartUpload): one attempt may stay silent for the
+    /// whole `--timeout`.
+    async fn call_patient<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        self.call_within(self.timeout, f).await
+    }
+
+    async fn call_within<T, F, Fut>(&self, attempt_limit: Duration, f: F) -> Result<T, StoreError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        if deadline::gave_up() {
+            return Err(StoreError::TimedOut {
+                endpoint: self.endpoint.clone(),
+                message: "an earlier request of this operation got no answer; not trying again".into(),
+            });
+        }
         // Every request holds a permit while in flight (and while retried): the connection pool
-        // never grows past --max-connections, whoever asks. The semaphore is never closed.
-        let _permit = self.permits.acquire().await.ok();
+        // never grows past --max-connections, whoever asks. The semaphore is never closed. The
+        // wait ends early only when the whole mount moved nothing for --timeout.
+        let waiting = deadline::Progress::new();
+        let Ok(_permit) = deadline::until_idle(
+            self.timeout,
+            || waiting.idle().min(deadline::MOUNT.idle()),
+            self.permits.acquire(),
+        )
+        .await
+        else {
+            deadline::give_up();
+            return Err(self.timed_out("every connection is taken by requests that get no answer"));
+        };
+        // Offline (an earlier request found the server silent and nothing came since): a probe.
+        let limit = if deadline::offline() {
+            deadline::PROBE.min(self.timeout)
+        } else {
+            self.timeout
+        };
+        let request = Arc::new(deadline::Request::new(attempt_limit.min(limit)));
+        let sent = deadline::for_request(request.clone(), self.authorized(f));
+        match deadline::until_idle(limit, || request.progress.idle(), sent).await {
+            Ok(Err(e @ (StoreError::Unreachable { .. } | StoreError::TimedOut { .. }))) => {
+                deadline::give_up();
+                deadline::went_silent(&self.endpoint, "unreachable");
+                Err(e)
+            }
+            Ok(result) => result,
+            Err(_) => {
+                deadline::give_up();
+                deadline::went_silent(&self.endpoint, "no answer");
+                Err(if limit < self.timeout {
+                    StoreError::TimedOut {
+                        endpoint: self.endpoint.clone(),
+                        message: format!(
+                            "still no answer within {} s (it stopped answering earlier; --timeout {} s)",
+                            limit.as_secs(),
+                            self.timeout.as_secs()
+                        ),
+                    }
+                } else {
+                    self.timed_out("nothing moved")
+                })
+            }
+        }
+    }
+
+    fn timed_out(&self, why: &str) -> StoreError {
+        StoreError::TimedOut {
+            endpoint: self.endpoint.clone(),
+            message: format!("{why} for {} s (--timeout), retries included", self.timeout.as_secs()),
+        }
+    }
+
+    async fn authorized<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
         let Some(tm) = &self.tokens else { return f().await };
         let cred_err = |e: CredError| StoreError::Credentials { message: e.to_string() };
         tm.ensure().await.map_err(cred_err)?;
@@ -421,9 +516,9 @@ impl S3Store {
             (SdkError::DispatchFailure(_), _, _) if message.contains("credentials") => {
                 StoreError::Credentials { message }
             }
-            (SdkError::DispatchFailure(_) | SdkError::TimeoutError(_), _, _) => {
-                StoreError::Unreachable { endpoint, message }
-            }
+            (SdkError::DispatchFailure(d), _, _) if d.is_timeout() => StoreError::TimedOut { endpoint, message },
+            (SdkError::TimeoutError(_), _, _) => StoreError::TimedOut { endpoint, message },
+            (SdkError::DispatchFailure(_), _, _) => StoreError::Unreachable { endpoint, message },
             (_, _, Some("NoSuchBucket")) => StoreError::NoSuchBucket {
                 bucket: self.bucket.clone(),
                 endpoint,
@@ -466,39 +561,36 @@ fn to_system_time(t: Option<&aws_smithy_types::DateTime>) -> SystemTime {
 impl S3Store {
     /// One GetObject of `range`, its body read whole (and checked against Content-Length).
     async fn get_range_once(&self, key: &str, range: Range<u64>, if_match: Option<&str>) -> Result<Bytes, StoreError> {
-        self.call(|| async {
-            if range.end <= range.start {
-                return Ok(Bytes::new());
-            }
-            let result = self
-                .client
-                .get_object()
-                .bucket(&self.bucket)
-                .key(key)
-                .range(format!("bytes={}-{}", range.start, range.end - 1))
-                .set_if_match(if_match.map(str::to_string))
-                .send()
-                .await;
-            let out = match result {
-                Ok(out) => out,
-                // Asking at or past the end of the object: nothing to read.
-                Err(e) if e.raw_response().map(|r| r.status().as_u16()) == Some(416) => return Ok(Bytes::new()),
-                Err(e) => return Err(self.map_err("GetObject", key, e)),
-            };
-            let expected = out.content_length().map(|n| n.max(0) as usize);
-            match read_body(out.body, expected).await {
-                Ok(body) if expected.is_none_or(|n| n == body.len()) => Ok(body),
-                Ok(body) => Err(StoreError::Unreachable {
-                    endpoint: self.endpoint.clone(),
-                    message: format!("the body of {key} was cut short ({} of {expected:?} bytes)", body.len()),
-                }),
-                Err(e) => Err(StoreError::Unreachable {
-                    endpoint: self.endpoint.clone(),
-                    message: format!("reading the body of {key} failed: {}", error_chain(&e)),
-                }),
-            }
-        })
-        .await
+        if range.end <= range.start {
+            return Ok(Bytes::new());
+        }
+        let result = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .range(format!("bytes={}-{}", range.start, range.end - 1))
+            .set_if_match(if_match.map(str::to_string))
+            .send()
+            .await;
+        let out = match result {
+            Ok(out) => out,
+            // Asking at or past the end of the object: nothing to read.
+            Err(e) if e.raw_response().map(|r| r.status().as_u16()) == Some(416) => return Ok(Bytes::new()),
+            Err(e) => return Err(self.map_err("GetObject", key, e)),
+        };
+        let expected = out.content_length().map(|n| n.max(0) as usize);
+        match read_body(out.body, expected).await {
+            Ok(body) if expected.is_none_or(|n| n == body.len()) => Ok(body),
+            Ok(body) => Err(StoreError::Unreachable {
+                endpoint: self.endpoint.clone(),
+                message: format!("the body of {key} was cut short ({} of {expected:?} bytes)", body.len()),
+            }),
+            Err(e) => Err(StoreError::Unreachable {
+                endpoint: self.endpoint.clone(),
+                message: format!("reading the body of {key} failed: {}", error_chain(&e)),
+            }),
+        }
     }
 }
 
@@ -617,18 +709,24 @@ impl ObjectStore for S3Store {
 
     async fn get_range(&self, key: &str, range: Range<u64>, if_match: Option<&str>) -> Result<Bytes, StoreError> {
         // The SDK retries failed requests, but not a body that breaks off after the headers
-        // arrived: retry those here, so a flaky connection costs time, never wrong or missing bytes.
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self.get_range_once(key, range.clone(), if_match).await {
-                Err(StoreError::Unreachable { message, .. }) if attempt < BODY_ATTEMPTS && message.contains("body") => {
-                    tracing::debug!(key, attempt, "retrying a broken GetObject body: {message}");
-                    tokio::time::sleep(Duration::from_millis(100 * attempt as u64)).await;
+        // arrived: retry those here, so a flaky connection costs time, never wrong or missing
+        // bytes. All of it is one request under `--timeout`.
+        self.call(|| async {
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                match self.get_range_once(key, range.clone(), if_match).await {
+                    Err(StoreError::Unreachable { message, .. })
+                        if attempt < BODY_ATTEMPTS && message.contains("body") =>
+                    {
+                        tracing::debug!(key, attempt, "retrying a broken GetObject body: {message}");
+                        tokio::time::sleep(Duration::from_millis(100 * attempt as u64)).await;
+                    }
+                    other => return other,
                 }
-                other => return other,
             }
-        }
+        })
+        .await
     }
 
     async fn put_object(&self, key: &str, body: Bytes, opts: &PutOptions) -> Result<Option<String>, StoreError> {
@@ -677,7 +775,7 @@ impl ObjectStore for S3Store {
         if_match: Option<&str>,
         replace: Option<&PutOptions>,
     ) -> Result<Option<String>, StoreError> {
-        self.call(|| async {
+        self.call_patient(|| async {
             let mut req = self
                 .client
                 .copy_object()
@@ -759,7 +857,7 @@ impl ObjectStore for S3Store {
         range: Range<u64>,
         if_match: Option<&str>,
     ) -> Result<PartTag, StoreError> {
-        self.call(|| async {
+        self.call_patient(|| async {
             let out = self
                 .client
                 .upload_part_copy()
@@ -788,7 +886,7 @@ impl ObjectStore for S3Store {
         upload_id: &str,
         parts: Vec<(i32, PartTag)>,
     ) -> Result<Option<String>, StoreError> {
-        self.call(|| async {
+        self.call_patient(|| async {
             let parts = parts
                 .iter()
                 .cloned()
@@ -843,23 +941,26 @@ impl ObjectStore for S3Store {
     }
 
     async fn bucket_worm(&self) -> Result<Worm, StoreError> {
-        let lock = self
-            .client
-            .get_object_lock_configuration()
-            .bucket(&self.bucket)
-            .send()
-            .await;
-        if let Ok(out) = lock {
-            if let Some(conf) = out.object_lock_configuration() {
-                let rule = conf.rule().and_then(|r| r.default_retention());
-                return Ok(Worm::ObjectLock {
-                    default_mode: rule.and_then(|r| r.mode()).map(|m| m.as_str().to_string()),
-                    default_days: rule.and_then(|r| r.days()),
-                    default_years: rule.and_then(|r| r.years()),
-                });
+        self.call(|| async {
+            let lock = self
+                .client
+                .get_object_lock_configuration()
+                .bucket(&self.bucket)
+                .send()
+                .await;
+            if let Ok(out) = lock {
+                if let Some(conf) = out.object_lock_configuration() {
+                    let rule = conf.rule().and_then(|r| r.default_retention());
+                    return Ok(Worm::ObjectLock {
+                        default_mode: rule.and_then(|r| r.mode()).map(|m| m.as_str().to_string()),
+                        default_days: rule.and_then(|r| r.days()),
+                        default_years: rule.and_then(|r| r.years()),
+                    });
+                }
             }
-        }
-        Ok(self.cos_protection().await.unwrap_or_default())
+            Ok(self.cos_protection().await.unwrap_or_default())
+        })
+        .await
     }
 
     async fn put_retention(&self, key: &str, mode: &str, until: SystemTime, bypass: bool) -> Result<(), StoreError> {

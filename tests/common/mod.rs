@@ -45,31 +45,131 @@ pub fn cos_double() -> String {
 }
 
 fn start_server(script: &str) -> Server {
-    {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support").join(script);
-        let py = python();
-        let mut child = Command::new(&py)
-            .arg(&script)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {} (run scripts/setup.sh first): {e}", py.display()));
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("read port");
-        let port: u16 = line
-            .trim()
-            .strip_prefix("PORT ")
-            .and_then(|p| p.parse().ok())
-            .expect("moto printed its port");
-        let stdin = child.stdin.take().expect("stdin");
-        Server {
-            endpoint: format!("http://127.0.0.1:{port}"),
-            _child: Mutex::new(child),
-            _stdin: Mutex::new(stdin),
+    let (endpoint, child, stdin) = spawn_server(script);
+    Server {
+        endpoint,
+        _child: Mutex::new(child),
+        _stdin: Mutex::new(stdin),
+    }
+}
+
+/// Start `tests/support/<script>`: its endpoint, process and standard input (closing it stops
+/// the server).
+fn spawn_server(script: &str) -> (String, Child, ChildStdin) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support").join(script);
+    let py = python();
+    let mut child = Command::new(&py)
+        .arg(&script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {} (run scripts/setup.sh first): {e}", py.display()));
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).expect("read port");
+    let port: u16 = line
+        .trim()
+        .strip_prefix("PORT ")
+        .and_then(|p| p.parse().ok())
+        .expect("moto printed its port");
+    let stdin = child.stdin.take().expect("stdin");
+    (format!("http://127.0.0.1:{port}"), child, stdin)
+}
+
+/// A local S3 server (moto) of one test's own, which the test may freeze with SIGSTOP (a hung
+/// server: its sockets still accept, nothing answers) and resume. Stopped when dropped.
+pub struct OwnServer {
+    pub endpoint: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+}
+
+impl OwnServer {
+    pub fn start() -> OwnServer {
+        let (endpoint, child, stdin) = spawn_server("moto_server.py");
+        OwnServer {
+            endpoint,
+            child,
+            stdin: Some(stdin),
         }
     }
+
+    fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -{sig} failed");
+    }
+
+    /// Freeze the server (SIGSTOP).
+    pub fn hang(&self) {
+        self.signal("STOP");
+    }
+
+    /// Let it run again (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("CONT");
+    }
+
+    /// A raw S3 client on this server.
+    pub fn client(&self) -> Client {
+        client_at(&self.endpoint)
+    }
+
+    /// A fresh bucket on this server.
+    pub fn bucket(&self, name: &str) -> String {
+        rt().block_on(self.client().create_bucket().bucket(name).send())
+            .expect("create bucket");
+        name.to_string()
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-CONT")
+            .arg(self.child.id().to_string())
+            .status();
+        drop(self.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Bodies of every stored version of `key` (newest first, as listed), through ListObjectVersions.
+pub fn versions_at(c: &Client, bucket: &str, key: &str) -> Vec<Vec<u8>> {
+    rt().block_on(async {
+        let listed = c
+            .list_object_versions()
+            .bucket(bucket)
+            .prefix(key)
+            .send()
+            .await
+            .expect("list versions");
+        let mut out = Vec::new();
+        for v in listed.versions().iter().filter(|v| v.key() == Some(key)) {
+            let o = c
+                .get_object()
+                .bucket(bucket)
+                .key(key)
+                .set_version_id(v.version_id().map(str::to_string))
+                .send()
+                .await
+                .expect("get version");
+            out.push(o.body.collect().await.expect("body").into_bytes().to_vec());
+        }
+        out
+    })
 }
 
 /// Endpoint URL of the local S3 server.

@@ -243,3 +243,143 @@ impl FaultProxy {
         self.injected.lock().expect("injected").values().sum()
     }
 }
+
+/// Copy `from` to `to` at the pace `pace` allows, until either side closes.
+fn paced_copy(mut from: TcpStream, mut to: TcpStream, pace: Arc<Mutex<std::time::Instant>>, rate: u64) {
+    use std::io::{Read, Write};
+    let mut buf = vec![0u8; 8 * 1024];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let start = {
+            let mut next = pace.lock().expect("pace");
+            let start = (*next).max(std::time::Instant::now());
+            *next = start + std::time::Duration::from_secs_f64(n as f64 / rate as f64);
+            start
+        };
+        std::thread::sleep(start.saturating_duration_since(std::time::Instant::now()));
+        if to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown(Shutdown::Both);
+    let _ = from.shutdown(Shutdown::Both);
+}
+
+/// A proxy that passes at most `rate` bytes per second each way, over all its connections: a
+/// slow network that keeps moving.
+pub struct Throttle {
+    pub endpoint: String,
+}
+
+impl Throttle {
+    pub fn start(upstream: &str, rate: u64) -> Throttle {
+        let upstream = upstream.trim_start_matches("http://").to_string();
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind throttle");
+        let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+        let up = Arc::new(Mutex::new(std::time::Instant::now()));
+        let down = Arc::new(Mutex::new(std::time::Instant::now()));
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                let Ok(server) = TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                let _ = client.set_nodelay(true);
+                let _ = server.set_nodelay(true);
+                let (c2, s2) = (client.try_clone().expect("clone"), server.try_clone().expect("clone"));
+                let (up, down) = (up.clone(), down.clone());
+                std::thread::spawn(move || paced_copy(client, server, up, rate));
+                std::thread::spawn(move || paced_copy(s2, c2, down, rate));
+            }
+        });
+        Throttle { endpoint }
+    }
+}
+
+/// A proxy whose port can be closed (new connections are refused, open ones cut) and opened
+/// again on the same port: a server that went away, then came back.
+pub struct Gate {
+    pub endpoint: String,
+    open: Arc<AtomicBool>,
+    conns: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Gate {
+    pub fn start(upstream: &str) -> Gate {
+        let upstream = upstream.trim_start_matches("http://").to_string();
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind gate");
+        let addr = listener.local_addr().expect("addr");
+        let open = Arc::new(AtomicBool::new(true));
+        let conns: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let (o, c) = (open.clone(), conns.clone());
+        std::thread::spawn(move || {
+            let mut listener = Some(listener);
+            loop {
+                if !o.load(Ordering::SeqCst) {
+                    listener = None; // the port is closed: connections are refused
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    continue;
+                }
+                let l = match &listener {
+                    Some(l) => l,
+                    None => match TcpListener::bind(addr) {
+                        Ok(l) => listener.insert(l),
+                        Err(_) => {
+                            std::thread::sleep(std::time::Duration::from_millis(10));
+                            continue;
+                        }
+                    },
+                };
+                let _ = l.set_nonblocking(true);
+                let client = match l.accept() {
+                    Ok((client, _)) => client,
+                    Err(_) => {
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                        continue;
+                    }
+                };
+                let _ = client.set_nonblocking(false);
+                let Ok(server) = TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                let _ = client.set_nodelay(true);
+                let _ = server.set_nodelay(true);
+                {
+                    let mut g = c.lock().expect("conns");
+                    g.push(client.try_clone().expect("clone"));
+                    g.push(server.try_clone().expect("clone"));
+                }
+                for (mut from, mut to) in [
+                    (client.try_clone().expect("clone"), server.try_clone().expect("clone")),
+                    (server, client),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(Shutdown::Both);
+                        let _ = from.shutdown(Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Gate {
+            endpoint: format!("http://{addr}"),
+            open,
+            conns,
+        }
+    }
+
+    /// Close the port (refusing connections, cutting open ones) or open it again.
+    pub fn set_open(&self, open: bool) {
+        self.open.store(open, Ordering::SeqCst);
+        if !open {
+            for c in self.conns.lock().expect("conns").drain(..) {
+                let _ = c.shutdown(Shutdown::Both);
+            }
+            // Wait until the listener is gone.
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}

@@ -9,7 +9,9 @@ on an object without retention, retention that can only grow and stays within th
 and delete/overwrite refused while retained or held. Ordinary S3 requests go to moto unchanged.
 
 Run on its own:  python tests/support/cos_double.py [PORT]   (prints "PORT <n>", serves until
-stdin closes, or forever with --forever). GET /__double/stats returns request counts as JSON.
+stdin closes, or forever with --forever). GET /__double/stats returns request counts as JSON:
+by method, HEADs by key, and requests that store an object (PUT, CompleteMultipartUpload, COPY)
+by "bucket/key", refused ones included.
 """
 import io
 import json
@@ -30,7 +32,7 @@ MAX_HOLDS = 100
 LOCK = threading.Lock()
 PROTECTION = {}  # bucket -> dict(min, default, max, permanent) in days
 OBJECTS = {}  # (bucket, key) -> dict(created, period, expiration, holds: {id: date})
-STATS = {"requests": 0, "by_method": {}, "heads": {}}
+STATS = {"requests": 0, "by_method": {}, "heads": {}, "writes": {}}
 
 
 def http_date(ts):
@@ -273,6 +275,9 @@ class Double:
                 return error(start_response, "400 Bad Request", "MissingContentMD5", "parts need an integrity header")
             return self.forward(environ, start_response, body)
         writes_object = (method == "PUT" and "partNumber" not in query) or (method == "POST" and "uploadId" in query)
+        if writes_object and key:
+            with LOCK:
+                STATS["writes"][bucket + "/" + key] = STATS["writes"].get(bucket + "/" + key, 0) + 1
         if writes_object:
             if reason:
                 return error(start_response, "403 Forbidden", "AccessDenied", "cannot overwrite: " + reason)

@@ -132,6 +132,13 @@ class DoubleTest(unittest.TestCase):
         self.hold(b, "held", "remove", "keep")
         self.assertIn(requests.delete("%s/%s/held" % (self.url, b)).status_code, (200, 204))
 
+    def test_stats_count_object_writes_by_key_refused_ones_included(self):
+        b = self.bucket(minimum=0, default=1, maximum=10)
+        self.assertEqual(self.put(b, "w").status_code, 200)
+        self.assertEqual(self.put(b, "w", b"again").status_code, 403, "retained: refused")
+        stats = requests.get("%s/__double/stats" % self.url).json()
+        self.assertEqual(stats["writes"]["%s/w" % b], 2)
+
 
 if __name__ == "__main__":
     unittest.main()

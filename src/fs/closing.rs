@@ -1,0 +1,244 @@
+//! What a `close` stores, and what happens when a change could not be stored after the last one.
+//!
+//! **Which close uploads.** Every `close(2)` of a descriptor is a FUSE FLUSH, but only some are
+//! the writer's last word. A shell redirect (`cmd > file`) opens the file, `dup2`s it onto
+//! standard output and closes the original descriptor *before* `cmd` writes: uploading at that
+//! close would store an empty object first (on a retention bucket, an empty object locked for the
+//! retention period, after which the real contents are refused). So a flush uploads only when:
+//! - the file has changes not yet stored;
+//! - the closing process is the one that opened the handle (a forked child dropping inherited
+//!   descriptors does not upload a file its parent is still writing);
+//! - and the closing process holds no other descriptor open for writing on the same file
+//!   ([`still_writing`], read from `/proc/PID/fdinfo`: the same inode on this mount). With a
+//!   descriptor left, its close is the one that uploads.
+//!
+//! When `/proc` cannot tell (the writer is in another PID namespace, or the kernel shows no
+//! inode in fdinfo), a flush uploads only changes made by writes or attribute changes since the
+//! last upload: a file that is new or truncated by `open` and not written since is stored at the
+//! last release instead, so a redirect still never stores an empty intermediate version.
+//!
+//! **Changes that could not be stored after the last close** (an upload that only the last
+//! release attempts, or one that failed at `close` and is then discarded): the writer was gone
+//! and shells ignore errors at close, so [`Unstored`] keeps a trace a person will find: an ERROR
+//! line naming the file, the `cosmount_files_not_stored_total` metric, and an `EIO` from every
+//! `fsync` of that path (`sync FILE`) until a new version is stored there or the file is deleted.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use crate::error::FsError;
+
+/// The most paths [`Unstored`] remembers (the oldest are forgotten first; the log keeps all).
+const MAX_UNSTORED: usize = 10_000;
+
+/// Whether process `pid` holds a descriptor open for writing on inode `ino` of the mount with
+/// id `mnt_id` (as `/proc/PID/fdinfo` shows it). `None`: cannot tell.
+pub fn still_writing(pid: u32, mnt_id: u64, ino: u64) -> Option<bool> {
+    if pid == 0 {
+        return None;
+    }
+    let dir = std::fs::read_dir(format!("/proc/{pid}/fdinfo")).ok()?;
+    for (n, entry) in dir.enumerate() {
+        if n > 65_536 {
+            return None;
+        }
+        let Ok(entry) = entry else { continue };
+        // A descriptor closed since the listing is simply gone.
+        let Ok(text) = std::fs::read_to_string(entry.path()) else {
+            continue;
+        };
+        let info = FdInfo::parse(&text)?;
+        if info.mnt_id == mnt_id && info.ino == ino && info.flags & libc::O_ACCMODE as u32 != libc::O_RDONLY as u32 {
+            return Some(true);
+        }
+    }
+    Some(false)
+}
+
+/// The fields of one `/proc/PID/fdinfo/FD` that matter here.
+#[derive(Debug, PartialEq, Eq)]
+struct FdInfo {
+    flags: u32,
+    mnt_id: u64,
+    ino: u64,
+}
+
+impl FdInfo {
+    /// `None` when a field is missing (kernels before 5.14 show no `ino`).
+    fn parse(text: &str) -> Option<Self> {
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+                .map(str::trim)
+        };
+        Some(Self {
+            flags: u32::from_str_radix(field("flags")?, 8).ok()?,
+            mnt_id: field("mnt_id")?.parse().ok()?,
+            ino: field("ino")?.parse().ok()?,
+        })
+    }
+}
+
+/// The id of the mount at `mountpoint` (a canonical path: resolve it before mounting, since
+/// resolving it afterwards asks the mount itself) in this process's mount namespace (the topmost
+/// one, if several are stacked), from `/proc/self/mountinfo`.
+pub fn mount_id(mountpoint: &std::path::Path) -> Option<u64> {
+    let want = mountpoint.to_str()?;
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines().rev().find_map(|line| {
+        let mut fields = line.split(' ');
+        let id = fields.next()?.parse().ok()?;
+        let point = fields.nth(3)?;
+        (crate::run::unescape_mountinfo(point) == want).then_some(id)
+    })
+}
+
+/// Paths whose last changes could not be stored after the last close, with the error.
+#[derive(Default)]
+pub struct Unstored {
+    paths: Mutex<HashMap<String, (u64, FsError)>>,
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl Unstored {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, FsError)>> {
+        self.paths.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The changes to `path` are lost: log it at ERROR, count it, and remember it for `fsync`.
+    pub fn record(&self, path: &str, cause: &FsError) {
+        tracing::error!(
+            path,
+            errno = cause.errno,
+            "NOT STORED: the last changes to {path} could not be stored after it was closed, and are discarded: \
+             {}. `sync {path}` reports this error until the file is written again or deleted",
+            cause.message
+        );
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let error = FsError::new(
+            libc::EIO,
+            format!(
+                "the last changes to {path} were not stored after its last close: {}",
+                cause.message
+            ),
+        );
+        let now = {
+            let mut g = self.lock();
+            g.insert(path.to_string(), (n, error));
+            if g.len() > MAX_UNSTORED {
+                if let Some(oldest) = g.iter().min_by_key(|(_, (n, _))| *n).map(|(k, _)| k.clone()) {
+                    g.remove(&oldest);
+                }
+            }
+            g.len()
+        };
+        crate::metrics::file_not_stored(now);
+    }
+
+    /// The error to report for `path`, if its last changes were not stored.
+    pub fn error(&self, path: &str) -> Option<FsError> {
+        let g = self.lock();
+        if g.is_empty() {
+            return None;
+        }
+        g.get(path).map(|(_, e)| e.clone())
+    }
+
+    /// A new version of `path` was stored, or `path` was deleted: nothing to report any more.
+    pub fn clear(&self, path: &str) {
+        let now = {
+            let mut g = self.lock();
+            if g.is_empty() || g.remove(path).is_none() {
+                return;
+            }
+            g.len()
+        };
+        crate::metrics::files_unstored(now);
+    }
+
+    /// `from` was renamed to `to`: the report follows the file.
+    pub fn renamed(&self, from: &str, to: &str) {
+        let mut g = self.lock();
+        if g.is_empty() {
+            return;
+        }
+        g.remove(to);
+        if let Some(e) = g.remove(from) {
+            g.insert(to.to_string(), e);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn fdinfo_is_read_field_by_field() {
+        let text = "pos:\t0\nflags:\t0100001\nmnt_id:\t24\nino:\t3\n";
+        assert_eq!(
+            FdInfo::parse(text),
+            Some(FdInfo {
+                flags: 0o100001,
+                mnt_id: 24,
+                ino: 3
+            })
+        );
+        assert_eq!(
+            FdInfo::parse("pos:\t0\nflags:\t02\nmnt_id:\t24\n"),
+            None,
+            "no ino: cannot tell"
+        );
+    }
+
+    fn fdinfo_of(fd: i32) -> FdInfo {
+        let text = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).expect("fdinfo");
+        FdInfo::parse(&text).expect("this kernel shows ino in fdinfo")
+    }
+
+    #[test]
+    fn a_process_still_writing_a_file_is_seen_and_one_only_reading_is_not() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("f");
+        let writer = std::fs::File::create(&path).expect("create");
+        let info = fdinfo_of(writer.as_raw_fd());
+        let me = std::process::id();
+        assert_eq!(still_writing(me, info.mnt_id, info.ino), Some(true));
+        assert_eq!(
+            still_writing(me, info.mnt_id + 1_000_000, info.ino),
+            Some(false),
+            "another mount"
+        );
+        drop(writer);
+        let reader = std::fs::File::open(&path).expect("open");
+        assert_eq!(still_writing(me, info.mnt_id, info.ino), Some(false), "read-only");
+        drop(reader);
+        assert_eq!(still_writing(0, info.mnt_id, info.ino), None, "no pid: cannot tell");
+    }
+
+    #[test]
+    fn a_mount_id_is_found_for_the_root() {
+        let id = mount_id(std::path::Path::new("/")).expect("the root is a mount");
+        let f = std::fs::File::open("/").expect("open /");
+        assert_eq!(fdinfo_of(f.as_raw_fd()).mnt_id, id);
+    }
+
+    #[test]
+    fn unstored_changes_are_reported_until_cleared_and_follow_renames() {
+        let u = Unstored::default();
+        assert!(u.error("a").is_none());
+        u.record("a", &FsError::new(libc::EACCES, "AccessDenied"));
+        let e = u.error("a").expect("reported");
+        assert_eq!(e.errno, libc::EIO);
+        assert!(
+            e.message.contains("AccessDenied") && e.message.contains("a"),
+            "{}",
+            e.message
+        );
+        u.renamed("a", "b");
+        assert!(u.error("a").is_none() && u.error("b").is_some());
+        u.clear("b");
+        assert!(u.error("b").is_none());
+    }
+}
