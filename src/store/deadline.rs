@@ -132,18 +132,38 @@ pub async fn until_idle<F: Future>(
 pub struct Request {
     pub progress: Progress,
     pub attempt_limit: Duration,
+    /// How long an attempt that has handed over its whole body may wait for the answer. The
+    /// last bytes may still sit in socket buffers on the way, draining at the network's pace,
+    /// which nothing here can see: the request's whole deadline applies.
+    pub answer_limit: Duration,
     /// The most body bytes any attempt has handed over: a retry sending the same bytes again
     /// is not progress until it goes further.
     sent: AtomicU64,
+    /// Why the last attempt failed before any answer (connection refused, reset, ...).
+    failed: std::sync::Mutex<Option<String>>,
 }
 
 impl Request {
-    pub fn new(attempt_limit: Duration) -> Self {
+    pub fn new(attempt_limit: Duration, answer_limit: Duration) -> Self {
         Self {
             progress: Progress::new(),
             attempt_limit,
+            answer_limit: answer_limit.max(attempt_limit),
             sent: AtomicU64::new(0),
+            failed: std::sync::Mutex::new(None),
         }
+    }
+
+    /// An attempt failed before any answer, for `why` (`None`: a new attempt starts).
+    pub fn attempt_failed(&self, why: Option<String>) {
+        if let Ok(mut f) = self.failed.lock() {
+            *f = why;
+        }
+    }
+
+    /// Why the last attempt failed before any answer, if one did.
+    pub fn last_failure(&self) -> Option<String> {
+        self.failed.lock().ok().and_then(|f| f.clone())
     }
 
     /// An attempt has handed over `upto` bytes of the body: progress if no attempt got as far.

@@ -429,7 +429,7 @@ impl S3Store {
         } else {
             self.timeout
         };
-        let request = Arc::new(deadline::Request::new(attempt_limit.min(limit)));
+        let request = Arc::new(deadline::Request::new(attempt_limit.min(limit), limit));
         let sent = deadline::for_request(request.clone(), self.authorized(f));
         match deadline::until_idle(limit, || request.progress.idle(), sent).await {
             Ok(Err(e @ (StoreError::Unreachable { .. } | StoreError::TimedOut { .. }))) => {
@@ -440,6 +440,14 @@ impl S3Store {
             Ok(result) => result,
             Err(_) => {
                 deadline::give_up();
+                if let Some(why) = request.last_failure() {
+                    // Attempts failed outright (connection refused, reset) until the deadline.
+                    deadline::went_silent(&self.endpoint, "unreachable");
+                    return Err(StoreError::Unreachable {
+                        endpoint: self.endpoint.clone(),
+                        message: format!("{why} (retried for {} s)", limit.as_secs()),
+                    });
+                }
                 deadline::went_silent(&self.endpoint, "no answer");
                 Err(if limit < self.timeout {
                     StoreError::TimedOut {

@@ -8,7 +8,11 @@
 //! - response headers and each piece of a response body mark progress;
 //! - an attempt that shows no progress for its limit fails: before the answer's headers as a
 //!   connector timeout, which the SDK retries; while reading a body as a body error (the SDK
-//!   retries those for small answers, `S3Store` for GetObject bodies).
+//!   retries those for small answers, `S3Store` for GetObject bodies);
+//! - once an attempt has handed over its whole request body, it waits for the answer up to the
+//!   request's deadline (`--timeout`), not the attempt limit: the last bytes handed to the
+//!   socket may still be in buffers on the way (megabytes, on a fast local link in front of a
+//!   slow one), draining at the network's pace where nothing here can see it.
 //!
 //! Progress goes to the attempt's clock, the request's ([`deadline::current_request`]) and the
 //! mount's (see `deadline.rs`).
@@ -91,6 +95,8 @@ struct Marks {
     request: Option<Arc<deadline::Request>>,
     /// Bytes come from the server (a response), not from us.
     heard: bool,
+    /// The request body has been handed over whole.
+    sent_all: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Marks {
@@ -120,10 +126,15 @@ impl HttpConnector for Watchdog {
     fn call(&self, mut request: HttpRequest) -> HttpConnectorFuture {
         let current = deadline::current_request();
         let limit = current.as_ref().map_or(self.attempt_limit, |r| r.attempt_limit);
+        let answer_limit = current.as_ref().map_or(limit, |r| r.answer_limit);
+        if let Some(r) = &current {
+            r.attempt_failed(None);
+        }
         let marks = Marks {
             attempt: Progress::new(),
             request: current,
             heard: false,
+            sent_all: Arc::default(),
         };
         if request.body().content_length() != Some(0) {
             let body = request.take_body();
@@ -132,7 +143,18 @@ impl HttpConnector for Watchdog {
         let sent = self.inner.call(request);
         HttpConnectorFuture::new(async move {
             let attempt = marks.attempt.clone();
-            match deadline::until_idle(limit, || attempt.idle(), sent).await {
+            let sent_all = marks.sent_all.clone();
+            // Measured against the answer limit once the body is handed over: the idle time is
+            // scaled so that the one limit `until_idle` knows stands for both.
+            let idle = || {
+                let idle = attempt.idle();
+                if sent_all.load(std::sync::atomic::Ordering::Relaxed) {
+                    idle.mul_f64(limit.as_secs_f64() / answer_limit.as_secs_f64().max(0.001))
+                } else {
+                    idle
+                }
+            };
+            match deadline::until_idle(limit, idle, sent).await {
                 Ok(Ok(mut response)) => {
                     let marks = marks.response();
                     marks.mark(0);
@@ -140,9 +162,14 @@ impl HttpConnector for Watchdog {
                     *response.body_mut() = SdkBody::from_body_1_x(Watched::new(body, marks, Some(limit)));
                     Ok(response)
                 }
-                Ok(Err(e)) => Err(e),
-                Err(idle) => Err(ConnectorError::timeout(
-                    format!("no bytes moved for {} s", idle.as_secs()).into(),
+                Ok(Err(e)) => {
+                    if let Some(r) = &marks.request {
+                        r.attempt_failed(Some(super::s3::error_chain(&e)));
+                    }
+                    Err(e)
+                }
+                Err(_) => Err(ConnectorError::timeout(
+                    format!("no bytes moved for {} s", attempt.idle().as_secs()).into(),
                 )),
             }
         })
@@ -181,6 +208,10 @@ impl Watched {
         }
         self.moved += data.len() as u64;
         self.marks.mark(self.moved);
+        // hyper stops asking once the body says it has ended: this piece may be the last call.
+        if self.rest.is_empty() && self.inner.is_end_stream() {
+            self.marks.sent_all.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         Frame::data(data)
     }
 
@@ -222,7 +253,10 @@ impl Body for Watched {
                 }
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
-            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(None) => {
+                this.marks.sent_all.store(true, std::sync::atomic::Ordering::Relaxed);
+                Poll::Ready(None)
+            }
             Poll::Pending => this.check_stall(cx),
         }
     }
@@ -251,8 +285,12 @@ mod tests {
     fn marks() -> Marks {
         Marks {
             attempt: Progress::new(),
-            request: Some(Arc::new(deadline::Request::new(Duration::from_secs(1)))),
+            request: Some(Arc::new(deadline::Request::new(
+                Duration::from_secs(1),
+                Duration::from_secs(2),
+            ))),
             heard: false,
+            sent_all: Arc::default(),
         }
     }
 

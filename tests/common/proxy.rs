@@ -268,6 +268,28 @@ fn paced_copy(mut from: TcpStream, mut to: TcpStream, pace: Arc<Mutex<std::time:
     let _ = from.shutdown(Shutdown::Both);
 }
 
+/// Give the sockets `listener` accepts a 64 KiB receive buffer. A network path holds about a
+/// round trip's worth of data in flight; a proxy on loopback with the kernel's default buffers
+/// would hold megabytes per connection, so that a client sees its bytes taken long before they
+/// are passed on, which no real link at this rate does.
+fn small_receive_buffer(listener: &TcpListener) {
+    use std::os::fd::AsRawFd;
+    let size: libc::c_int = 64 * 1024;
+    // SAFETY: setsockopt on a socket we own, with a pointer to a c_int that outlives the call and
+    // its size.
+    #[allow(unsafe_code)]
+    let rc = unsafe {
+        libc::setsockopt(
+            listener.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "setsockopt SO_RCVBUF");
+}
+
 /// A proxy that passes at most `rate` bytes per second each way, over all its connections: a
 /// slow network that keeps moving.
 pub struct Throttle {
@@ -278,6 +300,7 @@ impl Throttle {
     pub fn start(upstream: &str, rate: u64) -> Throttle {
         let upstream = upstream.trim_start_matches("http://").to_string();
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind throttle");
+        small_receive_buffer(&listener);
         let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
         let up = Arc::new(Mutex::new(std::time::Instant::now()));
         let down = Arc::new(Mutex::new(std::time::Instant::now()));
