@@ -110,7 +110,7 @@ pub fn run(config: MountConfig) -> Result<(), String> {
     let canonical = std::fs::canonicalize(&config.mountpoint).unwrap_or_else(|_| config.mountpoint.clone());
     let mut session = fuser::Session::new(fuse, &config.mountpoint, &fuse_config)
         .map_err(|e| format!("mounting on {mnt} failed: {e} (is fuse3 installed and /dev/fuse usable?)"))?;
-    match crate::fs::closing::mount_id(&canonical) {
+    match crate::mountinfo::mount_id(&canonical) {
         Some(id) => fs.set_mount_id(id),
         None => warn!("cannot find this mount in /proc/self/mountinfo: a close stores only what was written"),
     }
@@ -188,7 +188,7 @@ pub fn check_mountpoint(path: &Path, allow_non_empty: bool) -> Result<(), String
         return Err(format!("mount point {shown} is not a directory"));
     }
     let canonical = std::fs::canonicalize(path).map_err(|e| format!("cannot resolve mount point {shown}: {e}"))?;
-    if let Some(fstype) = mounted_at(&canonical) {
+    if let Some(fstype) = crate::mountinfo::mounted_at(&canonical) {
         return Err(format!(
             "{shown} is already a mount point ({fstype}): unmount it first (`fusermount3 -u {shown}` or `umount {shown}`)"
         ));
@@ -201,38 +201,6 @@ pub fn check_mountpoint(path: &Path, allow_non_empty: bool) -> Result<(), String
         ));
     }
     Ok(())
-}
-
-/// The filesystem type mounted exactly at `path`, from /proc/self/mountinfo.
-pub fn mounted_at(path: &Path) -> Option<String> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    let want = path.to_str()?;
-    info.lines().find_map(|line| {
-        let fields: Vec<&str> = line.split(' ').collect();
-        let mount_point = unescape_mountinfo(fields.get(4)?);
-        if mount_point != want {
-            return None;
-        }
-        let sep = fields.iter().position(|f| *f == "-")?;
-        fields.get(sep + 1).map(|s| s.to_string())
-    })
-}
-
-pub(crate) fn unescape_mountinfo(s: &str) -> String {
-    let mut out = Vec::with_capacity(s.len());
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
-            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
-            out.push(v);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// One bounded listing of the mounted prefix, turned into a message that says what to do.
@@ -274,13 +242,6 @@ pub async fn check_bucket(store: &S3Store, config: &MountConfig, looked_at: &[St
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mountinfo_escapes() {
-        assert_eq!(unescape_mountinfo("/mnt/a\\040b"), "/mnt/a b");
-        assert_eq!(unescape_mountinfo("/plain"), "/plain");
-        assert!(mounted_at(Path::new("/")).is_some());
-    }
 
     #[test]
     fn mountpoint_checks_name_the_problem() {

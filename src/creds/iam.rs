@@ -146,7 +146,7 @@ impl TokenManager {
             })?
             .map_err(|e| CredError::IamUnreachable {
                 url: self.url.clone(),
-                message: crate::store::s3::error_chain(&e),
+                message: crate::describe::error_chain(&e),
             })?;
         let status = resp.status();
         let bytes = resp

@@ -79,20 +79,6 @@ impl FdInfo {
     }
 }
 
-/// The id of the mount at `mountpoint` (a canonical path: resolve it before mounting, since
-/// resolving it afterwards asks the mount itself) in this process's mount namespace (the topmost
-/// one, if several are stacked), from `/proc/self/mountinfo`.
-pub fn mount_id(mountpoint: &std::path::Path) -> Option<u64> {
-    let want = mountpoint.to_str()?;
-    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    info.lines().rev().find_map(|line| {
-        let mut fields = line.split(' ');
-        let id = fields.next()?.parse().ok()?;
-        let point = fields.nth(3)?;
-        (crate::run::unescape_mountinfo(point) == want).then_some(id)
-    })
-}
-
 /// Paths whose last changes could not be stored after the last close, with the error.
 #[derive(Default)]
 pub struct Unstored {
@@ -219,7 +205,7 @@ mod tests {
 
     #[test]
     fn a_mount_id_is_found_for_the_root() {
-        let id = mount_id(std::path::Path::new("/")).expect("the root is a mount");
+        let id = crate::mountinfo::mount_id(std::path::Path::new("/")).expect("the root is a mount");
         let f = std::fs::File::open("/").expect("open /");
         assert_eq!(fdinfo_of(f.as_raw_fd()).mnt_id, id);
     }

@@ -27,7 +27,7 @@
 //! unreachable or silent, the rest fail at once ([`gave_up`]).
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
@@ -176,7 +176,7 @@ impl Request {
 
 tokio::task_local! {
     static REQUEST: Arc<Request>;
-    static SCOPE: Arc<AtomicBool>;
+    static SCOPE: Arc<std::sync::Mutex<Option<super::StoreError>>>;
 }
 
 /// Run `fut` (the SDK call of one request) with `request` visible to the HTTP connector.
@@ -191,17 +191,22 @@ pub fn current_request() -> Option<Arc<Request>> {
 
 /// Run one file-system operation: see the module doc.
 pub async fn scope<F: Future>(fut: F) -> F::Output {
-    SCOPE.scope(Arc::new(AtomicBool::new(false)), fut).await
+    SCOPE.scope(Arc::default(), fut).await
 }
 
-/// Whether an earlier request of the current operation found the server unreachable or silent.
-pub fn gave_up() -> bool {
-    SCOPE.try_with(|s| s.load(Ordering::Relaxed)).unwrap_or(false)
+/// The error of an earlier request of the current operation that found the server unreachable
+/// or silent, if one did.
+pub fn gave_up() -> Option<super::StoreError> {
+    SCOPE.try_with(|s| s.lock().ok().and_then(|g| g.clone())).ok().flatten()
 }
 
 /// Record that a request of the current operation found the server unreachable or silent.
-pub fn give_up() {
-    let _ = SCOPE.try_with(|s| s.store(true, Ordering::Relaxed));
+pub fn give_up(error: &super::StoreError) {
+    let _ = SCOPE.try_with(|s| {
+        if let Ok(mut g) = s.lock() {
+            g.get_or_insert_with(|| error.clone());
+        }
+    });
 }
 
 #[cfg(test)]
@@ -263,15 +268,19 @@ mod tests {
 
     #[tokio::test]
     async fn an_operation_scope_remembers_giving_up_for_its_own_requests_only() {
-        assert!(!gave_up(), "outside a scope nothing is given up");
-        give_up();
+        let e = super::super::StoreError::TimedOut {
+            endpoint: "here".into(),
+            message: "silent".into(),
+        };
+        assert!(gave_up().is_none(), "outside a scope nothing is given up");
+        give_up(&e);
         scope(async {
-            assert!(!gave_up());
-            give_up();
-            assert!(gave_up());
+            assert!(gave_up().is_none());
+            give_up(&e);
+            assert!(matches!(gave_up(), Some(super::super::StoreError::TimedOut { .. })));
         })
         .await;
-        scope(async { assert!(!gave_up(), "a new operation starts afresh") }).await;
+        scope(async { assert!(gave_up().is_none(), "a new operation starts afresh") }).await;
     }
 
     #[test]

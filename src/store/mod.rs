@@ -76,7 +76,7 @@ pub struct ListPage {
 
 /// Kinds of failure the filesystem layer distinguishes. Messages are complete sentences fit for
 /// the log and the user; they never contain secrets.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum StoreError {
     /// The key does not exist.
     #[error("no such key: {key}")]

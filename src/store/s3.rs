@@ -44,6 +44,7 @@ use super::deadline;
 use super::s3_worm::RetentionHeaders;
 use super::worm::{LegalHold, LockState, ObjectExtra, Worm, WormHeaders};
 use super::{ListPage, ListRequest, ObjectMeta, ObjectStore, PartTag, PutOptions, StoreError};
+use crate::describe::error_chain;
 use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, MetadataDirective};
 use aws_sdk_s3::types::{
     ObjectLockLegalHold, ObjectLockLegalHoldStatus, ObjectLockMode, ObjectLockRetention, ObjectLockRetentionMode,
@@ -403,11 +404,9 @@ impl S3Store {
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, StoreError>>,
     {
-        if deadline::gave_up() {
-            return Err(StoreError::TimedOut {
-                endpoint: self.endpoint.clone(),
-                message: "an earlier request of this operation got no answer; not trying again".into(),
-            });
+        if let Some(earlier) = deadline::gave_up() {
+            // The operation already met a silent or unreachable server: its error again, at once.
+            return Err(earlier);
         }
         // Every request holds a permit while in flight (and while retried): the connection pool
         // never grows past --max-connections, whoever asks. The semaphore is never closed. The
@@ -420,8 +419,9 @@ impl S3Store {
         )
         .await
         else {
-            deadline::give_up();
-            return Err(self.timed_out("every connection is taken by requests that get no answer"));
+            let e = self.timed_out("every connection is taken by requests that get no answer");
+            deadline::give_up(&e);
+            return Err(e);
         };
         // Offline (an earlier request found the server silent and nothing came since): a probe.
         let limit = if deadline::offline() {
@@ -431,38 +431,33 @@ impl S3Store {
         };
         let request = Arc::new(deadline::Request::new(attempt_limit.min(limit), limit));
         let sent = deadline::for_request(request.clone(), self.authorized(f));
-        match deadline::until_idle(limit, || request.progress.idle(), sent).await {
-            Ok(Err(e @ (StoreError::Unreachable { .. } | StoreError::TimedOut { .. }))) => {
-                deadline::give_up();
-                deadline::went_silent(&self.endpoint, "unreachable");
-                Err(e)
-            }
-            Ok(result) => result,
-            Err(_) => {
-                deadline::give_up();
-                if let Some(why) = request.last_failure() {
-                    // Attempts failed outright (connection refused, reset) until the deadline.
-                    deadline::went_silent(&self.endpoint, "unreachable");
-                    return Err(StoreError::Unreachable {
-                        endpoint: self.endpoint.clone(),
-                        message: format!("{why} (retried for {} s)", limit.as_secs()),
-                    });
-                }
-                deadline::went_silent(&self.endpoint, "no answer");
-                Err(if limit < self.timeout {
-                    StoreError::TimedOut {
-                        endpoint: self.endpoint.clone(),
-                        message: format!(
-                            "still no answer within {} s (it stopped answering earlier; --timeout {} s)",
-                            limit.as_secs(),
-                            self.timeout.as_secs()
-                        ),
-                    }
-                } else {
-                    self.timed_out("nothing moved")
-                })
-            }
-        }
+        let e = match deadline::until_idle(limit, || request.progress.idle(), sent).await {
+            Ok(Err(e @ (StoreError::Unreachable { .. } | StoreError::TimedOut { .. }))) => e,
+            Ok(result) => return result,
+            // Attempts failed outright (connection refused, reset) until the deadline.
+            Err(_) => match request.last_failure() {
+                Some(why) => StoreError::Unreachable {
+                    endpoint: self.endpoint.clone(),
+                    message: format!("{why} (retried for {} s)", limit.as_secs()),
+                },
+                None if limit < self.timeout => StoreError::TimedOut {
+                    endpoint: self.endpoint.clone(),
+                    message: format!(
+                        "still no answer within {} s (it stopped answering earlier; --timeout {} s)",
+                        limit.as_secs(),
+                        self.timeout.as_secs()
+                    ),
+                },
+                None => self.timed_out("nothing moved"),
+            },
+        };
+        deadline::give_up(&e);
+        let why = match e {
+            StoreError::Unreachable { .. } => "unreachable",
+            _ => "no answer",
+        };
+        deadline::went_silent(&self.endpoint, why);
+        Err(e)
     }
 
     fn timed_out(&self, why: &str) -> StoreError {
@@ -545,20 +540,6 @@ impl S3Store {
             _ => StoreError::Other { op, message },
         }
     }
-}
-
-/// An error and its causes, as "outer: cause: root cause", without repeats or debug dumps.
-pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = cur {
-        let s = e.to_string();
-        if !s.is_empty() && !parts.last().is_some_and(|p| p.contains(&s)) {
-            parts.push(s);
-        }
-        cur = e.source();
-    }
-    parts.join(": ")
 }
 
 fn to_system_time(t: Option<&aws_smithy_types::DateTime>) -> SystemTime {

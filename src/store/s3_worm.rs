@@ -128,7 +128,7 @@ impl S3Store {
                 }),
             Err(e) => {
                 let status = e.raw_response().map(|r| r.status().as_u16());
-                let message = super::s3::error_chain(&e);
+                let message = crate::describe::error_chain(&e);
                 Err(match status {
                     Some(400) => StoreError::InvalidRequest { op, message },
                     Some(409) => StoreError::Conflict { op, message },

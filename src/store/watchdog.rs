@@ -164,7 +164,7 @@ impl HttpConnector for Watchdog {
                 }
                 Ok(Err(e)) => {
                     if let Some(r) = &marks.request {
-                        r.attempt_failed(Some(super::s3::error_chain(&e)));
+                        r.attempt_failed(Some(crate::describe::error_chain(&e)));
                     }
                     Err(e)
                 }
