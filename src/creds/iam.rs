@@ -6,7 +6,7 @@
 //!   its lifetime is left; requests never wait for it unless the token has actually expired, and
 //!   then they share one refresh (single flight).
 //! - A 401/403 from COS on a token that should still be good forces one refresh and one retry
-//!   (see `store/s3.rs`).
+//!   (see `store/s3/objects.rs`).
 //! - Neither the API key nor any token is ever logged or put in an error message.
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -29,7 +29,7 @@
 //! - `upload` (on `flush`/`fsync`, i.e. every `close`) sends a PutObject when the file fits one
 //!   part, else completes the multipart upload: parts already up at their current generation
 //!   are reused, changed or missing ones are sent (in parallel), untouched chunks of the original
-//!   object are copied server-side. Every request carries a CRC32 checksum (see `store/s3.rs`).
+//!   object are copied server-side. Every request carries a CRC32 checksum (see `store/s3/objects.rs`).
 //!   Nothing is visible until the object is complete; on any failure the multipart upload is
 //!   aborted, the original object is untouched, and the error goes back to the caller of
 //!   `close`/`fsync`.

@@ -2,7 +2,7 @@
 //! it for a while, never because it is slow.
 //!
 //! Three clocks, each "when did bytes last move" ([`Progress`]):
-//! - the *attempt*'s (one HTTP exchange): the connector in `watchdog.rs` abandons an attempt that
+//! - the *attempt*'s (one HTTP exchange): the connector in `s3/watchdog.rs` abandons an attempt that
 //!   moved nothing for `--request-timeout` (10 s), which the SDK then retries;
 //! - the *request*'s (all attempts of one S3 request, retries and backoff included):
 //!   [`S3Store`](super::s3::S3Store) gives up when it moved nothing for `--timeout` (30 s) and

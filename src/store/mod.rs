@@ -8,12 +8,8 @@
 pub mod deadline;
 pub mod fault;
 pub mod journal;
-mod list_xml;
 pub mod memory;
 pub mod s3;
-mod s3_metrics;
-mod s3_worm;
-mod watchdog;
 pub mod worm;
 
 use std::collections::HashMap;

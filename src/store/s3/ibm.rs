@@ -12,9 +12,9 @@ use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
 use bytes::Bytes;
 use md5::Digest;
 
-use super::s3::S3Store;
-use super::worm::{parse_time, CosRetention, LegalHold, Worm};
-use super::StoreError;
+use super::super::worm::{parse_time, CosRetention, LegalHold, Worm};
+use super::super::StoreError;
+use super::S3Store;
 
 /// Placeholder key of bucket-level requests, removed from the path before signing.
 const PROBE_KEY: &str = "cosmount-bucket-level-request";
@@ -232,7 +232,7 @@ impl S3Store {
             headers.push(("new-retention-period", p.to_string()));
         }
         if let Some(u) = until {
-            headers.push(("new-retention-expiration-date", super::worm::rfc3339(u)));
+            headers.push(("new-retention-expiration-date", super::super::worm::rfc3339(u)));
         }
         self.raw(
             "ExtendObjectRetention",

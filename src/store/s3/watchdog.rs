@@ -34,7 +34,7 @@ use aws_smithy_types::body::SdkBody;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
-use super::deadline::{self, Progress};
+use super::super::deadline::{self, Progress};
 
 /// Largest piece of a request body handed to hyper at once.
 pub const PIECE: usize = 64 * 1024;
