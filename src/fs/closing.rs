@@ -1,4 +1,5 @@
-//! What a `close` stores, and what happens when a change could not be stored after the last one.
+//! What a `close` stores, and what happens when a change could not be stored after the last one:
+//! `flush`, `fsync`, `release` and the upload of an open file.
 //!
 //! **Which close uploads.** Every `close(2)` of a descriptor is a FUSE FLUSH, but only some are
 //! the writer's last word. A shell redirect (`cmd > file`) opens the file, `dup2`s it onto
@@ -25,8 +26,16 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::{Instant, SystemTime};
 
-use crate::error::FsError;
+use tracing::{error, info};
+
+use super::files::OpenFile;
+use super::inode::{Kind, Stat};
+use super::meta::Posix;
+use super::{lock, S3Fs};
+use crate::error::{FsError, FsResult};
+use crate::store::ObjectStore;
 
 /// The most paths [`Unstored`] remembers (the oldest are forgotten first; the log keeps all).
 const MAX_UNSTORED: usize = 10_000;
@@ -152,6 +161,157 @@ impl Unstored {
         if let Some(e) = g.remove(from) {
             g.insert(to.to_string(), e);
         }
+    }
+}
+
+impl<S: ObjectStore> S3Fs<S> {
+    /// This mount's id in `/proc/self/mountinfo`, known once it is mounted.
+    pub fn set_mount_id(&self, id: u64) {
+        let _ = self.mount_id.set(id);
+    }
+
+    /// flush (each `close`): store a dirty file when this is the writer's last close (see
+    /// `closing.rs`); the upload's error is the caller's. A close by another process than the
+    /// opener (a forked child dropping inherited descriptors at `exec`) or by one that still holds
+    /// another descriptor for writing on the file uploads nothing: that descriptor's close, or
+    /// the last release, will.
+    pub async fn flush(&self, fh: u64, pid: u32) -> FsResult<()> {
+        let h = self.handle(fh)?;
+        if !h.writable {
+            return Ok(());
+        }
+        if h.pid != 0 && pid != 0 && pid != h.pid {
+            return Ok(());
+        }
+        let Some(of) = self.open_file(h.ino) else {
+            return self.unstored_error(h.ino);
+        };
+        let still_writing = self
+            .mount_id
+            .get()
+            .and_then(|&mnt| super::closing::still_writing(pid, mnt, h.ino));
+        if still_writing == Some(true) {
+            tracing::debug!(
+                ino = h.ino,
+                pid,
+                "close of one of several descriptors: stored at the last one"
+            );
+            return Ok(());
+        }
+        let _change = self.listings.changing();
+        let mut g = of.lock().await;
+        // Not knowing whether more closes come, store only what was written since the last
+        // upload; a file only created or truncated by `open` waits for its last release.
+        if still_writing.is_none() && !g.written {
+            return Ok(());
+        }
+        self.upload(h.ino, &mut g).await?;
+        self.unstored_error(h.ino)
+    }
+
+    /// fsync: store a dirty file now; the upload's error is the caller's. On any handle, reports
+    /// changes to the file that could not be stored after an earlier last close.
+    pub async fn fsync(&self, fh: u64) -> FsResult<()> {
+        let h = self.handle(fh)?;
+        if !h.writable {
+            return self.unstored_error(h.ino);
+        }
+        let _change = self.listings.changing();
+        if let Some(of) = self.open_file(h.ino) {
+            self.upload(h.ino, &mut *of.lock().await).await?;
+        }
+        self.unstored_error(h.ino)
+    }
+
+    /// `EIO` if the last changes to `ino` were not stored after its last close.
+    fn unstored_error(&self, ino: u64) -> FsResult<()> {
+        match self.inode(ino) {
+            Ok(inode) => self.unstored.error(&inode.path).map_or(Ok(()), Err),
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// Upload an open file if it has unsent changes.
+    pub(super) async fn upload(&self, ino: u64, of: &mut OpenFile) -> FsResult<()> {
+        if !of.staged.dirty || of.unlinked {
+            return Ok(());
+        }
+        let (key, opts, posix) = self.upload_target(ino, of)?;
+        let now = SystemTime::now();
+        let started = Instant::now();
+        let size = of.staged.size();
+        let etag = match of.staged.upload(&self.store, &key, &opts, &self.config.upload).await {
+            Ok(etag) => etag,
+            Err(e) => {
+                error!(
+                    key = key.as_str(),
+                    errno = e.errno,
+                    "could not store the file: {}",
+                    e.message
+                );
+                of.failed = true;
+                return Err(e);
+            }
+        };
+        if size >= 64 * 1024 * 1024 {
+            info!(
+                key = key.as_str(),
+                size,
+                secs = started.elapsed().as_secs_f64(),
+                "uploaded"
+            );
+        }
+        of.metadata = opts.metadata;
+        of.posix = Posix::default();
+        of.failed = false;
+        of.written = false;
+        if let Ok(inode) = self.inode(ino) {
+            self.unstored.clear(&inode.path);
+        }
+        let stat = Stat {
+            kind: Kind::File,
+            size,
+            mtime: now,
+            etag,
+            posix: Some(posix),
+        };
+        self.remember_posix(&key, &stat, Instant::now());
+        lock(&self.inodes).set_stat(ino, stat, self.fresh_until());
+        Ok(())
+    }
+
+    /// release: the last close of handle `fh`.
+    pub async fn release(&self, fh: u64) -> FsResult<()> {
+        let Some(h) = lock(&self.handles).remove(&fh) else {
+            return Ok(());
+        };
+        if !h.writable {
+            return Ok(());
+        }
+        let _change = self.listings.changing();
+        let Some(of) = self.open_file(h.ino) else {
+            return Ok(());
+        };
+        let mut g = of.lock().await;
+        g.handles = g.handles.saturating_sub(1);
+        if g.handles > 0 {
+            return Ok(());
+        }
+        let path = self.inode(h.ino).map(|i| i.path).unwrap_or_default();
+        let result = if g.failed && g.staged.dirty && !g.unlinked {
+            Err(FsError::new(
+                libc::EIO,
+                "the upload failed and the error was reported to close/fsync",
+            ))
+        } else {
+            self.upload(h.ino, &mut g).await
+        };
+        if let Err(e) = &result {
+            self.unstored.record(&path, e);
+        }
+        g.staged.abandon_stream(&self.store).await;
+        lock(&self.open_files).remove(&h.ino);
+        result
     }
 }
 

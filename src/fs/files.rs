@@ -1,22 +1,13 @@
-//! Open files: open/create, read, write, truncate, flush/fsync/release, and attribute changes.
+//! Open files: open/create, read and write. Storing them (flush, fsync, release) is
+//! `closing.rs`; attribute changes (chmod, chown, utimes, truncate) are `setattr.rs`.
 //!
 //! Handles and inodes:
 //! - every open gets a [`Handle`]; handles opened for writing share one [`OpenFile`] per inode,
 //!   whose [`Staged`] contents all of them (and readers opened meanwhile) see;
-//! - `fsync` uploads a dirty file and returns the upload's error; `flush` (every `close(2)`) does
-//!   the same when it is the writer's last close (see `closing.rs`: a shell redirect's first close
-//!   stores nothing), so `close` fails when the data could not be stored. The last `release`
-//!   uploads what is left and drops the staged copy; if its last upload failed (and
-//!   `close`/`fsync` reported it), the changes are discarded, never stored later behind the
-//!   writer's back. Changes that end up not stored after the last close are recorded in
-//!   [`Unstored`](super::closing::Unstored): ERROR log, metric, `EIO` from later `fsync`s;
-//! - concurrent writers on one inode write into the same staged file, and each `close` uploads
-//!   what is there: the last close wins, and no close reports success for data it did not store.
-//!
-//! Attribute changes (`chmod`, `chown`, `utimes`, `truncate`): on a file with unsent changes
-//! they are folded into its upload; otherwise they are a CopyObject of the object onto itself
-//! with `MetadataDirective: REPLACE` that keeps Content-Type and all other metadata (`truncate`
-//! rewrites the object).
+//! - concurrent writers on one inode write into the same staged file, and each writer's last
+//!   `close` uploads what is there: the last close wins, and no close reports success for data it
+//!   did not store;
+//! - a file open for writing shows its staged size and pending attributes until it is closed.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -24,7 +15,6 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
-use tracing::{error, info};
 
 use super::inode::{Kind, Stat};
 use super::meta::Posix;
@@ -75,7 +65,7 @@ pub struct SetAttr {
 }
 
 impl<S: ObjectStore> S3Fs<S> {
-    fn handle(&self, fh: u64) -> FsResult<Arc<Handle>> {
+    pub(super) fn handle(&self, fh: u64) -> FsResult<Arc<Handle>> {
         lock(&self.handles)
             .get(&fh)
             .cloned()
@@ -360,7 +350,7 @@ impl<S: ObjectStore> S3Fs<S> {
     /// Where and how an open file is stored: its key, the PutObject options (user metadata
     /// kept, POSIX attributes folded in; `mtime` only when set explicitly, since otherwise the
     /// object's Last-Modified is the right answer), and the POSIX attributes it will show.
-    fn upload_target(&self, ino: u64, of: &OpenFile) -> FsResult<(String, PutOptions, Posix)> {
+    pub(super) fn upload_target(&self, ino: u64, of: &OpenFile) -> FsResult<(String, PutOptions, Posix)> {
         let inode = self.inode(ino)?;
         let key = path::object_key(&self.config.prefix, &inode.path);
         let posix = inode.stat.posix.clone().unwrap_or_default().overlay(&of.posix);
@@ -379,265 +369,6 @@ impl<S: ObjectStore> S3Fs<S> {
             },
             stored,
         ))
-    }
-
-    /// This mount's id in `/proc/self/mountinfo`, known once it is mounted.
-    pub fn set_mount_id(&self, id: u64) {
-        let _ = self.mount_id.set(id);
-    }
-
-    /// flush (each `close`): store a dirty file when this is the writer's last close (see
-    /// `closing.rs`); the upload's error is the caller's. A close by another process than the
-    /// opener (a forked child dropping inherited descriptors at `exec`) or by one that still holds
-    /// another descriptor for writing on the file uploads nothing: that descriptor's close, or
-    /// the last release, will.
-    pub async fn flush(&self, fh: u64, pid: u32) -> FsResult<()> {
-        let h = self.handle(fh)?;
-        if !h.writable {
-            return Ok(());
-        }
-        if h.pid != 0 && pid != 0 && pid != h.pid {
-            return Ok(());
-        }
-        let Some(of) = self.open_file(h.ino) else {
-            return self.unstored_error(h.ino);
-        };
-        let still_writing = self
-            .mount_id
-            .get()
-            .and_then(|&mnt| super::closing::still_writing(pid, mnt, h.ino));
-        if still_writing == Some(true) {
-            tracing::debug!(
-                ino = h.ino,
-                pid,
-                "close of one of several descriptors: stored at the last one"
-            );
-            return Ok(());
-        }
-        let _change = self.listings.changing();
-        let mut g = of.lock().await;
-        // Not knowing whether more closes come, store only what was written since the last
-        // upload; a file only created or truncated by `open` waits for its last release.
-        if still_writing.is_none() && !g.written {
-            return Ok(());
-        }
-        self.upload(h.ino, &mut g).await?;
-        self.unstored_error(h.ino)
-    }
-
-    /// fsync: store a dirty file now; the upload's error is the caller's. On any handle, reports
-    /// changes to the file that could not be stored after an earlier last close.
-    pub async fn fsync(&self, fh: u64) -> FsResult<()> {
-        let h = self.handle(fh)?;
-        if !h.writable {
-            return self.unstored_error(h.ino);
-        }
-        let _change = self.listings.changing();
-        if let Some(of) = self.open_file(h.ino) {
-            self.upload(h.ino, &mut *of.lock().await).await?;
-        }
-        self.unstored_error(h.ino)
-    }
-
-    /// `EIO` if the last changes to `ino` were not stored after its last close.
-    fn unstored_error(&self, ino: u64) -> FsResult<()> {
-        match self.inode(ino) {
-            Ok(inode) => self.unstored.error(&inode.path).map_or(Ok(()), Err),
-            Err(_) => Ok(()),
-        }
-    }
-
-    /// Upload an open file if it has unsent changes.
-    pub(super) async fn upload(&self, ino: u64, of: &mut OpenFile) -> FsResult<()> {
-        if !of.staged.dirty || of.unlinked {
-            return Ok(());
-        }
-        let (key, opts, posix) = self.upload_target(ino, of)?;
-        let now = SystemTime::now();
-        let started = Instant::now();
-        let size = of.staged.size();
-        let etag = match of.staged.upload(&self.store, &key, &opts, &self.config.upload).await {
-            Ok(etag) => etag,
-            Err(e) => {
-                error!(
-                    key = key.as_str(),
-                    errno = e.errno,
-                    "could not store the file: {}",
-                    e.message
-                );
-                of.failed = true;
-                return Err(e);
-            }
-        };
-        if size >= 64 * 1024 * 1024 {
-            info!(
-                key = key.as_str(),
-                size,
-                secs = started.elapsed().as_secs_f64(),
-                "uploaded"
-            );
-        }
-        of.metadata = opts.metadata;
-        of.posix = Posix::default();
-        of.failed = false;
-        of.written = false;
-        if let Ok(inode) = self.inode(ino) {
-            self.unstored.clear(&inode.path);
-        }
-        let stat = Stat {
-            kind: Kind::File,
-            size,
-            mtime: now,
-            etag,
-            posix: Some(posix),
-        };
-        self.remember_posix(&key, &stat, Instant::now());
-        lock(&self.inodes).set_stat(ino, stat, self.fresh_until());
-        Ok(())
-    }
-
-    /// release: the last close of handle `fh`.
-    pub async fn release(&self, fh: u64) -> FsResult<()> {
-        let Some(h) = lock(&self.handles).remove(&fh) else {
-            return Ok(());
-        };
-        if !h.writable {
-            return Ok(());
-        }
-        let _change = self.listings.changing();
-        let Some(of) = self.open_file(h.ino) else {
-            return Ok(());
-        };
-        let mut g = of.lock().await;
-        g.handles = g.handles.saturating_sub(1);
-        if g.handles > 0 {
-            return Ok(());
-        }
-        let path = self.inode(h.ino).map(|i| i.path).unwrap_or_default();
-        let result = if g.failed && g.staged.dirty && !g.unlinked {
-            Err(FsError::new(
-                libc::EIO,
-                "the upload failed and the error was reported to close/fsync",
-            ))
-        } else {
-            self.upload(h.ino, &mut g).await
-        };
-        if let Err(e) = &result {
-            self.unstored.record(&path, e);
-        }
-        g.staged.abandon_stream(&self.store).await;
-        lock(&self.open_files).remove(&h.ino);
-        result
-    }
-
-    /// setattr: change size, mode, owner or mtime of `ino`.
-    pub async fn setattr(&self, ino: u64, fh: Option<u64>, set: SetAttr) -> FsResult<Entry> {
-        let _change = self.listings.changing();
-        self.check_writable()?;
-        let _ = fh;
-        let inode = self.inode(ino)?;
-        if inode.stat.kind != Kind::Dir && self.open_file(ino).is_none() {
-            self.check_not_protected(&inode.path, "change").await?;
-        }
-        let posix = Posix {
-            mode: set.mode.map(|m| (m & 0o7777) | kind_bits(inode.stat.kind)),
-            uid: set.uid,
-            gid: set.gid,
-            mtime: set.mtime,
-        };
-        if let Some(of) = self.open_file(ino) {
-            let mut g = of.lock().await;
-            if let Some(size) = set.size {
-                g.staged.set_size(self.store.as_ref(), size).await?;
-                g.written = true;
-            }
-            if g.staged.dirty {
-                g.posix = g.posix.overlay(&posix);
-                g.written = true;
-                drop(g);
-                return self.getattr(ino).await;
-            }
-        } else if let Some(size) = set.size {
-            if inode.stat.kind != Kind::File {
-                return Err(FsError::quiet(
-                    libc::EISDIR,
-                    format!("{} is not a regular file", inode.path),
-                ));
-            }
-            // Truncate a closed file: stage it, resize, upload with the new attributes.
-            let fh = self.open(ino, libc::O_WRONLY, 0).await?;
-            let result = async {
-                let h = self.handle(fh)?;
-                let of = self
-                    .open_file(h.ino)
-                    .ok_or_else(|| FsError::new(libc::EIO, "staging vanished"))?;
-                let mut g = of.lock().await;
-                g.staged.set_size(self.store.as_ref(), size).await?;
-                g.posix = g.posix.overlay(&posix);
-                self.upload(ino, &mut g).await
-            }
-            .await;
-            let released = self.release(fh).await;
-            result?;
-            released?;
-            return self.getattr(ino).await;
-        }
-        if posix != Posix::default() {
-            self.rewrite_posix(ino, &posix).await?;
-        }
-        self.getattr(ino).await
-    }
-
-    /// Store new POSIX attributes on a stored object (CopyObject onto itself), or on a
-    /// directory's marker (created if the directory had none).
-    async fn rewrite_posix(&self, ino: u64, posix: &Posix) -> FsResult<()> {
-        let inode = self.inode(ino)?;
-        let key = match inode.stat.kind {
-            Kind::Dir => path::dir_prefix(&self.config.prefix, &inode.path),
-            _ => path::object_key(&self.config.prefix, &inode.path),
-        };
-        if inode.stat.kind == Kind::Dir && inode.path.is_empty() && self.config.prefix.is_empty() {
-            return Err(FsError::new(
-                libc::EPERM,
-                "the bucket root has no object to keep attributes in",
-            ));
-        }
-        let current = match self.store.head_object(&key).await {
-            Ok(m) => Some(m),
-            Err(crate::store::StoreError::NotFound { .. }) if inode.stat.kind == Kind::Dir => None,
-            Err(e) => return Err(e.into()),
-        };
-        let mut metadata = current.as_ref().map(|m| m.metadata.clone()).unwrap_or_default();
-        let merged = Posix::from_metadata(&metadata).overlay(posix);
-        merged.apply_to(&mut metadata);
-        let opts = PutOptions {
-            metadata,
-            content_type: current.as_ref().and_then(|m| m.content_type.clone()),
-        };
-        let etag = match &current {
-            Some(m) => {
-                self.store
-                    .copy_object(&key, &key, m.etag.as_deref(), Some(&opts))
-                    .await?
-            }
-            None => self.store.put_object(&key, Bytes::new(), &opts).await?,
-        };
-        let mut stat = inode.stat.clone();
-        stat.posix = Some(merged);
-        if inode.stat.kind != Kind::Dir {
-            stat.etag = etag;
-            self.remember_posix(&key, &stat, Instant::now());
-        }
-        lock(&self.inodes).set_stat(ino, stat, self.fresh_until());
-        Ok(())
-    }
-}
-
-fn kind_bits(kind: Kind) -> u32 {
-    match kind {
-        Kind::File => libc::S_IFREG,
-        Kind::Dir => libc::S_IFDIR,
-        Kind::Symlink => libc::S_IFLNK,
     }
 }
 

@@ -28,6 +28,7 @@ pub mod path;
 pub mod prefetch;
 pub mod read;
 pub mod readdir;
+mod setattr;
 pub mod siblings;
 pub mod write;
 mod xattr;
