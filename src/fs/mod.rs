@@ -26,6 +26,7 @@ mod pages_ahead;
 pub mod parts;
 pub mod path;
 pub mod prefetch;
+mod protection;
 pub mod read;
 pub mod readdir;
 mod setattr;
