@@ -2,7 +2,7 @@
 //!
 //! Each handler opens a span, runs the async operation on the tokio runtime (fuser's worker
 //! threads are not runtime threads, so `block_on` is safe here), and replies once: values become
-//! replies, and every error goes through `FuseFs::fail`, which logs one line per failed request
+//! replies, and every error goes through `FuseFs::fail` (`reply.rs`), which logs one line per failed request
 //! (operation, S3 key, errno and cause, at the error's own level: ENOENT and other ordinary
 //! answers at DEBUG), counts it for the metrics, and replies with its errno. No handler calls
 //! `reply.error` with an errno of its own. Each handler is timed for the metrics
@@ -15,20 +15,22 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use fuser::{
-    BsdFileFlags, Errno, FileAttr, FileHandle, FileType, FopenFlags, Generation, INodeNo, LockOwner, OpenFlags,
-    RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry,
-    ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
+    BsdFileFlags, FileHandle, FopenFlags, Generation, INodeNo, LockOwner, OpenFlags, RenameFlags, ReplyAttr,
+    ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs,
+    ReplyWrite, Request, TimeOrNow, WriteFlags,
 };
 use futures::StreamExt;
 use tokio::runtime::Handle;
-use tracing::{debug, event, Level};
+use tracing::debug;
 
-use crate::error::FsError;
 use crate::fs::attr::Attr;
 use crate::fs::inode::Kind;
-use crate::fs::{DirPlusReplier, DirReplier, Entry, S3Fs, SetAttr};
+use crate::fs::{S3Fs, SetAttr};
 use crate::metrics;
 use crate::store::ObjectStore;
+
+mod reply;
+use reply::{file_attr, time, write_only_direct, At, FuseDirPlusReplier, FuseDirReplier};
 
 /// `fuser::Filesystem` for an [`S3Fs`].
 pub struct FuseFs<S: ObjectStore> {
@@ -46,139 +48,6 @@ impl<S: ObjectStore> FuseFs<S> {
     /// request of it found the server silent or unreachable, its later requests fail at once).
     fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
         self.rt.block_on(crate::store::deadline::scope(f))
-    }
-}
-
-fn kind(k: Kind) -> FileType {
-    match k {
-        Kind::File => FileType::RegularFile,
-        Kind::Dir => FileType::Directory,
-        Kind::Symlink => FileType::Symlink,
-    }
-}
-
-fn file_attr(a: &Attr) -> FileAttr {
-    FileAttr {
-        ino: INodeNo(a.ino),
-        size: a.size,
-        blocks: a.blocks,
-        atime: a.mtime,
-        mtime: a.mtime,
-        ctime: a.mtime,
-        crtime: a.mtime,
-        kind: kind(a.kind),
-        perm: a.perm,
-        nlink: a.nlink,
-        uid: a.uid,
-        gid: a.gid,
-        rdev: 0,
-        // The preferred I/O size: `cp`, `cat` and friends size their buffers by it, and 1 MiB
-        // (the kernel's largest FUSE request) makes 8x fewer round trips than 128 KiB.
-        blksize: 1024 * 1024,
-        flags: 0,
-    }
-}
-
-/// What a failed request was about, resolved to an S3 key only when it fails.
-#[derive(Clone, Copy)]
-enum At<'a> {
-    /// An inode (file or directory).
-    Ino(u64),
-    /// A name in a directory.
-    Child(u64, &'a OsStr),
-}
-
-/// Log one line for a failed request: the operation, the S3 key, the errno (number and name) and
-/// the cause, at the error's own level (an ordinary answer such as ENOENT is DEBUG).
-fn log_failure(op: &str, key: &str, err: &FsError) {
-    let (errno, error, cause) = (err.errno, metrics::errno_name(err.errno), err.message.as_str());
-    match err.level {
-        Level::DEBUG | Level::TRACE => event!(Level::DEBUG, op, key, errno, error, cause, "request failed"),
-        Level::INFO => event!(Level::INFO, op, key, errno, error, cause, "request failed"),
-        _ => event!(Level::WARN, op, key, errno, error, cause, "request failed"),
-    }
-}
-
-struct FuseDirReplier<'a>(&'a mut ReplyDirectory);
-
-impl DirReplier for FuseDirReplier<'_> {
-    fn add(&mut self, ino: u64, offset: u64, k: Kind, name: &str) -> bool {
-        self.0.add(INodeNo(ino), offset, kind(k), name)
-    }
-}
-
-struct FuseDirPlusReplier<'a>(&'a mut ReplyDirectoryPlus);
-
-impl DirPlusReplier for FuseDirPlusReplier<'_> {
-    fn add(&mut self, offset: u64, name: &str, e: &Entry) -> bool {
-        let attr = file_attr(&e.attr);
-        self.0.add(attr.ino, offset, name, &e.ttl, &attr, Generation(0))
-    }
-}
-
-fn time(t: TimeOrNow) -> SystemTime {
-    match t {
-        TimeOrNow::SpecificTime(t) => t,
-        TimeOrNow::Now => SystemTime::now(),
-    }
-}
-
-impl<S: ObjectStore> FuseFs<S> {
-    /// Log `err` (see [`log_failure`]), count it, and turn it into the errno to reply with.
-    fn fail(&self, op: &'static str, at: At<'_>, err: FsError) -> Errno {
-        let key = match at {
-            At::Ino(ino) => self.fs.key_of(ino, None),
-            At::Child(parent, name) => self.fs.key_of(parent, Some(name)),
-        };
-        log_failure(op, key.as_deref().unwrap_or("?"), &err);
-        metrics::fuse_error(op, err.errno);
-        Errno::from_i32(err.errno)
-    }
-
-    fn reply_entry(&self, op: &'static str, at: At<'_>, r: Result<Entry, FsError>, reply: ReplyEntry) {
-        match r {
-            Ok(e) => reply.entry(&e.ttl, &file_attr(&e.attr), Generation(0)),
-            Err(e) => reply.error(self.fail(op, at, e)),
-        }
-    }
-
-    /// The xattr protocol: size 0 asks for the size, a value that does not fit is ERANGE.
-    fn reply_xattr(
-        &self,
-        op: &'static str,
-        at: At<'_>,
-        r: Result<Vec<u8>, FsError>,
-        size: u32,
-        reply: fuser::ReplyXattr,
-    ) {
-        match r {
-            Ok(v) if size == 0 => reply.size(v.len() as u32),
-            Ok(v) if v.len() > size as usize => reply.error(Errno::ERANGE),
-            Ok(v) => reply.data(&v),
-            Err(e) => reply.error(self.fail(op, at, e)),
-        }
-    }
-
-    fn reply_empty(&self, op: &'static str, at: At<'_>, r: Result<(), FsError>, reply: ReplyEmpty) {
-        match r {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(self.fail(op, at, e)),
-        }
-    }
-}
-
-/// `FOPEN_DIRECT_IO` for a file opened write-only (what `cp`, `rsync`, `tar x` and `dd of=` do):
-/// its writes then go from the writer's pages straight to the daemon instead of being copied into
-/// the page cache first. That saves a copy of every byte, and, on a machine whose memory is full of
-/// cached files, reclaiming a page for each one: a 1 GiB `cp` ran at 0.63-0.78x the raw client
-/// with a full page cache and 0.88x with an empty one (0.94-0.96x with this flag). Such a handle
-/// cannot read or be mapped, so nothing it could see from the cache is lost; handles opened for
-/// reading keep the page cache.
-fn write_only_direct(flags: i32) -> FopenFlags {
-    if flags & libc::O_ACCMODE == libc::O_WRONLY {
-        FopenFlags::FOPEN_DIRECT_IO
-    } else {
-        FopenFlags::empty()
     }
 }
 
