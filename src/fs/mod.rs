@@ -22,6 +22,7 @@ pub mod listing_cache;
 pub mod meta;
 mod namespace;
 pub mod new_dirs;
+mod open_files;
 mod pages_ahead;
 pub mod parts;
 pub mod path;
@@ -527,49 +528,6 @@ impl<S: ObjectStore> S3Fs<S> {
         }
     }
 
-    /// The file at `rel`, if it is open for writing (one lock when none is: every lookup asks).
-    fn open_file_at(&self, rel: &str) -> Option<u64> {
-        if lock(&self.open_files).is_empty() {
-            return None;
-        }
-        let ino = lock(&self.inodes).by_path(rel)?.ino;
-        lock(&self.open_files).contains_key(&ino).then_some(ino)
-    }
-
-    /// The files of directory `dir` open for writing, as (ino, name). Usually none.
-    fn open_files_in(&self, dir: &str) -> Vec<(u64, String)> {
-        let inos: Vec<u64> = lock(&self.open_files).keys().copied().collect();
-        if inos.is_empty() {
-            return Vec::new();
-        }
-        let table = lock(&self.inodes);
-        inos.into_iter()
-            .filter_map(|ino| {
-                let path = &table.get(ino)?.path;
-                // Unlinked while open, or its name taken by another file since.
-                if table.by_path(path).map(|i| i.ino) != Some(ino) {
-                    return None;
-                }
-                let (parent, name) = path.rsplit_once('/').unwrap_or(("", path));
-                (parent == dir).then(|| (ino, name.to_string()))
-            })
-            .collect()
-    }
-
-    /// Add to a complete listing the files of its directory open for writing that it lacks:
-    /// created through the mount and not uploaded yet, they exist all the same.
-    fn add_open_files(&self, dir: &mut DirHandle) {
-        for (ino, name) in self.open_files_in(&dir.path) {
-            if !dir.entries.iter().any(|e| e.name == name) {
-                dir.entries.push(DirEntryOut {
-                    ino,
-                    kind: Kind::File,
-                    name,
-                });
-            }
-        }
-    }
-
     /// What `table` knows of `rel` (object `key()`, built only if needed) at `now`. A listed file
     /// whose metadata the directory's prefetch has fetched for its current ETag is complete.
     fn known(&self, table: &mut InodeTable, rel: &str, key: impl FnOnce() -> String, now: Instant) -> Known {
@@ -1024,21 +982,6 @@ impl<S: ObjectStore> S3Fs<S> {
             .filter(|e| e.kind == Kind::File)
             .map(|e| path::object_key(&self.config.prefix, &path::join(&dir.path, &e.name)))
             .collect()
-    }
-
-    /// The attributes of the files open for writing in directory `dir`, by ino (see
-    /// [`S3Fs::open_stat`]; one being uploaded is waited for, as by `getattr`).
-    async fn open_stats(&self, dir: &str) -> HashMap<u64, Stat> {
-        if lock(&self.open_files).is_empty() {
-            return HashMap::new();
-        }
-        let mut stats = HashMap::new();
-        for (ino, _) in self.open_files_in(dir) {
-            if let Some(stat) = self.open_stat(ino).await {
-                stats.insert(ino, stat);
-            }
-        }
-        stats
     }
 
     /// Add `e` of directory `dir` to `out` with its attributes (see [`S3Fs::readdirplus`]);
