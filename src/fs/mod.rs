@@ -11,6 +11,7 @@ pub mod dir_walk;
 mod files;
 mod flat;
 pub mod inode;
+mod listing;
 pub mod listing_cache;
 mod lookup;
 pub mod meta;
@@ -43,15 +44,15 @@ use tracing::debug;
 
 use crate::budget::Budget;
 use crate::error::{FsError, FsResult};
-use crate::store::{ListPage, ListRequest, ObjectMeta, ObjectStore, StoreError};
+use crate::store::{ListRequest, ObjectMeta, ObjectStore};
 use attr::{Attr, Presentation};
 use blocks::BlockCache;
 use files::{Handle, OpenFile};
 use inode::{InodeTable, Kind, Stat, ROOT_INO};
+use listing::DirHandle;
 use lookup::{Known, MISS_DIRS};
 use meta::Posix;
 use pages_ahead::PagesAhead;
-use readdir::ListingMerger;
 use write::UploadConfig;
 
 /// Settings of the filesystem layer.
@@ -159,36 +160,6 @@ struct DirItem<'a> {
     offset: u64,
     kind: Kind,
     name: &'a str,
-}
-
-struct DirEntryOut {
-    ino: u64,
-    kind: Kind,
-    name: String,
-}
-
-struct DirHandle {
-    ino: u64,
-    path: String,
-    merger: ListingMerger,
-    entries: Vec<DirEntryOut>,
-    token: Option<String>,
-    done: bool,
-    /// The pages after the last one listed, on their way (see `pages_ahead.rs`).
-    next_page: Option<PagesAhead>,
-    /// Everything listed so far (kept in the listing cache once complete).
-    listed: Vec<readdir::Listed>,
-    /// The listing cache's generation when the listing started.
-    generation: u64,
-    /// Opened by the kernel (not a list-ahead): its entries fill the kernel's cache.
-    for_kernel: bool,
-    /// Listed for lookups in a directory never listed before: subdirectories enter the inode
-    /// table stale, so their lookup reads their marker's attributes (see `lookup`).
-    dirs_stale: bool,
-    /// The kernel asked for READDIRPLUS past the first batch (see `dir_use.rs`).
-    plus_continued: bool,
-    /// The kernel read entries from this handle (rather than from its own cache).
-    served: bool,
 }
 
 /// Listing ahead of a tree walk (from [`S3Fs::walk_ahead`]).
@@ -395,26 +366,6 @@ impl<S: ObjectStore> S3Fs<S> {
         lock(&self.inodes)
             .get(ROOT_INO)
             .map_or(SystemTime::UNIX_EPOCH, |i| i.stat.mtime)
-    }
-
-    /// A listing of directory `ino` (at `path`) that has not started.
-    fn dir_handle(&self, ino: u64, path: String) -> DirHandle {
-        let prefix = path::dir_prefix(&self.config.prefix, &path);
-        DirHandle {
-            ino,
-            path,
-            merger: ListingMerger::new(&prefix),
-            entries: Vec::new(),
-            token: None,
-            done: false,
-            next_page: None,
-            listed: Vec::new(),
-            generation: self.listings.generation(),
-            for_kernel: false,
-            dirs_stale: false,
-            plus_continued: false,
-            served: false,
-        }
     }
 
     /// opendir: start a listing of directory `ino`; returns the handle.
@@ -800,120 +751,6 @@ impl<S: ObjectStore> S3Fs<S> {
                 return Ok(());
             }
             self.list_next_page(&mut dir).await?;
-        }
-    }
-
-    async fn list_next_page(&self, dir: &mut DirHandle) -> FsResult<()> {
-        let req = ListRequest {
-            prefix: path::dir_prefix(&self.config.prefix, &dir.path),
-            delimiter: Some("/".into()),
-            continuation: dir.token.clone(),
-            max_keys: Some(self.config.list_page_size),
-        };
-        let page = self.list_page(&mut dir.next_page, &req).await?;
-        let next = page.next.clone();
-        let last = next.is_none();
-        if last {
-            dir.next_page = None;
-        } else if dir.next_page.is_none() {
-            // The following pages are asked for now: S3 answers while the kernel takes this one.
-            let req = ListRequest {
-                continuation: next.clone(),
-                ..req
-            };
-            // A wider window for the kernel's reader; listings that stop at a page limit (lookups,
-            // walks ahead) keep one page ahead, as any more would be listed for nothing.
-            let window = if dir.for_kernel { pages_ahead::PAGES_AHEAD } else { 1 };
-            dir.next_page = Some(PagesAhead::start(self.store.clone(), req, window));
-        }
-        let listed = dir.merger.push_page(page, last);
-        debug!(
-            dir = dir.path.as_str(),
-            entries = listed.len(),
-            more = !last,
-            "listed a page"
-        );
-        dir.token = next;
-        dir.done = last;
-        if !self.config.listing_attributes {
-            let prefix = path::dir_prefix(&self.config.prefix, &dir.path);
-            self.prefetch
-                .listed(dir.ino, prefetch::files_of(&prefix, &listed).collect());
-        }
-        self.adopt_listed(dir, &listed, None);
-        dir.listed.extend(listed);
-        if last {
-            self.add_open_files(dir);
-            let kept = std::mem::take(&mut dir.listed);
-            self.listings.keep(&dir.path, kept, dir.generation, dir.for_kernel);
-        }
-        Ok(())
-    }
-
-    /// The next page of a listing: from the pages on their way (`ahead`), or `req` asked for
-    /// now if none are. A failure stops the pages ahead: the page is asked for again next time.
-    async fn list_page(&self, ahead: &mut Option<PagesAhead>, req: &ListRequest) -> Result<ListPage, StoreError> {
-        let page = match ahead.as_mut() {
-            Some(pages) => pages.next().await,
-            None => None,
-        };
-        let page = match page {
-            Some(page) => page,
-            None => {
-                *ahead = None;
-                self.store.list_objects(req).await
-            }
-        };
-        if page.is_err() {
-            *ahead = None;
-        }
-        page
-    }
-
-    /// Make entries of listed names. Straight from S3 (`kept_until` is `None`), listed sizes and
-    /// ETags update known files; from the listing cache (fresh until `kept_until`), known files
-    /// keep what they have, and those it shows unchanged stay fresh as long as it does.
-    fn adopt_listed(&self, dir: &mut DirHandle, listed: &[readdir::Listed], kept_until: Option<Instant>) {
-        let fresh = kept_until.is_none();
-        let until = self.fresh_until();
-        let root_mtime = self.root_mtime();
-        let mut table = lock(&self.inodes);
-        dir.entries.reserve(listed.len());
-        for l in listed {
-            let rel = path::join(&dir.path, &l.name);
-            let stat = match &l.object {
-                Some(o) => Self::file_stat(o, false),
-                None => Stat::dir(root_mtime),
-            };
-            // Keep what a HEAD told about an unchanged object (and anything open for writing).
-            let known = table
-                .by_path(&rel)
-                .filter(|i| !fresh || (i.stat.etag == stat.etag && i.stat.posix.is_some()))
-                .map(|i| (i.ino, i.stat.clone()));
-            let ino = match known {
-                Some((ino, known_stat)) => {
-                    if fresh {
-                        // Unchanged on the server: what we know is confirmed for another TTL.
-                        table.set_stat(ino, known_stat, until);
-                    } else if let Some(kept_until) = kept_until {
-                        // A kept listing vouches for an unchanged object until it expires.
-                        let same = known_stat.kind == stat.kind
-                            && known_stat.etag == stat.etag
-                            && (known_stat.posix.is_some() || stat.kind == Kind::Dir);
-                        if same {
-                            table.extend(ino, kept_until);
-                        }
-                    }
-                    ino
-                }
-                None if dir.dirs_stale && l.kind == Kind::Dir => table.upsert_owned(rel, stat, Instant::now()),
-                None => table.upsert_owned(rel, stat, until),
-            };
-            dir.entries.push(DirEntryOut {
-                ino,
-                kind: l.kind,
-                name: l.name.clone(),
-            });
         }
     }
 

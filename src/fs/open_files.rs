@@ -14,7 +14,8 @@
 use std::collections::HashMap;
 
 use super::inode::{Kind, Stat};
-use super::{lock, DirEntryOut, DirHandle, S3Fs};
+use super::listing::{DirEntryOut, DirHandle};
+use super::{lock, S3Fs};
 use crate::store::ObjectStore;
 
 impl<S: ObjectStore> S3Fs<S> {
