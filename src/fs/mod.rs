@@ -2,6 +2,32 @@
 //!
 //! Nothing here knows about FUSE: `fuse.rs` calls these methods and turns results into replies,
 //! and tests call them directly over the in-memory store.
+//!
+//! This file is the core: [`S3Fs`] with its state and constructor, [`FsConfig`], [`Entry`],
+//! `statfs`, and the small helpers every operation uses (`lock`, `entry`, `inode`, `dir_path`,
+//! `file_stat`, ...). The operations are `impl S3Fs` blocks in the submodules, each beside the
+//! state and mechanics it drives:
+//!
+//! - **Names and attributes**: `lookup.rs` (lookup, getattr, forget) over `inode.rs` (inode
+//!   numbers ↔ paths, freshness, negative entries), `attr.rs` (what `stat` shows), `meta.rs`
+//!   (POSIX attributes in user metadata), `prefetch.rs` (HEADs ahead of `ls -l`), `new_dirs.rs`
+//!   (names in directories made moments ago are absent) and `path.rs` (which keys can be names;
+//!   paths ↔ keys).
+//! - **Directories**: `dirs.rs` (opendir, readdir, readdirplus, releasedir) reads listings
+//!   through `listing.rs` (a handle's pages into entries and inodes), built on `readdir.rs`
+//!   (pages → names, its pitfalls), `pages_ahead.rs` (pages fetched ahead), `listing_cache.rs`
+//!   (complete listings kept for the TTL) and `dir_use.rs` (whether the kernel keeps its cache).
+//! - **Tree walks**: `walk_ahead.rs` (claims and runs listings ahead of `find`, `du`, `cp -r`),
+//!   by the rules of `dir_walk.rs`, flat where it can (`flat.rs`).
+//! - **Open files**: `files.rs` (open/create, read, write) with `read.rs` (read-ahead),
+//!   `blocks.rs` (block cache), `siblings.rs` (small-file read-ahead across a directory),
+//!   `write/` (staging and upload) and `parts.rs` (part buffers); `closing.rs` (flush, fsync,
+//!   release: which close uploads, changes that could not be stored); `setattr.rs` (chmod,
+//!   chown, utimes, truncate); `open_files.rs` shows files open for writing to lookups and
+//!   listings.
+//! - **The namespace**: `namespace.rs` (unlink, mkdir, rmdir, rename, symlink, readlink, link).
+//! - **Extended attributes**: `xattr.rs` (user metadata, object facts), `protection.rs` (WORM
+//!   changes: Object Lock and IBM retention, legal holds, and their checks).
 
 pub mod attr;
 pub mod blocks;
