@@ -136,7 +136,9 @@ impl HttpConnector for Watchdog {
             heard: false,
             sent_all: Arc::default(),
         };
-        if request.body().content_length() != Some(0) {
+        // A body of one piece or less is handed to hyper as it is (in memory, sent with the
+        // headers): it fits the socket's buffers at once, so watching it would show nothing.
+        if request.body().content_length().is_none_or(|n| n > PIECE as u64) {
             let body = request.take_body();
             *request.body_mut() = SdkBody::from_body_1_x(Watched::new(body, marks.clone(), None));
         }
