@@ -52,6 +52,7 @@ pub mod prefetch;
 mod protection;
 pub mod read;
 pub mod readdir;
+mod rename;
 mod setattr;
 pub mod siblings;
 mod walk_ahead;
@@ -61,7 +62,7 @@ mod xattr;
 pub use dirs::{DirOpened, DirPlusReplier, DirReplier};
 pub use files::SetAttr;
 pub use lookup::RELIST_MAX;
-pub use namespace::{RENAME_EXCHANGE, RENAME_NOREPLACE};
+pub use rename::{RENAME_EXCHANGE, RENAME_NOREPLACE};
 pub use walk_ahead::WalkJob;
 
 use std::collections::HashMap;
