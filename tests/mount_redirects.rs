@@ -118,17 +118,6 @@ fn every_shell_redirect_stores_its_file_exactly_once() {
     assert_eq!(multipart_uploads(&b), 0);
 }
 
-/// Give `bucket` on the double an IBM retention policy (days).
-fn protect(ep: &str, bucket: &str, min: u32, default: u32, max: u32) {
-    let py = format!(
-        "import base64,hashlib,requests\nx=b'<ProtectionConfiguration><Status>Retention</Status><MinimumRetention><Days>{min}</Days></MinimumRetention><DefaultRetention><Days>{default}</Days></DefaultRetention><MaximumRetention><Days>{max}</Days></MaximumRetention></ProtectionConfiguration>'\nr=requests.put('{ep}/{bucket}?protection',data=x,headers={{'Content-MD5':base64.b64encode(hashlib.md5(x).digest()).decode()}})\nassert r.status_code==200, r.text\n"
-    );
-    let py_bin = std::env::var("COSMOUNT_TEST_PYTHON")
-        .unwrap_or_else(|_| format!("{}/.venv/bin/python", env!("CARGO_MANIFEST_DIR")));
-    let out = Command::new(py_bin).args(["-c", &py]).output().expect("python");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-}
-
 /// Requests that stored (or tried to store) `bucket/key` at the double.
 fn writes_at_double(ep: &str, bucket: &str, key: &str) -> u64 {
     let out = Command::new("curl")
@@ -266,16 +255,4 @@ fn a_change_that_fails_after_the_shell_closed_the_file_is_never_silent() {
     sh_ok(&format!("sync {}", m.p("ok.txt")));
     sh_ok(&format!("echo again > {}; sync {0}", m.p("lost.txt")));
     assert_eq!(get(&b, "lost.txt").expect("stored now"), b"again\n");
-}
-
-/// The daemon's log once it contains `needle` (waits up to 10 s).
-fn wait_log(log: &std::path::Path, needle: &str) -> String {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        if text.contains(needle) || std::time::Instant::now() > deadline {
-            return text;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
 }

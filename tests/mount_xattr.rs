@@ -223,17 +223,6 @@ fn object_lock_legal_hold_and_retention_with_setfattr() {
     assert!(sh_ok(&format!("getfattr -d {}", m.p(""))).contains("user.s3.object-lock.enabled=\"Enabled\""));
 }
 
-/// Give `bucket` on the double an IBM retention policy (days).
-fn protect(ep: &str, bucket: &str, min: u32, default: u32, max: u32) {
-    let py = format!(
-        "import base64,hashlib,requests\nx=b'<ProtectionConfiguration><Status>Retention</Status><MinimumRetention><Days>{min}</Days></MinimumRetention><DefaultRetention><Days>{default}</Days></DefaultRetention><MaximumRetention><Days>{max}</Days></MaximumRetention></ProtectionConfiguration>'\nr=requests.put('{ep}/{bucket}?protection',data=x,headers={{'Content-MD5':base64.b64encode(hashlib.md5(x).digest()).decode()}})\nassert r.status_code==200, r.text\n"
-    );
-    let py_bin = std::env::var("COSMOUNT_TEST_PYTHON")
-        .unwrap_or_else(|_| format!("{}/.venv/bin/python", env!("CARGO_MANIFEST_DIR")));
-    let out = Command::new(py_bin).args(["-c", &py]).output().expect("python");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-}
-
 #[test]
 fn ibm_legal_holds_and_retention_on_the_double() {
     let ep = cos_double();

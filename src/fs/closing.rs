@@ -186,10 +186,14 @@ impl<S: ObjectStore> S3Fs<S> {
         let Some(of) = self.open_file(h.ino) else {
             return self.unstored_error(h.ino);
         };
-        let still_writing = self
-            .mount_id
-            .get()
-            .and_then(|&mnt| super::closing::still_writing(pid, mnt, h.ino));
+        let _change = self.listings.changing();
+        let mut g = of.lock().await;
+        if !g.staged.dirty || g.unlinked {
+            // Nothing to store: no need to ask /proc whether this is the last close.
+            drop(g);
+            return self.unstored_error(h.ino);
+        }
+        let still_writing = self.mount_id.get().and_then(|&mnt| still_writing(pid, mnt, h.ino));
         if still_writing == Some(true) {
             tracing::debug!(
                 ino = h.ino,
@@ -198,8 +202,6 @@ impl<S: ObjectStore> S3Fs<S> {
             );
             return Ok(());
         }
-        let _change = self.listings.changing();
-        let mut g = of.lock().await;
         // Not knowing whether more closes come, store only what was written since the last
         // upload; a file only created or truncated by `open` waits for its last release.
         if still_writing.is_none() && !g.written {

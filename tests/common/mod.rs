@@ -551,3 +551,30 @@ impl Drop for Mount {
         }
     }
 }
+
+/// Wait until `log` contains `needle`; returns the log.
+pub fn wait_log(log: &Path, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.contains(needle) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{needle:?} never appeared in the log:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Give `bucket` on the double an IBM retention policy (days).
+pub fn protect(ep: &str, bucket: &str, min: u32, default: u32, max: u32) {
+    let py = format!(
+        "import base64,hashlib,requests\nx=b'<ProtectionConfiguration><Status>Retention</Status><MinimumRetention><Days>{min}</Days></MinimumRetention><DefaultRetention><Days>{default}</Days></DefaultRetention><MaximumRetention><Days>{max}</Days></MaximumRetention></ProtectionConfiguration>'\nr=requests.put('{ep}/{bucket}?protection',data=x,headers={{'Content-MD5':base64.b64encode(hashlib.md5(x).digest()).decode()}})\nassert r.status_code==200, r.text\n"
+    );
+    let py_bin = std::env::var("COSMOUNT_TEST_PYTHON")
+        .unwrap_or_else(|_| format!("{}/.venv/bin/python", env!("CARGO_MANIFEST_DIR")));
+    let out = Command::new(py_bin).args(["-c", &py]).output().expect("python");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}

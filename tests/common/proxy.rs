@@ -6,6 +6,28 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+/// Forward bytes both ways between `client` and `server` until either closes; both are kept in
+/// `conns` so they can be cut.
+fn splice(client: TcpStream, server: TcpStream, conns: &Mutex<Vec<TcpStream>>) {
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+    {
+        let mut g = conns.lock().expect("conns");
+        g.push(client.try_clone().expect("clone"));
+        g.push(server.try_clone().expect("clone"));
+    }
+    for (mut from, mut to) in [
+        (client.try_clone().expect("clone"), server.try_clone().expect("clone")),
+        (server, client),
+    ] {
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut from, &mut to);
+            let _ = to.shutdown(Shutdown::Both);
+            let _ = from.shutdown(Shutdown::Both);
+        });
+    }
+}
+
 pub struct Proxy {
     pub endpoint: String,
     down: Arc<AtomicBool>,
@@ -31,23 +53,7 @@ impl Proxy {
                 let Ok(server) = TcpStream::connect(&upstream) else {
                     continue;
                 };
-                let _ = client.set_nodelay(true);
-                let _ = server.set_nodelay(true);
-                {
-                    let mut g = c.lock().expect("conns");
-                    g.push(client.try_clone().expect("clone"));
-                    g.push(server.try_clone().expect("clone"));
-                }
-                for (mut from, mut to) in [
-                    (client.try_clone().expect("clone"), server.try_clone().expect("clone")),
-                    (server, client),
-                ] {
-                    std::thread::spawn(move || {
-                        let _ = std::io::copy(&mut from, &mut to);
-                        let _ = to.shutdown(Shutdown::Both);
-                        let _ = from.shutdown(Shutdown::Both);
-                    });
-                }
+                splice(client, server, &c);
             }
         });
         Proxy { endpoint, down, conns }
@@ -368,23 +374,7 @@ impl Gate {
                 let Ok(server) = TcpStream::connect(&upstream) else {
                     continue;
                 };
-                let _ = client.set_nodelay(true);
-                let _ = server.set_nodelay(true);
-                {
-                    let mut g = c.lock().expect("conns");
-                    g.push(client.try_clone().expect("clone"));
-                    g.push(server.try_clone().expect("clone"));
-                }
-                for (mut from, mut to) in [
-                    (client.try_clone().expect("clone"), server.try_clone().expect("clone")),
-                    (server, client),
-                ] {
-                    std::thread::spawn(move || {
-                        let _ = std::io::copy(&mut from, &mut to);
-                        let _ = to.shutdown(Shutdown::Both);
-                        let _ = from.shutdown(Shutdown::Both);
-                    });
-                }
+                splice(client, server, &c);
             }
         });
         Gate {
