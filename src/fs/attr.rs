@@ -26,10 +26,13 @@ pub struct Attr {
     pub size: u64,
     pub blocks: u64,
     pub mtime: SystemTime,
+    pub atime: SystemTime,
+    pub ctime: SystemTime,
     pub perm: u16,
     pub nlink: u32,
     pub uid: u32,
     pub gid: u32,
+    pub rdev: u32,
 }
 
 impl Presentation {
@@ -39,18 +42,28 @@ impl Presentation {
             Kind::File => (self.file_mode, 1),
             Kind::Dir => (self.dir_mode, 2),
             Kind::Symlink => (0o777, 1),
+            Kind::Fifo | Kind::Socket | Kind::CharDevice | Kind::BlockDevice => (self.file_mode, 1),
         };
         let posix = stat.posix.clone().unwrap_or_default();
+        let mtime = posix.mtime.unwrap_or(stat.mtime);
         Attr {
             ino,
             kind: stat.kind,
             size: stat.size,
             blocks: stat.size.div_ceil(512),
-            mtime: posix.mtime.unwrap_or(stat.mtime),
+            mtime,
+            // Times not kept in metadata show the modification time.
+            atime: posix.atime.unwrap_or(mtime),
+            ctime: posix.ctime.unwrap_or(mtime),
             perm: posix.mode.map_or(perm, |m| (m & 0o7777) as u16),
             nlink,
             uid: posix.uid.unwrap_or(self.uid),
             gid: posix.gid.unwrap_or(self.gid),
+            rdev: if stat.kind.is_special() {
+                posix.rdev.unwrap_or(0)
+            } else {
+                0
+            },
         }
     }
 }

@@ -62,6 +62,7 @@ pub struct SetAttr {
     pub gid: Option<u32>,
     pub size: Option<u64>,
     pub mtime: Option<SystemTime>,
+    pub atime: Option<SystemTime>,
 }
 
 impl<S: ObjectStore> S3Fs<S> {
@@ -110,6 +111,14 @@ impl<S: ObjectStore> S3Fs<S> {
                 ))
             }
             Kind::File => {}
+            // The kernel opens FIFOs and devices itself (they are this machine's); a socket
+            // cannot be opened.
+            Kind::Fifo | Kind::Socket | Kind::CharDevice | Kind::BlockDevice => {
+                return Err(FsError::quiet(
+                    libc::ENXIO,
+                    format!("{} is a FIFO, socket or device, not a file", inode.path),
+                ))
+            }
         }
         let key = path::object_key(&self.config.prefix, &inode.path);
         if !writable {
@@ -241,6 +250,7 @@ impl<S: ObjectStore> S3Fs<S> {
             uid: Some(uid),
             gid: Some(gid),
             mtime: Some(now),
+            ..Posix::default()
         };
         let mut staged = Staged::new(
             &self.config.upload.staging_dir,
@@ -335,7 +345,9 @@ impl<S: ObjectStore> S3Fs<S> {
         let sealed = g.staged.write(self.store.as_ref(), offset, data).await?;
         g.failed = false;
         g.written = true;
-        g.posix.mtime = None; // written now: mtime is the upload time unless utimes says otherwise
+        // Written now: mtime and ctime are the upload time unless utimes says otherwise.
+        g.posix.mtime = None;
+        g.posix.ctime = None;
         if !sealed.is_empty() && !g.unlinked {
             let (key, opts, _) = self.upload_target(h.ino, &g)?;
             // A part that fails here is sent again when the file is stored; only a failure to
@@ -356,8 +368,10 @@ impl<S: ObjectStore> S3Fs<S> {
         let posix = inode.stat.posix.clone().unwrap_or_default().overlay(&of.posix);
         let mut metadata = of.metadata.clone();
         metadata.remove(super::meta::MTIME);
+        metadata.remove(super::meta::CTIME);
         let stored = Posix {
             mtime: of.posix.mtime,
+            ctime: of.posix.ctime,
             ..posix.clone()
         };
         stored.apply_to(&mut metadata);

@@ -31,6 +31,39 @@ pub enum Kind {
     Dir,
     /// A symbolic link (an object whose mode metadata says so; the body is the target).
     Symlink,
+    /// A named pipe (an empty object whose mode says so; opened, it is a pipe of this machine).
+    Fifo,
+    /// A UNIX socket's name (an empty object whose mode says so).
+    Socket,
+    /// A character device (an empty object with the device number in its metadata).
+    CharDevice,
+    /// A block device (an empty object with the device number in its metadata).
+    BlockDevice,
+}
+
+impl Kind {
+    /// Whether this is kept as an object (not a prefix): everything but a directory.
+    pub fn is_object(self) -> bool {
+        self != Kind::Dir
+    }
+
+    /// A FIFO, socket or device: an empty object standing for something of this machine.
+    pub fn is_special(self) -> bool {
+        matches!(self, Kind::Fifo | Kind::Socket | Kind::CharDevice | Kind::BlockDevice)
+    }
+
+    /// The type bits of `st_mode`.
+    pub fn mode_bits(self) -> u32 {
+        match self {
+            Kind::File => libc::S_IFREG,
+            Kind::Dir => libc::S_IFDIR,
+            Kind::Symlink => libc::S_IFLNK,
+            Kind::Fifo => libc::S_IFIFO,
+            Kind::Socket => libc::S_IFSOCK,
+            Kind::CharDevice => libc::S_IFCHR,
+            Kind::BlockDevice => libc::S_IFBLK,
+        }
+    }
 }
 
 /// Last known attributes.
@@ -46,14 +79,10 @@ pub struct Stat {
 }
 
 impl Stat {
-    /// A file's attributes; with POSIX attributes from a HEAD (`posix: Some`), a symbolic link if
-    /// they say so (a listing cannot tell).
+    /// A file's attributes; with POSIX attributes from a HEAD (`posix: Some`), a symbolic link,
+    /// FIFO, socket or device if they say so (a listing cannot tell).
     pub fn file(size: u64, mtime: SystemTime, etag: Option<String>, posix: Option<Posix>) -> Self {
-        let kind = if posix.as_ref().is_some_and(Posix::is_symlink) {
-            Kind::Symlink
-        } else {
-            Kind::File
-        };
+        let kind = posix.as_ref().map_or(Kind::File, Posix::object_kind);
         Self {
             kind,
             size,

@@ -179,11 +179,9 @@ impl<S: ObjectStore> S3Fs<S> {
         if stat.kind == Kind::File && stat.posix.is_none() && !self.config.listing_attributes {
             stat.posix = self.cached_posix(&key(), &stat.etag);
             if let Some(p) = &stat.posix {
-                // A listing cannot tell a symbolic link from a file; its metadata can. Keep what
-                // it says for getattr too.
-                if p.is_symlink() {
-                    stat.kind = Kind::Symlink;
-                }
+                // A listing cannot tell a symbolic link, FIFO or device from a file; its
+                // metadata can. Keep what it says for getattr too.
+                stat.kind = p.object_kind();
                 table.set_stat(ino, stat.clone(), until);
             }
         }

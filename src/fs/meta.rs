@@ -6,12 +6,18 @@
 //! | `x-amz-meta-mode` | `st_mode` (type and permission bits) | decimal, e.g. `33188` = `0100644` |
 //! | `x-amz-meta-uid`, `x-amz-meta-gid` | owner | decimal |
 //! | `x-amz-meta-mtime` | modification time | seconds since the epoch, `sec` or `sec.nanosec` |
+//! | `x-amz-meta-atime`, `x-amz-meta-ctime` | access and change times | as mtime |
+//! | `x-amz-meta-rdev` | device number of a character or block device | decimal `dev_t` |
 //!
 //! A symlink is an object whose body is the target and whose mode has `S_IFLNK` (s3fs's format).
+//! FIFOs, sockets and devices are empty objects whose mode says which (`S_IFIFO`, `S_IFSOCK`,
+//! `S_IFCHR`, `S_IFBLK`), devices with their number in `rdev`: what s3fs's `mknod` writes.
 //! Values that do not parse are ignored (the mount's defaults apply), never an error.
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::inode::Kind;
 
 /// POSIX attributes read from (or to be written into) an object's metadata.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -20,15 +26,21 @@ pub struct Posix {
     pub uid: Option<u32>,
     pub gid: Option<u32>,
     pub mtime: Option<SystemTime>,
+    pub atime: Option<SystemTime>,
+    pub ctime: Option<SystemTime>,
+    pub rdev: Option<u32>,
 }
 
 pub const MODE: &str = "mode";
 pub const UID: &str = "uid";
 pub const GID: &str = "gid";
 pub const MTIME: &str = "mtime";
+pub const ATIME: &str = "atime";
+pub const CTIME: &str = "ctime";
+pub const RDEV: &str = "rdev";
 
 /// Metadata names that hold POSIX attributes (not user metadata).
-pub const NAMES: [&str; 4] = [MODE, UID, GID, MTIME];
+pub const NAMES: [&str; 7] = [MODE, UID, GID, MTIME, ATIME, CTIME, RDEV];
 
 fn parse_time(s: &str) -> Option<SystemTime> {
     let (secs, nanos) = match s.split_once('.') {
@@ -60,6 +72,9 @@ impl Posix {
             uid: get(UID).and_then(|v| v.parse().ok()),
             gid: get(GID).and_then(|v| v.parse().ok()),
             mtime: get(MTIME).and_then(parse_time),
+            atime: get(ATIME).and_then(parse_time),
+            ctime: get(CTIME).and_then(parse_time),
+            rdev: get(RDEV).and_then(|v| v.parse().ok()),
         }
     }
 
@@ -77,11 +92,33 @@ impl Posix {
         if let Some(t) = self.mtime {
             m.insert(MTIME.into(), format_time(t));
         }
+        if let Some(t) = self.atime {
+            m.insert(ATIME.into(), format_time(t));
+        }
+        if let Some(t) = self.ctime {
+            m.insert(CTIME.into(), format_time(t));
+        }
+        if let Some(v) = self.rdev {
+            m.insert(RDEV.into(), v.to_string());
+        }
     }
 
     /// Whether the mode says symlink.
     pub fn is_symlink(&self) -> bool {
         self.mode.is_some_and(|m| m & libc::S_IFMT == libc::S_IFLNK)
+    }
+
+    /// What an object with these attributes is: a symlink, FIFO, socket or device if the mode's
+    /// type bits say so, else a regular file (also when there is no mode, or a directory's).
+    pub fn object_kind(&self) -> Kind {
+        match self.mode.map(|m| m & libc::S_IFMT) {
+            Some(libc::S_IFLNK) => Kind::Symlink,
+            Some(libc::S_IFIFO) => Kind::Fifo,
+            Some(libc::S_IFSOCK) => Kind::Socket,
+            Some(libc::S_IFCHR) => Kind::CharDevice,
+            Some(libc::S_IFBLK) => Kind::BlockDevice,
+            _ => Kind::File,
+        }
     }
 
     /// `other`'s attributes where set, else ours.
@@ -91,6 +128,9 @@ impl Posix {
             uid: other.uid.or(self.uid),
             gid: other.gid.or(self.gid),
             mtime: other.mtime.or(self.mtime),
+            atime: other.atime.or(self.atime),
+            ctime: other.ctime.or(self.ctime),
+            rdev: other.rdev.or(self.rdev),
         }
     }
 }

@@ -90,6 +90,7 @@ impl<S: ObjectStore> S3Fs<S> {
             uid: Some(uid),
             gid: Some(gid),
             mtime: Some(std::time::SystemTime::now()),
+            ..Posix::default()
         };
         let mut opts = PutOptions::default();
         posix.apply_to(&mut opts.metadata);
@@ -159,6 +160,55 @@ impl<S: ObjectStore> S3Fs<S> {
         uid: u32,
         gid: u32,
     ) -> FsResult<Entry> {
+        let target = target
+            .to_str()
+            .ok_or_else(|| FsError::new(libc::EINVAL, format!("symlink target {target:?} is not UTF-8")))?;
+        let posix = Posix {
+            mode: Some(libc::S_IFLNK | 0o777),
+            uid: Some(uid),
+            gid: Some(gid),
+            ..Posix::default()
+        };
+        self.make_object(parent, name, posix, Bytes::copy_from_slice(target.as_bytes()))
+            .await
+    }
+
+    /// mknod: make `name` in `parent` a FIFO, socket, character or block device (or an empty
+    /// regular file): an empty object with its mode, owner and device number in metadata, as
+    /// s3fs writes them.
+    pub async fn mknod(
+        &self,
+        parent: u64,
+        name: &std::ffi::OsStr,
+        mode: u32,
+        rdev: u32,
+        uid: u32,
+        gid: u32,
+    ) -> FsResult<Entry> {
+        let kind = match mode & libc::S_IFMT {
+            libc::S_IFIFO | libc::S_IFSOCK | libc::S_IFCHR | libc::S_IFBLK | libc::S_IFREG => mode & libc::S_IFMT,
+            0 => libc::S_IFREG,
+            other => {
+                return Err(FsError::quiet(
+                    libc::EINVAL,
+                    format!("mknod of file type {other:#o}: only FIFOs, sockets, devices and regular files"),
+                ))
+            }
+        };
+        let device = kind == libc::S_IFCHR || kind == libc::S_IFBLK;
+        let posix = Posix {
+            mode: Some(kind | (mode & 0o7777)),
+            uid: Some(uid),
+            gid: Some(gid),
+            rdev: device.then_some(rdev),
+            ..Posix::default()
+        };
+        self.make_object(parent, name, posix, Bytes::new()).await
+    }
+
+    /// Store a new object `name` in `parent` (which must not exist) whose body is `body` and whose
+    /// metadata carries `posix` (its mode saying what it is); its mtime is now.
+    async fn make_object(&self, parent: u64, name: &std::ffi::OsStr, mut posix: Posix, body: Bytes) -> FsResult<Entry> {
         let _change = self.listings.changing();
         self.check_writable()?;
         let name_str = path::check_name(name)?;
@@ -169,26 +219,16 @@ impl<S: ObjectStore> S3Fs<S> {
         if self.resolve(parent, name).await?.is_some() {
             return Err(FsError::quiet(libc::EEXIST, format!("{rel} exists")));
         }
-        let target = target
-            .to_str()
-            .ok_or_else(|| FsError::new(libc::EINVAL, format!("symlink target {target:?} is not UTF-8")))?;
         let now = std::time::SystemTime::now();
-        let posix = Posix {
-            mode: Some(libc::S_IFLNK | 0o777),
-            uid: Some(uid),
-            gid: Some(gid),
-            mtime: Some(now),
-        };
+        posix.mtime = Some(now);
         let mut opts = PutOptions::default();
         posix.apply_to(&mut opts.metadata);
         let key = path::object_key(&self.config.prefix, &rel);
-        let etag = self
-            .store
-            .put_object(&key, Bytes::copy_from_slice(target.as_bytes()), &opts)
-            .await?;
+        let size = body.len() as u64;
+        let etag = self.store.put_object(&key, body, &opts).await?;
         let stat = Stat {
-            kind: Kind::Symlink,
-            size: target.len() as u64,
+            kind: posix.object_kind(),
+            size,
             mtime: now,
             etag,
             posix: Some(posix),

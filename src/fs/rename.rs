@@ -76,7 +76,7 @@ impl<S: ObjectStore> S3Fs<S> {
                 }
                 self.rename_dir(&from, &to).await?;
             }
-            Kind::File | Kind::Symlink => {
+            Kind::File | Kind::Symlink | Kind::Fifo | Kind::Socket | Kind::CharDevice | Kind::BlockDevice => {
                 if target.as_ref().is_some_and(|(_, _, t)| t.kind == Kind::Dir) {
                     return Err(FsError::quiet(libc::EISDIR, format!("{to} is a directory")));
                 }

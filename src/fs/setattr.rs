@@ -26,10 +26,19 @@ impl<S: ObjectStore> S3Fs<S> {
             self.check_not_protected(&inode.path, "change").await?;
         }
         let posix = Posix {
-            mode: set.mode.map(|m| (m & 0o7777) | kind_bits(inode.stat.kind)),
+            mode: set.mode.map(|m| (m & 0o7777) | inode.stat.kind.mode_bits()),
             uid: set.uid,
             gid: set.gid,
             mtime: set.mtime,
+            atime: set.atime,
+            // Any change of attributes is a change of the inode.
+            ctime: (set.mode.is_some()
+                || set.uid.is_some()
+                || set.gid.is_some()
+                || set.mtime.is_some()
+                || set.atime.is_some())
+            .then(std::time::SystemTime::now),
+            rdev: None,
         };
         if let Some(of) = self.open_file(ino) {
             let mut g = of.lock().await;
@@ -116,13 +125,5 @@ impl<S: ObjectStore> S3Fs<S> {
         }
         lock(&self.inodes).set_stat(ino, stat, self.fresh_until());
         Ok(())
-    }
-}
-
-fn kind_bits(kind: Kind) -> u32 {
-    match kind {
-        Kind::File => libc::S_IFREG,
-        Kind::Dir => libc::S_IFDIR,
-        Kind::Symlink => libc::S_IFLNK,
     }
 }

@@ -137,10 +137,13 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
                     size: 0,
                     blocks: 0,
                     mtime: SystemTime::UNIX_EPOCH,
+                    atime: SystemTime::UNIX_EPOCH,
+                    ctime: SystemTime::UNIX_EPOCH,
                     perm: 0,
                     nlink: 0,
                     uid: 0,
                     gid: 0,
+                    rdev: 0,
                 };
                 reply.entry(&ttl, &file_attr(&none), Generation(0));
             }
@@ -174,6 +177,7 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
             gid,
             size,
             mtime: mtime.map(time),
+            atime: _atime.map(time),
         };
         match self.block_on(self.fs.setattr(ino.0, fh.map(|f| f.0), set)) {
             Ok(e) => reply.attr(&e.ttl, &file_attr(&e.attr)),
@@ -219,6 +223,16 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
             self.block_on(self.fs.rmdir(parent.0, name)),
             reply,
         );
+    }
+
+    fn mknod(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, rdev: u32, reply: ReplyEntry) {
+        let _s = tracing::debug_span!("mknod", parent = parent.0, ?name, mode, rdev).entered();
+        let _m = metrics::fuse_op("mknod");
+        let r = self.block_on(
+            self.fs
+                .mknod(parent.0, name, mode & !(umask & 0o7777), rdev, req.uid(), req.gid()),
+        );
+        self.reply_entry("mknod", At::Child(parent.0, name), r, reply);
     }
 
     fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
