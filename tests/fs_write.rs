@@ -120,6 +120,7 @@ async fn random_write_truncate_and_reads_of_unflushed_data() {
         e.attr.ino,
         Some(fh),
         SetAttr {
+            atime: None,
             size: Some(7 * MIB as u64),
             ..Default::default()
         },
@@ -130,6 +131,7 @@ async fn random_write_truncate_and_reads_of_unflushed_data() {
         e.attr.ino,
         Some(fh),
         SetAttr {
+            atime: None,
             size: Some(7 * MIB as u64 + 100),
             ..Default::default()
         },
@@ -165,6 +167,7 @@ async fn o_trunc_overwrite_and_truncate_of_a_closed_file() {
         e.attr.ino,
         None,
         SetAttr {
+            atime: None,
             size: Some(1),
             ..Default::default()
         },
@@ -281,6 +284,7 @@ async fn chmod_chown_utimes_persist_in_metadata_keeping_content_type() {
     let e = fs.lookup(ROOT_INO, OsStr::new("doc.pdf")).await.expect("lookup");
     let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_500_000_000);
     let set = SetAttr {
+        atime: None,
         mode: Some(0o600),
         uid: Some(42),
         gid: Some(43),
@@ -413,6 +417,7 @@ async fn appends_through_the_in_memory_tail_match_a_model_under_reads_overwrites
         ino,
         Some(fh),
         SetAttr {
+            atime: None,
             size: Some(cut as u64),
             ..SetAttr::default()
         },

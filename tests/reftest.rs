@@ -207,6 +207,7 @@ async fn apply_fs(fs: &Fs, op: &Op) -> Result<(), i32> {
                     ino,
                     None,
                     SetAttr {
+                        atime: None,
                         size: Some(u64::from(size)),
                         ..Default::default()
                     },

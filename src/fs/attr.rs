@@ -100,7 +100,7 @@ mod tests {
             mode: Some(0o100600),
             uid: Some(1),
             gid: Some(2),
-            mtime: None,
+            ..Default::default()
         };
         let g = p.attr(
             6,
@@ -110,5 +110,32 @@ mod tests {
             },
         );
         assert_eq!((g.perm, g.uid, g.gid), (0o600, 1, 2));
+    }
+
+    #[test]
+    fn devices_show_their_number_and_times_default_to_mtime() {
+        let p = Presentation {
+            uid: 0,
+            gid: 0,
+            file_mode: 0o644,
+            dir_mode: 0o755,
+        };
+        let t = |s| SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(s);
+        let dev = super::super::meta::Posix {
+            mode: Some(libc::S_IFCHR | 0o620),
+            rdev: Some(0x0102),
+            atime: Some(t(5)),
+            ..Default::default()
+        };
+        let a = p.attr(9, &Stat::file(0, t(7), None, Some(dev.clone())));
+        assert_eq!((a.kind, a.perm, a.rdev), (Kind::CharDevice, 0o620, 0x0102));
+        assert_eq!((a.mtime, a.atime, a.ctime), (t(7), t(5), t(7)));
+        // A regular file never shows a device number, whatever its metadata says.
+        let file = super::super::meta::Posix {
+            mode: Some(libc::S_IFREG | 0o644),
+            ..dev
+        };
+        let f = p.attr(10, &Stat::file(0, t(7), None, Some(file)));
+        assert_eq!((f.kind, f.rdev), (Kind::File, 0));
     }
 }

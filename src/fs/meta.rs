@@ -169,4 +169,35 @@ mod tests {
         }
         .is_symlink());
     }
+
+    #[test]
+    fn special_files_read_as_s3fs_writes_them() {
+        let mut m = HashMap::new();
+        for (mode, kind) in [
+            ("4516", Kind::Fifo),         // 010644
+            ("49572", Kind::Socket),      // 0140644
+            ("8612", Kind::CharDevice),   // 020644
+            ("25000", Kind::BlockDevice), // 060650
+            ("41471", Kind::Symlink),     // 0120777
+            ("33188", Kind::File),        // 0100644
+            ("16877", Kind::File),        // a directory's mode on an object: still an object
+        ] {
+            m.insert("mode".into(), mode.into());
+            assert_eq!(Posix::from_metadata(&m).object_kind(), kind, "{mode}");
+        }
+        assert_eq!(Posix::default().object_kind(), Kind::File);
+        let p = Posix {
+            mode: Some(libc::S_IFBLK | 0o600),
+            rdev: Some(2049),
+            atime: Some(UNIX_EPOCH + Duration::new(1_900_000_000, 5)),
+            ctime: Some(UNIX_EPOCH + Duration::from_secs(1_800_000_000)),
+            ..Default::default()
+        };
+        let mut out = HashMap::new();
+        p.apply_to(&mut out);
+        assert_eq!(out["rdev"], "2049");
+        assert_eq!(out["atime"], "1900000000.000000005");
+        assert_eq!(out["ctime"], "1800000000");
+        assert_eq!(Posix::from_metadata(&out), p);
+    }
 }
