@@ -513,3 +513,89 @@ async fn user_attributes_set_while_a_file_is_open_for_writing_are_stored_with_it
     assert_eq!(meta.get("note"), None);
     assert_eq!(meta.get("state").map(String::as_str), Some("done"));
 }
+
+#[tokio::test]
+async fn a_write_by_another_user_clears_set_user_id_and_times_follow_changes() {
+    let fs = fs();
+    let ino = write_file(&fs, "tool", b"#!/bin/sh\n").await;
+    let set = |mode| SetAttr {
+        atime: None,
+        mode: Some(mode),
+        uid: None,
+        gid: None,
+        mtime: None,
+        size: None,
+    };
+    let before = fs.getattr(ino).await.expect("getattr").attr;
+    let chmod = fs.setattr(ino, None, set(0o6755)).await.expect("chmod").attr;
+    assert_eq!(chmod.perm, 0o6755);
+    assert!(
+        chmod.ctime >= before.ctime && chmod.mtime == before.mtime,
+        "chmod moves ctime only"
+    );
+    // Root writing keeps the bits; anyone else clears set-user-ID, and set-group-ID since the
+    // group may execute it.
+    let fh = fs.open(ino, libc::O_WRONLY, 1).await.expect("open");
+    fs.write_as(fh, 0, b"#", true).await.expect("root writes");
+    assert_eq!(fs.getattr(ino).await.expect("getattr").attr.perm, 0o6755);
+    fs.write_as(fh, 1, b"!", false).await.expect("a user writes");
+    assert_eq!(fs.getattr(ino).await.expect("getattr").attr.perm, 0o755);
+    fs.flush(fh, 1).await.expect("flush");
+    fs.release(fh).await.expect("release");
+    let meta = mem(&fs).metadata("tool").expect("meta");
+    assert_eq!(
+        meta.get("mode").map(String::as_str),
+        Some(&*(libc::S_IFREG | 0o755).to_string())
+    );
+    assert!(
+        !meta.contains_key("ctime"),
+        "a written file's ctime is its upload time: {meta:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_unlinked_open_file_still_has_attributes_with_no_links() {
+    let fs = fs();
+    let ino = write_file(&fs, "tmp", b"scratch").await;
+    let fh = fs.open(ino, libc::O_RDONLY, 1).await.expect("open");
+    fs.unlink(ROOT_INO, OsStr::new("tmp")).await.expect("unlink");
+    let a = fs.getattr(ino).await.expect("fstat after unlink").attr;
+    assert_eq!((a.size, a.nlink), (7, 0));
+    assert!(fs.lookup(ROOT_INO, OsStr::new("tmp")).await.is_err());
+    fs.release(fh).await.expect("release");
+}
+
+#[tokio::test]
+async fn mknod_makes_empty_objects_whose_mode_says_what_they_are() {
+    let fs = fs();
+    for (name, mode, rdev, kind) in [
+        ("fifo", libc::S_IFIFO | 0o640, 0, Kind::Fifo),
+        ("sock", libc::S_IFSOCK | 0o755, 0, Kind::Socket),
+        ("tty", libc::S_IFCHR | 0o620, 0x0400, Kind::CharDevice),
+        ("disk", libc::S_IFBLK | 0o660, 0x0809, Kind::BlockDevice),
+        ("plain", libc::S_IFREG | 0o600, 0, Kind::File),
+    ] {
+        let e = fs
+            .mknod(ROOT_INO, OsStr::new(name), mode, rdev, 5, 6)
+            .await
+            .expect("mknod");
+        assert_eq!(
+            (e.attr.kind, e.attr.perm, e.attr.rdev),
+            (kind, (mode & 0o7777) as u16, rdev),
+            "{name}"
+        );
+        assert_eq!(mem(&fs).body(name).as_deref(), Some(&b""[..]), "{name}");
+        let meta = mem(&fs).metadata(name).expect("meta");
+        assert_eq!(meta.get("mode"), Some(&mode.to_string()), "{name}");
+        assert_eq!(meta.get("rdev").is_some(), rdev != 0, "{name}: {meta:?}");
+        assert!(fs.open(e.attr.ino, libc::O_RDONLY, 1).await.is_err() || kind == Kind::File);
+    }
+    let again = fs
+        .mknod(ROOT_INO, OsStr::new("fifo"), libc::S_IFIFO | 0o644, 0, 0, 0)
+        .await;
+    assert_eq!(again.map(|_| ()).map_err(|e| e.errno), Err(libc::EEXIST));
+    let dir = fs
+        .mknod(ROOT_INO, OsStr::new("d"), libc::S_IFDIR | 0o755, 0, 0, 0)
+        .await;
+    assert_eq!(dir.map(|_| ()).map_err(|e| e.errno), Err(libc::EINVAL));
+}

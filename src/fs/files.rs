@@ -331,6 +331,13 @@ impl<S: ObjectStore> S3Fs<S> {
 
     /// write: `data` at `offset` through handle `fh`; returns the bytes written.
     pub async fn write(&self, fh: u64, offset: u64, data: &[u8]) -> FsResult<u32> {
+        self.write_as(fh, offset, data, true).await
+    }
+
+    /// write, by a writer that is `privileged` (root) or not: a write by anyone else clears the
+    /// set-user-ID bit, and the set-group-ID bit of a group-executable file, as a local file
+    /// system does (the kernel leaves it to FUSE file systems).
+    pub async fn write_as(&self, fh: u64, offset: u64, data: &[u8], privileged: bool) -> FsResult<u32> {
         let h = self.handle(fh)?;
         if !h.writable {
             return Err(FsError::new(
@@ -348,6 +355,18 @@ impl<S: ObjectStore> S3Fs<S> {
         // Written now: mtime and ctime are the upload time unless utimes says otherwise.
         g.posix.mtime = None;
         g.posix.ctime = None;
+        if !privileged {
+            let shown = self.inode(h.ino)?.stat.posix.unwrap_or_default().overlay(&g.posix);
+            if let Some(mode) = shown.mode {
+                let mut kill = libc::S_ISUID;
+                if mode & libc::S_IXGRP != 0 {
+                    kill |= libc::S_ISGID;
+                }
+                if mode & kill != 0 {
+                    g.posix.mode = Some(mode & !kill);
+                }
+            }
+        }
         if !sealed.is_empty() && !g.unlinked {
             let (key, opts, _) = self.upload_target(h.ino, &g)?;
             // A part that fails here is sent again when the file is stored; only a failure to

@@ -162,6 +162,13 @@ impl InodeTable {
         self.by_path.get(path).and_then(|i| self.by_ino.get(i)).map(|i| &**i)
     }
 
+    /// The inode `ino` if it was removed through this mount (unlinked, or replaced by a rename)
+    /// while the kernel still holds it: an open file's `fstat` shows its last attributes.
+    pub fn unlinked(&self, ino: u64) -> Option<&Inode> {
+        let inode = self.by_ino.get(&ino)?;
+        (ino != ROOT_INO && self.by_path.get(&inode.path) != Some(&ino)).then_some(&**inode)
+    }
+
     /// Whether `path` was found missing less than a TTL ago.
     pub fn known_missing(&self, path: &str, now: Instant) -> bool {
         self.missing.get(path).is_some_and(|until| *until > now)

@@ -349,6 +349,12 @@ impl<S: ObjectStore> S3Fs<S> {
         if inode.fresh_until > Instant::now() || inode.stat.kind == Kind::Dir {
             return Ok(self.entry(ino, &inode.stat));
         }
+        if let Some(gone) = lock(&self.inodes).unlinked(ino) {
+            // Removed through this mount, still open somewhere: its last attributes, no links.
+            let mut e = self.entry(ino, &gone.stat);
+            e.attr.nlink = 0;
+            return Ok(e);
+        }
         let key = path::object_key(&self.config.prefix, &inode.path);
         let sent = Instant::now();
         let meta = self.store.head_object(&key).await?;

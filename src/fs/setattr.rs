@@ -36,7 +36,8 @@ impl<S: ObjectStore> S3Fs<S> {
                 || set.uid.is_some()
                 || set.gid.is_some()
                 || set.mtime.is_some()
-                || set.atime.is_some())
+                || set.atime.is_some()
+                || set.size.is_some())
             .then(std::time::SystemTime::now),
             rdev: None,
         };

@@ -296,7 +296,7 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
 
     fn write(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -308,7 +308,7 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
     ) {
         let _s = tracing::debug_span!("write", ino = ino.0, fh = fh.0, offset, len = data.len()).entered();
         let _m = metrics::fuse_op("write");
-        match self.block_on(self.fs.write(fh.0, offset, data)) {
+        match self.block_on(self.fs.write_as(fh.0, offset, data, req.uid() == 0)) {
             Ok(n) => reply.written(n),
             Err(e) => reply.error(self.fail("write", At::Ino(ino.0), e)),
         }
