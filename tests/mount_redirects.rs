@@ -120,12 +120,9 @@ fn every_shell_redirect_stores_its_file_exactly_once() {
 
 /// Requests that stored (or tried to store) `bucket/key` at the double.
 fn writes_at_double(ep: &str, bucket: &str, key: &str) -> u64 {
-    let out = Command::new("curl")
-        .args(["-s", &format!("{ep}/__double/stats")])
-        .output()
-        .expect("curl");
-    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stats are JSON");
-    stats["writes"][format!("{bucket}/{key}")].as_u64().unwrap_or(0)
+    double_stats(ep)["writes"][format!("{bucket}/{key}")]
+        .as_u64()
+        .unwrap_or(0)
 }
 
 #[test]

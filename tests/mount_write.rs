@@ -343,3 +343,50 @@ fn a_file_open_for_writing_stays_visible_past_the_ttl() {
     );
     assert_eq!(std::fs::read(&p).expect("read"), want);
 }
+
+#[test]
+fn a_directory_rename_deletes_its_sources_in_delete_objects_batches() {
+    // Through the IBM double, which counts DELETEs and DeleteObjects requests by bucket, and
+    // refuses retained keys of a protected bucket one by one inside a batch.
+    let ep = cos_double();
+    let c = client_at(&ep);
+    for protected in [false, true] {
+        let b = format!("batch{}{}", std::process::id(), u8::from(protected));
+        rt().block_on(c.create_bucket().bucket(&b).send()).expect("bucket");
+        if protected {
+            protect(&ep, &b, 0, 0, 30); // default retention 0 days: deletable
+        }
+        let m = Mount::with_endpoint(&b, &ep, &[]);
+        sh_ok(&format!(
+            "mkdir -p '{0}/src/sub' && for i in $(seq 1 40); do echo $i > '{0}/src/f'$i; done && echo deep > '{0}/src/sub/d'",
+            m.path().display()
+        ));
+        let before = double_stats(&ep);
+        sh_ok(&format!("mv '{0}/src' '{0}/dst'", m.path().display()));
+        let after = double_stats(&ep);
+        let count = |s: &serde_json::Value, what: &str| s[what][&b].as_u64().unwrap_or(0);
+        assert_eq!(
+            count(&after, "batch_deletes") - count(&before, "batch_deletes"),
+            1,
+            "protected: {protected}"
+        );
+        assert_eq!(count(&after, "deletes"), count(&before, "deletes"), "no DELETE per key");
+        let page = rt().block_on(c.list_objects_v2().bucket(&b).send()).expect("list");
+        let mut listed: Vec<String> = page
+            .contents()
+            .iter()
+            .filter_map(|o| o.key().map(str::to_string))
+            .collect();
+        listed.sort();
+        assert!(listed.iter().all(|k| k.starts_with("dst/")), "sources left: {listed:?}");
+        assert_eq!(listed.len(), 43, "{listed:?}"); // 40 files, sub/d and the two markers moved
+        assert_eq!(
+            sh_ok(&format!(
+                "cat '{}/dst/f7' '{}/dst/sub/d'",
+                m.path().display(),
+                m.path().display()
+            )),
+            "7\ndeep\n"
+        );
+    }
+}

@@ -5,7 +5,6 @@
 mod common;
 
 use std::ffi::CString;
-use std::process::Command;
 
 use aws_sdk_s3::types::ObjectLockLegalHoldStatus;
 use common::*;
@@ -137,17 +136,7 @@ fn security_capability_and_plain_ls_make_no_requests() {
     rt().block_on(c.create_bucket().bucket(&b).send()).expect("bucket");
     let m = Mount::with_endpoint(&b, &ep, &[]);
     std::fs::write(m.p("f"), b"1").expect("write");
-    let heads = || {
-        let out = Command::new("curl")
-            .args(["-s", &format!("{ep}/__double/stats")])
-            .output()
-            .expect("curl");
-        let s = String::from_utf8_lossy(&out.stdout).into_owned();
-        s.split("\"f\": ")
-            .nth(1)
-            .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next()?.parse::<u32>().ok())
-            .unwrap_or(0)
-    };
+    let heads = || double_stats(&ep)["heads"]["f"].as_u64().unwrap_or(0);
     let before = heads();
     for _ in 0..20 {
         assert_eq!(getxattr(&m.p("f"), "security.capability", 0), Err(libc::ENOTSUP));

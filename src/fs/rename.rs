@@ -27,6 +27,12 @@ pub const RENAME_EXCHANGE: u32 = 2;
 /// Objects copied at once when renaming a directory.
 const COPY_CONCURRENCY: usize = 16;
 
+/// Keys per DeleteObjects request when a directory rename deletes its sources (S3's limit).
+const DELETE_BATCH: usize = 1000;
+
+/// DeleteObjects requests in flight at once.
+const DELETE_BATCHES_IN_FLIGHT: usize = 4;
+
 /// Directory renames of more objects than this log their progress at info level.
 const RENAME_LOG_MIN: usize = 100;
 
@@ -215,16 +221,43 @@ impl<S: ObjectStore> S3Fs<S> {
                 }
             }
         }
-        let deletes: Vec<Result<(), StoreError>> = stream::iter(copied.into_iter().map(|key| {
-            let store = Arc::clone(&store);
-            async move { store.delete_object(&key).await }
-        }))
-        .buffer_unordered(COPY_CONCURRENCY)
-        .inspect(|_| removals.tick())
-        .collect()
-        .await;
-        for d in deletes {
-            d?;
+        // The sources go in DeleteObjects batches, a few at once; every key's outcome counts.
+        let batches: Vec<Vec<(&String, Result<(), StoreError>)>> =
+            stream::iter(copied.chunks(DELETE_BATCH).map(|keys| {
+                let store = Arc::clone(&store);
+                async move {
+                    // A key the store gave no answer for is not deleted.
+                    let mut results = store.delete_objects(keys).await.into_iter();
+                    keys.iter()
+                        .map(|k| {
+                            let r = results.next().unwrap_or_else(|| {
+                                Err(StoreError::Other {
+                                    op: "DeleteObjects",
+                                    message: format!("no answer for {k}"),
+                                })
+                            });
+                            (k, r)
+                        })
+                        .collect()
+                }
+            }))
+            .buffer_unordered(DELETE_BATCHES_IN_FLIGHT)
+            .inspect(|b| {
+                for _ in b {
+                    removals.tick();
+                }
+            })
+            .collect()
+            .await;
+        for (key, d) in batches.into_iter().flatten() {
+            d.map_err(|e| {
+                FsError::new(
+                    libc::EIO,
+                    format!(
+                        "renaming {from} to {to}: the copies are made but the source {key} could not be deleted: {e}"
+                    ),
+                )
+            })?;
         }
         if total > RENAME_LOG_MIN {
             info!(from, to, objects = total, "renamed a directory");

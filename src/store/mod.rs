@@ -150,6 +150,16 @@ pub trait ObjectStore: Send + Sync + 'static {
     /// DeleteObject (succeeds whether or not the key exists, as S3 does).
     async fn delete_object(&self, key: &str) -> Result<(), StoreError>;
 
+    /// Delete many keys, with the outcome of each, in order. S3 sends DeleteObjects requests of
+    /// up to 1 000 keys; the default deletes the keys one by one.
+    async fn delete_objects(&self, keys: &[String]) -> Vec<Result<(), StoreError>> {
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            out.push(self.delete_object(key).await);
+        }
+        out
+    }
+
     /// CopyObject `src` → `dst` (up to 5 GiB). With `replace`, the copy gets exactly those
     /// metadata and Content-Type (`MetadataDirective: REPLACE`); otherwise the source's are kept.
     /// `if_match` guards against copying a source that changed.

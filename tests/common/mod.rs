@@ -44,6 +44,16 @@ pub fn cos_double() -> String {
     DOUBLE.get_or_init(|| start_server("cos_double.py")).endpoint.clone()
 }
 
+/// The IBM double's request counts (`GET /__double/stats`): by method, HEADs by key, writes by
+/// "bucket/key", DELETEs and DeleteObjects requests by bucket.
+pub fn double_stats(ep: &str) -> serde_json::Value {
+    let out = Command::new("curl")
+        .args(["-s", &format!("{ep}/__double/stats")])
+        .output()
+        .expect("curl");
+    serde_json::from_slice(&out.stdout).expect("the double's stats are JSON")
+}
+
 fn start_server(script: &str) -> Server {
     let (endpoint, child, stdin) = spawn_server(script);
     Server {

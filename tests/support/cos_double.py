@@ -32,7 +32,8 @@ MAX_HOLDS = 100
 LOCK = threading.Lock()
 PROTECTION = {}  # bucket -> dict(min, default, max, permanent) in days
 OBJECTS = {}  # (bucket, key) -> dict(created, period, expiration, holds: {id: date})
-STATS = {"requests": 0, "by_method": {}, "heads": {}, "writes": {}}
+STATS = {"requests": 0, "by_method": {}, "heads": {}, "writes": {}, "deletes": {}, "batch_deletes": {}}
+S3_NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 
 
 def http_date(ts):
@@ -107,6 +108,48 @@ class Double:
             on_status(seen.get("status", 500))
         return chunks
 
+    def delete_objects(self, environ, start_response, bucket, body):
+        """DeleteObjects on a protected bucket: each retained or held key is refused on its own
+        (an <Error> in the answer), the others deleted."""
+        if not has_integrity(environ):
+            return error(start_response, "400 Bad Request", "MissingContentMD5", "an integrity header is required")
+        try:
+            root = ET.fromstring(body)
+            keys = [o.findtext(S3_NS + "Key") or o.findtext("Key") for o in root.iter() if o.tag in (S3_NS + "Object", "Object")]
+            quiet = (root.findtext(S3_NS + "Quiet") or root.findtext("Quiet") or "").strip() == "true"
+        except Exception:
+            return error(start_response, "400 Bad Request", "MalformedXML", "bad Delete document")
+        if not keys or len(keys) > 1000 or any(k is None for k in keys):
+            return error(start_response, "400 Bad Request", "MalformedXML", "1 to 1000 keys")
+        deleted, errors = [], []
+        for key in keys:
+            with LOCK:
+                state = OBJECTS.get((bucket, key))
+            reason = protected_reason(state)
+            if reason:
+                errors.append((key, "AccessDenied", "cannot delete: " + reason))
+                continue
+            env = dict(environ, REQUEST_METHOD="DELETE", PATH_INFO="/%s/%s" % (bucket, key), QUERY_STRING="")
+            for k in ("CONTENT_TYPE", "REQUEST_URI", "RAW_URI", "HTTP_CONTENT_MD5"):
+                env.pop(k, None)
+            for k in [k for k in env if k.startswith("werkzeug.") or k.startswith("HTTP_X_AMZ_CHECKSUM")]:
+                env.pop(k)
+            seen = {}
+            self.forward(env, lambda status, headers, exc_info=None: seen.setdefault("status", int(status.split()[0])), b"")
+            if seen.get("status", 500) < 300:
+                with LOCK:
+                    OBJECTS.pop((bucket, key), None)
+                deleted.append(key)
+            else:
+                errors.append((key, "InternalError", "moto answered %s" % seen.get("status")))
+        esc = lambda s: s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        xml = '<?xml version="1.0" encoding="UTF-8"?><DeleteResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+        if not quiet:
+            xml += "".join("<Deleted><Key>%s</Key></Deleted>" % esc(k) for k in deleted)
+        xml += "".join("<Error><Key>%s</Key><Code>%s</Code><Message>%s</Message></Error>" % (esc(k), c, esc(m)) for k, c, m in errors)
+        xml += "</DeleteResult>"
+        return ok(start_response, xml.encode())
+
     def retention_from_headers(self, environ, bucket, start_response):
         """The retention a new object gets: (period, expiration, hold_id) or an error response."""
         conf = PROTECTION[bucket]
@@ -152,6 +195,14 @@ class Double:
         if method == "HEAD" and key:
             with LOCK:
                 STATS["heads"][key] = STATS["heads"].get(key, 0) + 1
+        if method == "DELETE" and key and "uploadId" not in query:
+            with LOCK:
+                STATS["deletes"][bucket] = STATS["deletes"].get(bucket, 0) + 1
+        if method == "POST" and not key and "delete" in query:
+            with LOCK:
+                STATS["batch_deletes"][bucket] = STATS["batch_deletes"].get(bucket, 0) + 1
+            if bucket in PROTECTION:
+                return self.delete_objects(environ, start_response, bucket, body)
 
         if not key and "protection" in query:
             if method == "GET":

@@ -139,6 +139,23 @@ class DoubleTest(unittest.TestCase):
         stats = requests.get("%s/__double/stats" % self.url).json()
         self.assertEqual(stats["writes"]["%s/w" % b], 2)
 
+    def test_delete_objects_refuses_retained_keys_one_by_one(self):
+        b = self.bucket(minimum=0, default=0, maximum=10)
+        self.assertEqual(self.put(b, "free").status_code, 200)
+        self.assertEqual(self.put(b, "kept", **{"Retention-Period": "3600"}).status_code, 200)
+        body = ("<Delete><Quiet>true</Quiet><Object><Key>free</Key></Object><Object><Key>kept</Key></Object>"
+                "<Object><Key>never-there</Key></Object></Delete>").encode()
+        r = requests.post("%s/%s?delete" % (self.url, b), data=body, headers={"Content-MD5": md5(body)})
+        self.assertEqual(r.status_code, 200, r.text)
+        self.assertIn("<Key>kept</Key><Code>AccessDenied</Code>", r.text)
+        self.assertNotIn("free", r.text, "quiet: deleted keys are not listed")
+        self.assertNotIn("never-there", r.text, "a missing key counts as deleted, as in S3")
+        self.assertEqual(requests.head("%s/%s/free" % (self.url, b)).status_code, 404)
+        self.assertEqual(requests.head("%s/%s/kept" % (self.url, b)).status_code, 200)
+        self.assertEqual(requests.post("%s/%s?delete" % (self.url, b), data=body).status_code, 400, "needs an integrity header")
+        stats = requests.get("%s/__double/stats" % self.url).json()
+        self.assertEqual(stats["batch_deletes"][b], 2)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -14,6 +14,7 @@
 //! Uploads carry an integrity checksum: the SDK adds a CRC32 `x-amz-checksum-*` header to every
 //! PutObject/UploadPart by default, which IBM COS protected buckets require.
 
+mod batch;
 mod ibm;
 mod list_xml;
 mod metrics;

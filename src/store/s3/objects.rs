@@ -236,6 +236,10 @@ impl ObjectStore for S3Store {
         .await
     }
 
+    async fn delete_objects(&self, keys: &[String]) -> Vec<Result<(), StoreError>> {
+        self.delete_batch(keys).await
+    }
+
     async fn copy_object(
         &self,
         src: &str,
