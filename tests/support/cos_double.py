@@ -6,12 +6,15 @@ on PUT, CompleteMultipartUpload and COPY (with `Retention-Directive`); the same 
 GET as `Retention-*` headers; `?legalHold` list/add/remove; `?extendRetention`. It enforces the
 documented rules: hold IDs of 1-64 allowed characters, at most 100 holds, 409 on a duplicate, 400
 on an object without retention, retention that can only grow and stays within the bucket maximum,
-and delete/overwrite refused while retained or held. Ordinary S3 requests go to moto unchanged.
+delete/overwrite refused while retained or held (also key by key inside DeleteObjects), and a
+bucket policy that is never disabled, whose minimum and maximum are never lowered (0-365 243 days,
+minimum <= default <= maximum) and whose permanent option stays on once on. Ordinary S3 requests
+go to moto unchanged.
 
 Run on its own:  python tests/support/cos_double.py [PORT]   (prints "PORT <n>", serves until
 stdin closes, or forever with --forever). GET /__double/stats returns request counts as JSON:
-by method, HEADs by key, and requests that store an object (PUT, CompleteMultipartUpload, COPY)
-by "bucket/key", refused ones included.
+by method, HEADs by key, requests that store an object (PUT, CompleteMultipartUpload, COPY)
+by "bucket/key", refused ones included, and DELETEs and DeleteObjects requests by bucket.
 """
 import io
 import json
@@ -71,6 +74,33 @@ def has_integrity(environ):
         k in environ
         for k in ("HTTP_CONTENT_MD5", "HTTP_X_AMZ_TRAILER", "HTTP_X_AMZ_SDK_CHECKSUM_ALGORITHM")
     ) or any(k.startswith("HTTP_X_AMZ_CHECKSUM_") for k in environ)
+
+
+MAX_DAYS = 365243  # api-reference-buckets.md (immutable.md says 36 135: the docs disagree)
+
+
+def protection_refusal(current, status, conf):
+    """Why IBM would refuse this ProtectionConfiguration on a bucket whose policy is `current`
+    (None: no policy yet), as (status line, code, message), or None. The rules: Status is
+    Retention (a policy cannot be disabled), every value within 0..MAX_DAYS days, minimum <=
+    default <= maximum, and, once a policy exists, its minimum and maximum are never lowered and
+    permanent retention, once enabled, stays enabled."""
+    if status != "Retention":
+        if current is not None:
+            return ("403 Forbidden", "AccessDenied", "a retention policy cannot be disabled")
+        return ("400 Bad Request", "InvalidArgument", "Status must be Retention")
+    if not all(0 <= conf[k] <= MAX_DAYS for k in ("min", "default", "max")):
+        return ("400 Bad Request", "InvalidArgument", "retention days must be within 0-%d" % MAX_DAYS)
+    if not conf["min"] <= conf["default"] <= conf["max"]:
+        return ("400 Bad Request", "InvalidArgument", "minimum <= default <= maximum")
+    if current is not None:
+        if conf["min"] < current["min"]:
+            return ("403 Forbidden", "AccessDenied", "the minimum retention cannot be lowered")
+        if conf["max"] < current["max"]:
+            return ("403 Forbidden", "AccessDenied", "the maximum retention cannot be lowered")
+        if current["permanent"] and not conf["permanent"]:
+            return ("403 Forbidden", "AccessDenied", "permanent retention cannot be disabled")
+    return None
 
 
 def protected_reason(state, now=None):
@@ -223,13 +253,15 @@ class Double:
                     return error(start_response, "400 Bad Request", "MissingContentMD5", "an integrity header is required")
                 try:
                     root = ET.fromstring(body)
+                    status = (root.findtext("Status") or "").strip()
                     days = lambda tag: int(root.find(tag).find("Days").text)
                     conf = dict(min=days("MinimumRetention"), default=days("DefaultRetention"), max=days("MaximumRetention"),
                                 permanent=(root.findtext("EnablePermanentRetention") or "").strip() == "true")
                 except Exception:
                     return error(start_response, "400 Bad Request", "MalformedXML", "bad ProtectionConfiguration")
-                if not conf["min"] <= conf["default"] <= conf["max"]:
-                    return error(start_response, "400 Bad Request", "InvalidArgument", "minimum <= default <= maximum")
+                refusal = protection_refusal(PROTECTION.get(bucket), status, conf)
+                if refusal:
+                    return error(start_response, *refusal)
                 with LOCK:
                     PROTECTION[bucket] = conf
                 return ok(start_response)

@@ -66,6 +66,33 @@ class DoubleTest(unittest.TestCase):
         r = requests.get("%s/%s?protection" % (self.url, b))
         self.assertIn("<DefaultRetention><Days>2</Days></DefaultRetention>", r.text)
 
+    def test_protection_updates_follow_ibm_rules(self):
+        def conf(minimum, default, maximum, status="Retention", permanent=None):
+            x = ("<ProtectionConfiguration><Status>%s</Status><MinimumRetention><Days>%d</Days></MinimumRetention>"
+                 "<DefaultRetention><Days>%d</Days></DefaultRetention><MaximumRetention><Days>%d</Days></MaximumRetention>"
+                 % (status, minimum, default, maximum))
+            if permanent is not None:
+                x += "<EnablePermanentRetention>%s</EnablePermanentRetention>" % ("true" if permanent else "false")
+            return (x + "</ProtectionConfiguration>").encode()
+
+        def put(b, body):
+            return requests.put("%s/%s?protection" % (self.url, b), data=body, headers={"Content-MD5": md5(body)})
+
+        fresh = self.bucket(protect=False)
+        self.assertEqual(put(fresh, conf(0, 0, 365244)).status_code, 400, "beyond 365 243 days")
+        self.assertEqual(put(fresh, conf(0, 0, 10, status="Disabled")).status_code, 400, "only Retention")
+        self.assertEqual(put(fresh, conf(0, 0, 365243)).status_code, 200, "the widest policy")
+        b = self.bucket(minimum=10, default=20, maximum=30)
+        self.assertEqual(put(b, conf(10, 20, 30, status="Disabled")).status_code, 403, "never disabled")
+        self.assertEqual(put(b, conf(9, 20, 30)).status_code, 403, "minimum never lowered")
+        self.assertEqual(put(b, conf(10, 20, 29)).status_code, 403, "maximum never lowered")
+        self.assertEqual(put(b, conf(12, 15, 40)).status_code, 200, "raised; the default may move within")
+        self.assertEqual(put(b, conf(12, 15, 40, permanent=True)).status_code, 200)
+        self.assertEqual(put(b, conf(12, 15, 40, permanent=False)).status_code, 403, "permanent stays")
+        r = requests.get("%s/%s?protection" % (self.url, b))
+        self.assertIn("<MinimumRetention><Days>12</Days></MinimumRetention>", r.text)
+        self.assertIn("<EnablePermanentRetention>true</EnablePermanentRetention>", r.text)
+
     def test_retention_headers_on_put_and_head(self):
         b = self.bucket(minimum=0, default=1, maximum=10)
         self.assertEqual(self.put(b, "k", **{"Retention-Period": "3600"}).status_code, 200)
