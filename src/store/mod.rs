@@ -5,6 +5,7 @@
 //! operations they stand for, and every failure is reduced here to a small set of kinds
 //! ([`StoreError`]); only `s3.rs` ever looks at SDK errors, service codes or HTTP statuses.
 
+pub mod cos_policy;
 pub mod deadline;
 pub mod fault;
 pub mod journal;
@@ -205,6 +206,15 @@ pub trait ObjectStore: Send + Sync + 'static {
     /// Which immutability scheme the bucket uses (`?object-lock`, IBM `?protection`).
     async fn bucket_worm(&self) -> Result<worm::Worm, StoreError> {
         Ok(worm::Worm::None)
+    }
+
+    /// IBM `PUT /{bucket}?protection`: give the bucket this retention policy (the caller has
+    /// checked it with [`cos_policy::CosPolicy::check_change_from`]).
+    async fn put_cos_protection(&self, _policy: &cos_policy::CosPolicy) -> Result<(), StoreError> {
+        Err(StoreError::NotSupported {
+            op: "PutBucketProtectionConfiguration",
+            store: self.describe(),
+        })
     }
 
     /// PutObjectRetention.

@@ -109,6 +109,37 @@ pub struct WormHeaders {
     pub cos_hold_id: Option<String>,
 }
 
+impl Worm {
+    /// The IBM retention policy, if the bucket has one.
+    pub fn cos_policy(&self) -> Option<super::cos_policy::CosPolicy> {
+        match *self {
+            Worm::CosRetention {
+                minimum_days,
+                default_days,
+                maximum_days,
+                permanent,
+            } => Some(super::cos_policy::CosPolicy {
+                minimum_days,
+                default_days,
+                maximum_days,
+                permanent,
+            }),
+            _ => None,
+        }
+    }
+}
+
+impl From<super::cos_policy::CosPolicy> for Worm {
+    fn from(p: super::cos_policy::CosPolicy) -> Self {
+        Worm::CosRetention {
+            minimum_days: p.minimum_days,
+            default_days: p.default_days,
+            maximum_days: p.maximum_days,
+            permanent: p.permanent,
+        }
+    }
+}
+
 impl WormHeaders {
     /// Whether any header is to be sent.
     pub fn is_empty(&self) -> bool {

@@ -12,6 +12,7 @@ use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
 use bytes::Bytes;
 use md5::Digest;
 
+use super::super::cos_policy::CosPolicy;
 use super::super::worm::{parse_time, CosRetention, LegalHold, Worm};
 use super::super::StoreError;
 use super::S3Store;
@@ -170,6 +171,20 @@ impl S3Store {
             maximum_days: days("MaximumRetention"),
             permanent: xml_text(&xml, "EnablePermanentRetention") == Some("true"),
         })
+    }
+
+    /// IBM `PUT /{bucket}?protection` with `policy` (with its Content-MD5, which IBM requires).
+    pub(crate) async fn cos_put_protection(&self, policy: &CosPolicy) -> Result<(), StoreError> {
+        self.raw(
+            "PutBucketProtectionConfiguration",
+            "PUT",
+            None,
+            "protection=",
+            vec![("content-type", "application/xml".to_string())],
+            Bytes::from(policy.to_xml()),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// IBM `GET ?legalHold`.

@@ -435,6 +435,10 @@ impl ObjectStore for S3Store {
         .await
     }
 
+    async fn put_cos_protection(&self, policy: &crate::store::cos_policy::CosPolicy) -> Result<(), StoreError> {
+        self.call(|| self.cos_put_protection(policy)).await
+    }
+
     async fn put_retention(&self, key: &str, mode: &str, until: SystemTime, bypass: bool) -> Result<(), StoreError> {
         self.call(|| async {
             let retention = ObjectLockRetention::builder()
