@@ -243,6 +243,15 @@ impl Ctx {
     /// raw-client with these arguments: its stdout, or (when it fails) its stderr, which is also
     /// passed on to ours.
     pub fn raw(&self, args: &[&str]) -> std::result::Result<String, String> {
+        self.raw_inner(args, true)
+    }
+
+    /// `raw` whose stderr is only returned (the bash harness sent it to a file it quoted from).
+    pub fn raw_quiet(&self, args: &[&str]) -> std::result::Result<String, String> {
+        self.raw_inner(args, false)
+    }
+
+    fn raw_inner(&self, args: &[&str], pass_stderr: bool) -> std::result::Result<String, String> {
         let out = self
             .command(self.bench_bin.join("raw-client"))
             .arg("--endpoint-url")
@@ -252,11 +261,12 @@ impl Ctx {
             .output()
             .map_err(|e| format!("raw-client: {e}"))?;
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
-        if out.status.success() {
+        if pass_stderr {
             eprint!("{err}");
+        }
+        if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         } else {
-            eprint!("{err}");
             Err(err)
         }
     }

@@ -439,7 +439,7 @@ impl Ctx {
                 &offsets,
             ];
             let more = ["--block", &block, "--concurrency", &conc, "--verify-file", &big];
-            match self.raw(&[&args[..], &more[..]].concat()) {
+            match self.raw_quiet(&[&args[..], &more[..]].concat()) {
                 Ok(j) => figs.push(jget(&j, "ops_s")),
                 Err(e) => {
                     let why = format!("random-read: {}", head_raw(e.as_bytes(), 200));

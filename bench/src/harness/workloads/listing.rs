@@ -47,7 +47,7 @@ impl Ctx {
                 "--concurrency",
                 &conc,
             ];
-            let j = match self.raw(&args) {
+            let j = match self.raw_quiet(&args) {
                 Ok(j) => j,
                 Err(e) => {
                     let why = format!("list-head: {}", head_raw(e.as_bytes(), 200));
@@ -361,7 +361,7 @@ impl Ctx {
         for _ in runs {
             self.drop_caches();
             let hc = s(RAW_HEAD_CONC);
-            let j = match self.raw(&[
+            let j = match self.raw_quiet(&[
                 "list-head",
                 "--bucket",
                 "bench-rsrc",
