@@ -297,6 +297,8 @@ struct Listing {
 
 /// (bucket, prefix, delimiter); the bucket's whole listing is (bucket, None, None).
 type ListingKey = (String, Option<String>, Option<String>);
+/// One listing answer: its objects and its common prefixes, shared between the pages cut from it.
+type ListingView = (Arc<Vec<Object>>, Arc<Vec<CommonPrefix>>);
 
 /// s3s-fs whose ListObjects(V2) answers are computed once per (bucket, prefix, delimiter) and write
 /// generation of the bucket (see the module comment), marker objects included.
@@ -311,7 +313,7 @@ struct CachedListings {
 }
 
 impl CachedListings {
-    fn cached(&self, key: &ListingKey, generation: u64) -> Option<(Arc<Vec<Object>>, Arc<Vec<CommonPrefix>>)> {
+    fn cached(&self, key: &ListingKey, generation: u64) -> Option<ListingView> {
         let cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         cache
             .get(key)
@@ -371,7 +373,7 @@ impl CachedListings {
     }
 
     /// The view of this request's (prefix, delimiter), ignoring its page parameters.
-    async fn view(&self, req: &S3Request<ListObjectsV2Input>) -> S3Result<(Arc<Vec<Object>>, Arc<Vec<CommonPrefix>>)> {
+    async fn view(&self, req: &S3Request<ListObjectsV2Input>) -> S3Result<ListingView> {
         let i = &req.input;
         let generation = self.generation.get(&i.bucket);
         let nonempty = |o: &Option<String>| o.clone().filter(|s| !s.is_empty());

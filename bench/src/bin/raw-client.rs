@@ -438,6 +438,8 @@ fn warm_up_bucket(cmd: &Cmd) -> Option<&str> {
     }
 }
 
+// The subcommand's options, passed through one by one as for the other subcommands.
+#[allow(clippy::too_many_arguments)]
 async fn put_multipart(
     c: &Client,
     bucket: &str,
