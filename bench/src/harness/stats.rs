@@ -85,7 +85,7 @@ pub fn fmt_g6(x: f64) -> String {
     // The exponent after rounding to P significant digits.
     let e = format!("{:.*e}", (P - 1) as usize, x);
     let exp: i32 = e.rsplit('e').next().and_then(|s| s.parse().ok()).unwrap_or(0);
-    if exp < -4 || exp >= P {
+    if !(-4..P).contains(&exp) {
         let (mant, _) = e.split_once('e').unwrap_or((&e, "0"));
         let mant = trim_zeros(mant);
         format!("{mant}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())

@@ -1,12 +1,15 @@
 //! The workload groups. Each group runs the raw client, then every system (a peer that cannot run
 //! gets its workloads marked failed), and records every result; most groups run in rounds (see
-//! [`Ctx::rounds`]). Data workloads are in [`data`], listings and rsync in [`listing`].
+//! [`Ctx::rounds`]): the big object in [`data`], small files in [`small`], listings in
+//! [`listing`], the second rsync in [`rsync`].
 //!
 //! A workload function takes the run numbers it should do (`runs`): 1..=REPS, or this round's one
 //! number. Run i of every system uses the same object names and random offsets.
 
 pub mod data;
 pub mod listing;
+pub mod rsync;
+pub mod small;
 
 use std::fs;
 use std::path::{Path, PathBuf};
