@@ -3,19 +3,23 @@
 //! everything — mounts, daemons, the server, the work directory — on any exit: the normal end, an
 //! error, a panic, or Ctrl-C / SIGTERM (exit 130 / 143), as the bash harness's `trap cleanup EXIT`.
 //!
-//! The janitor's state is shared with a signal thread; the main thread only registers mount
-//! points, daemons and the server in it.
+//! The janitor's state is shared with a signal thread. On a signal, that thread ends the commands
+//! the harness started (its child processes, by pid: the `timeout` wrappers pass the signal on)
+//! and waits for them, then cleans up under the janitor's lock and exits. The main thread holds that lock for the
+//! whole of a mount (command and wait), and a mount after the cleanup is refused, so no mount can
+//! appear behind the cleanup's back.
 
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::sleep;
 use std::time::Duration;
 
 use super::log;
-use super::parse::{head_bytes, is_mounted_in, vmhwm_mib};
+use super::parse::{head_bytes, is_mounted_in, ppid_of_stat, vmhwm_mib};
 use super::Ctx;
 
 /// Whether `path` is a mount point now.
@@ -80,13 +84,64 @@ struct JanitorState {
     done: bool,
 }
 
+#[derive(Default)]
+struct JanitorInner {
+    state: Mutex<JanitorState>,
+    /// A signal arrived: the run is being torn down.
+    stopping: AtomicBool,
+    /// bench-server's pid (0: none), readable without the lock a mount may hold.
+    server_pid: AtomicU32,
+}
+
 /// What must be undone when the harness exits (see the module doc).
 #[derive(Clone, Default)]
-pub struct Janitor(Arc<Mutex<JanitorState>>);
+pub struct Janitor(Arc<JanitorInner>);
+
+/// The live child processes of this one (the commands it is running, and bench-server).
+fn children() -> Vec<u32> {
+    let me = std::process::id();
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|d| {
+            let pid = d.file_name().to_str()?.parse::<u32>().ok()?;
+            let stat = fs::read_to_string(d.path().join("stat")).ok()?;
+            // A zombie (state Z) has exited already.
+            (ppid_of_stat(&stat) == Some(me) && !stat.contains(") Z ")).then_some(pid)
+        })
+        .collect()
+}
+
+/// Sends SIGTERM to the running commands (the `timeout` wrappers pass it on) and waits up to 20 s
+/// for them to end, so that the mounts they use are idle when the cleanup unmounts them (a lazy
+/// unmount under a writer, then a SIGTERM to its daemon, can leave the writer and the daemon hung).
+fn end_children(server: Option<u32>) {
+    let running = || {
+        children()
+            .into_iter()
+            .filter(|p| Some(*p) != server)
+            .collect::<Vec<_>>()
+    };
+    for pid in running() {
+        kill(pid);
+    }
+    for _ in 0..200 {
+        if running().is_empty() {
+            return;
+        }
+        sleep(Duration::from_millis(100));
+    }
+}
 
 impl Janitor {
     fn state(&self) -> MutexGuard<'_, JanitorState> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.0.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether a signal is tearing the run down.
+    pub fn stopping(&self) -> bool {
+        self.0.stopping.load(Ordering::SeqCst)
     }
 
     /// The work directory to delete at the end (kept with `keep`), under `repo`/bench/work.
@@ -98,7 +153,12 @@ impl Janitor {
     }
 
     pub fn set_server(&self, child: Child) {
+        self.0.server_pid.store(child.id(), Ordering::SeqCst);
         self.state().server = Some(child);
+    }
+
+    fn server_pid(&self) -> Option<u32> {
+        Some(self.0.server_pid.load(Ordering::SeqCst)).filter(|p| *p != 0)
     }
 
     pub fn server_running(&self) -> bool {
@@ -107,13 +167,6 @@ impl Janitor {
             .as_mut()
             .map(|c| matches!(c.try_wait(), Ok(None)))
             .unwrap_or(false)
-    }
-
-    fn add_mountpoint(&self, mnt: &Path) {
-        let mut s = self.state();
-        if !s.mountpoints.iter().any(|m| m == mnt) {
-            s.mountpoints.push(mnt.to_path_buf());
-        }
     }
 
     fn set_daemon(&self, mnt: &Path, pid: Option<u32>) {
@@ -141,7 +194,16 @@ impl Janitor {
                 unmount(&m, None);
             }
             if let Some(pid) = s.daemons.get(&m).copied() {
-                if Path::new(&format!("/proc/{pid}")).is_dir() && cmdline_has(pid, &m.to_string_lossy()) {
+                // An unmounted daemon exits by itself; a SIGTERM while it does so makes cosmount
+                // try to unmount again (EINVAL) and hang, so it gets 5 s first.
+                let alive = || Path::new(&format!("/proc/{pid}")).is_dir() && cmdline_has(pid, &m.to_string_lossy());
+                for _ in 0..50 {
+                    if !alive() {
+                        break;
+                    }
+                    sleep(Duration::from_millis(100));
+                }
+                if alive() {
                     kill(pid);
                 }
             }
@@ -203,6 +265,9 @@ impl Janitor {
                 }
             });
             if let Some(rc) = rc {
+                janitor.0.stopping.store(true, Ordering::SeqCst);
+                let server = janitor.server_pid();
+                end_children(server);
                 janitor.cleanup(rc);
                 std::process::exit(rc);
             }
@@ -217,7 +282,15 @@ impl Ctx {
     pub fn mount_fs(&mut self, sys: &str, bucket: &str, mnt: &Path) -> Result<(), String> {
         let out = self.logs.join(format!("mount-{sys}.out"));
         let _ = fs::create_dir_all(mnt);
-        self.janitor.add_mountpoint(mnt);
+        // Held until the mount is registered with its daemon: the cleanup waits for it.
+        let janitor = self.janitor.clone();
+        let mut held = janitor.state();
+        if held.done || janitor.stopping() {
+            return Err("interrupted".to_string());
+        }
+        if !held.mountpoints.iter().any(|m| m == mnt) {
+            held.mountpoints.push(mnt.to_path_buf());
+        }
         let mut cmd = self.command("timeout");
         cmd.args(["-k", "5", "60"]);
         match sys {
@@ -268,7 +341,10 @@ impl Ctx {
         for _ in 0..300 {
             if is_mounted(mnt) {
                 let name = sys.trim_end_matches("-la");
-                self.janitor.set_daemon(mnt, daemon_pid(name, mnt));
+                match daemon_pid(name, mnt) {
+                    Some(p) => held.daemons.insert(mnt.to_path_buf(), p),
+                    None => held.daemons.remove(mnt),
+                };
                 return Ok(());
             }
             sleep(Duration::from_millis(100));

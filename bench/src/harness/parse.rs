@@ -47,6 +47,13 @@ pub fn is_mounted_in(mountinfo: &str, path: &str) -> bool {
     mountinfo.lines().any(|l| l.split_whitespace().nth(4) == Some(path))
 }
 
+/// The parent pid in a `/proc/PID/stat` text (the field after the state, which follows the
+/// command name in parentheses; the name itself may hold spaces and parentheses).
+pub fn ppid_of_stat(stat: &str) -> Option<u32> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// The 1, 5 and 15 minute load averages of a `/proc/loadavg` text, space-separated.
 pub fn loadavg3(loadavg: &str) -> String {
     loadavg
@@ -148,6 +155,9 @@ mod tests {
         assert!(is_mounted_in(mi, "/work/wt/bench/work/run-1/mnt-cosmount"));
         assert!(!is_mounted_in(mi, "/work/wt/bench/work/run-1/mnt-s3fs"));
         assert!(is_mounted_in(mi, "/"));
+        assert_eq!(ppid_of_stat("7222 (bench-harness) S 7100 7222 1 0 -1"), Some(7100));
+        assert_eq!(ppid_of_stat("42 (a) b (c)) R 1 42 42 0"), Some(1));
+        assert_eq!(ppid_of_stat("garbage"), None);
         assert_eq!(loadavg3("2.38 2.09 2.02 3/512 12345\n"), "2.38 2.09 2.02");
         assert_eq!(
             mem_total_mib("MemTotal:       24683752 kB\nMemFree: 1 kB\n"),
