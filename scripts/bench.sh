@@ -54,7 +54,7 @@
 # small_read ls ls_big find rsync"), BENCH_KEEP=1 (keep bench/work/ and logs).
 set -euo pipefail
 # This script is the entry point only: the harness is the Rust program bench-harness in bench/
-# (src/harness/, one module per concern, unit-tested with `cargo test --release` there). The help
+# (src/harness/, one module per concern, unit-tested with `cargo test` there). The help
 # above is printed without building; anything else builds bench/ and execs the harness with the
 # same arguments from the repository root (it builds cosmount itself, after checking its tools).
 cd "$(dirname "$0")/.."

@@ -143,7 +143,8 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Pa
                 i += 1;
                 match args.get(i).filter(|v| !v.is_empty()) {
                     Some(v) => label = v.clone(),
-                    None => return Err(Error::Usage("bench: --label needs a name".into())),
+                    // Exit 1, as bash's `${2:?}` did in the script this replaces.
+                    None => return Err(Error::Fatal("bench: --label needs a name".into())),
                 }
             }
             "-h" | "--help" => return Ok(Parsed::Help),
@@ -363,7 +364,6 @@ mod tests {
     fn usage_errors_exit_2() {
         for (args, vars) in [
             (vec!["--bogus"], vec![]),
-            (vec!["--label"], vec![]),
             (vec!["--label", "a b"], vec![]),
             (vec!["--label=x/y"], vec![]),
             (vec![], vec![("BENCH_WORKLOADS", "ls nope")]),
@@ -374,6 +374,11 @@ mod tests {
                 Ok(p) => panic!("{args:?} {vars:?} parsed as {p:?}"),
             }
         }
+        let e = parse_with(&["--label"], &[]).unwrap_err();
+        assert_eq!(
+            (e.exit_code(), e.to_string().as_str()),
+            (1, "bench: --label needs a name")
+        );
         let e = parse_with(&["--bogus"], &[]).unwrap_err().to_string();
         assert_eq!(
             e,
