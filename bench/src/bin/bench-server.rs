@@ -297,6 +297,8 @@ struct Listing {
 
 /// (bucket, prefix, delimiter); the bucket's whole listing is (bucket, None, None).
 type ListingKey = (String, Option<String>, Option<String>);
+/// One listing answer: its objects and its common prefixes, shared between the pages cut from it.
+type ListingView = (Arc<Vec<Object>>, Arc<Vec<CommonPrefix>>);
 
 /// s3s-fs whose ListObjects(V2) answers are computed once per (bucket, prefix, delimiter) and write
 /// generation of the bucket (see the module comment), marker objects included.
@@ -311,7 +313,7 @@ struct CachedListings {
 }
 
 impl CachedListings {
-    fn cached(&self, key: &ListingKey, generation: u64) -> Option<(Arc<Vec<Object>>, Arc<Vec<CommonPrefix>>)> {
+    fn cached(&self, key: &ListingKey, generation: u64) -> Option<ListingView> {
         let cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         cache
             .get(key)
@@ -371,7 +373,7 @@ impl CachedListings {
     }
 
     /// The view of this request's (prefix, delimiter), ignoring its page parameters.
-    async fn view(&self, req: &S3Request<ListObjectsV2Input>) -> S3Result<(Arc<Vec<Object>>, Arc<Vec<CommonPrefix>>)> {
+    async fn view(&self, req: &S3Request<ListObjectsV2Input>) -> S3Result<ListingView> {
         let i = &req.input;
         let generation = self.generation.get(&i.bucket);
         let nonempty = |o: &Option<String>| o.clone().filter(|s| !s.is_empty());
@@ -787,7 +789,10 @@ fn b64url(s: &str) -> String {
     const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::with_capacity(s.len().div_ceil(3) * 4);
     for chunk in s.as_bytes().chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
         for i in 0..=chunk.len() {
             out.push(char::from(ABC[(n >> (18 - 6 * i) & 63) as usize]));
         }

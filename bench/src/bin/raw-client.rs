@@ -306,9 +306,18 @@ async fn run(cli: Cli) -> Result<Option<Value>> {
             file,
             part_size,
             concurrency,
-        } => put_multipart(&c, &bucket, &key, &file, part_size * MIB, concurrency, checksum, unsigned)
-            .await
-            .map(Some),
+        } => put_multipart(
+            &c,
+            &bucket,
+            &key,
+            &file,
+            part_size * MIB,
+            concurrency,
+            checksum,
+            unsigned,
+        )
+        .await
+        .map(Some),
         Cmd::GetRanged {
             bucket,
             key,
@@ -342,7 +351,9 @@ async fn run(cli: Cli) -> Result<Option<Value>> {
                         .collect()
                 }
             };
-            put_small(&c, &bucket, objects, concurrency, checksum, unsigned).await.map(Some)
+            put_small(&c, &bucket, objects, concurrency, checksum, unsigned)
+                .await
+                .map(Some)
         }
         Cmd::GetSmall {
             bucket,
@@ -427,6 +438,8 @@ fn warm_up_bucket(cmd: &Cmd) -> Option<&str> {
     }
 }
 
+// The subcommand's options, passed through one by one as for the other subcommands.
+#[allow(clippy::too_many_arguments)]
 async fn put_multipart(
     c: &Client,
     bucket: &str,

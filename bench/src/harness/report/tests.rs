@@ -1,0 +1,247 @@
+//! Report rendering tested on the figures of a real quick run of the bash harness
+//! (`testdata/quick.{md,json}`): the same results and run facts must give the same files, byte for
+//! byte, and the tables' cells (ratios, baselines, RSS budget, re-copied counts) are checked too.
+
+use super::*;
+use crate::harness::config::{parse, Parsed};
+
+/// (system, workload, runs, note) of the reference run, in recording order.
+const ROWS: &[(&str, &str, &[&str], &str)] = &[
+    ("raw", "seq_write", &["49.3"], ""),
+    ("raw", "seq_read_cold", &["212.2"], ""),
+    ("raw", "par_read_cold", &["324.2"], ""),
+    ("raw", "rand_read", &["327.6"], ""),
+    ("raw", "rand_read8", &["1191.1"], ""),
+    ("raw", "small_write", &["1773.0"], ""),
+    ("raw", "small_read", &["1297.0"], ""),
+    ("raw", "ls_f_cold", &["0.0045"], "paginated LIST with delimiter"),
+    (
+        "raw",
+        "ls_l_cold",
+        &["0.1586"],
+        "LIST + HEAD of every key, 32 in flight",
+    ),
+    ("raw", "ls_f_big_cold", &["0.0136"], "paginated LIST with delimiter"),
+    ("raw", "ls_f_big_first", &["0.0076"], "first page of 1 000 keys"),
+    ("raw", "find_cold", &["0.0024"], "paginated LIST without delimiter"),
+    (
+        "raw",
+        "rsync2",
+        &["0.0595"],
+        "LIST (no delimiter) + HEAD of every key, 32 in flight",
+    ),
+    ("cosmount", "seq_write", &["56.1"], ""),
+    ("cosmount", "seq_read_cold", &["121.5"], ""),
+    ("cosmount", "par_read_cold", &["173.2"], ""),
+    ("cosmount", "rand_read", &["362.2"], ""),
+    ("cosmount", "rand_read8", &["500.7"], ""),
+    ("cosmount", "small_write", &["299.0"], ""),
+    ("cosmount", "small_read", &["243.8"], ""),
+    ("cosmount", "ls_f_cold", &["0.0141"], ""),
+    ("cosmount", "ls_l_cold", &["0.1692"], ""),
+    ("cosmount", "ls_f_warm", &["0.0031"], ""),
+    ("cosmount", "ls_l_warm", &["0.0219"], ""),
+    ("cosmount", "ls_f_big_cold", &["0.0208"], ""),
+    (
+        "cosmount",
+        "ls_f_big_first",
+        &["0.01"],
+        "os.scandir's first entry, fresh mount",
+    ),
+    ("cosmount", "find_cold", &["0.0257"], ""),
+    (
+        "cosmount",
+        "rsync2",
+        &["0.3826"],
+        "first rsync 1.8252 s; files re-copied by the second: 0",
+    ),
+    ("cosmount-la", "ls_f_cold", &["0.0122"], ""),
+    ("cosmount-la", "ls_l_cold", &["0.0788"], ""),
+    ("cosmount-la", "ls_f_warm", &["0.0034"], ""),
+    ("cosmount-la", "ls_l_warm", &["0.0105"], ""),
+    ("cosmount-la", "ls_f_big_cold", &["0.0172"], ""),
+    (
+        "cosmount-la",
+        "ls_f_big_first",
+        &["0.0125"],
+        "os.scandir's first entry, fresh mount",
+    ),
+    ("cosmount-la", "find_cold", &["0.0209"], ""),
+    (
+        "local",
+        "ls_l_cold",
+        &["0.0186"],
+        "dentries and inodes dropped (echo 2 > drop_caches), blocks in the page cache",
+    ),
+    ("local", "ls_f_warm", &["0.0029"], ""),
+    ("local", "ls_l_warm", &["0.0138"], ""),
+];
+
+/// (system, workload group, peak RSS MiB) of the reference run.
+const RSS_GROUPS: &[(&str, &str, u64)] = &[
+    ("cosmount", "seq_write", 63),
+    ("cosmount", "seq_read_cold", 50),
+    ("cosmount", "par_read_cold", 54),
+    ("cosmount", "rand_read", 29),
+    ("cosmount", "rand_read8", 30),
+    ("cosmount", "small_write", 20),
+    ("cosmount", "small_read", 20),
+    ("cosmount", "ls", 20),
+    ("cosmount", "ls_big", 19),
+    ("cosmount", "find", 16),
+    ("cosmount", "rsync", 21),
+    ("cosmount-la", "ls", 16),
+    ("cosmount-la", "ls_big", 18),
+    ("cosmount-la", "find", 16),
+];
+
+fn quick_config(label: &str) -> Config {
+    let args = vec!["--quick".to_string(), "--label".to_string(), label.to_string()];
+    match parse(&args, &|_| None) {
+        Ok(Parsed::Run(c)) => c,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn reference() -> (Config, Results, RunInfo) {
+    let cfg = quick_config("old-quick");
+    let mut res = Results::default();
+    for (s, w, runs, note) in ROWS {
+        let runs: Vec<String> = runs.iter().map(|r| r.to_string()).collect();
+        res.ok(s, w, &runs, note);
+    }
+    for (s, g, mib) in RSS_GROUPS {
+        res.note_rss(s, g, *mib);
+    }
+    res.recopied.insert("cosmount".into(), "0".into());
+    let info = RunInfo {
+        date: "2026-12-04".into(),
+        command: cfg.command_line(&[]),
+        nproc: "2".into(),
+        mem_mib: 24105,
+        kernel: "6.18.44-fc-v1147".into(),
+        load_before: "2.38 2.09 2.02".into(),
+        load_after: "2.67 2.24 2.08".into(),
+        elapsed: "65".into(),
+        lat_p50: "0.259".into(),
+        lat_p99: "2.525".into(),
+        big_md5: "5f718677b9ca2778f482f44e6f12400b".into(),
+        cold: true,
+        cosmount_rev: "8c3c4ef".into(),
+        max_memory_mib: Some(512),
+        peer_versions: vec![],
+    };
+    (cfg, res, info)
+}
+
+#[test]
+fn markdown_is_the_bash_harness_report() {
+    let (cfg, res, info) = reference();
+    let md = markdown(&cfg, &res, &info);
+    let want = include_str!("testdata/quick.md");
+    for (i, (got, want)) in md.lines().zip(want.lines()).enumerate() {
+        assert_eq!(got, want, "line {}", i + 1);
+    }
+    assert_eq!(md, want);
+}
+
+#[test]
+fn json_is_the_bash_harness_report() {
+    let (cfg, res, info) = reference();
+    let j = json(&cfg, &res, &info);
+    let want = include_str!("testdata/quick.json");
+    for (i, (got, want)) in j.lines().zip(want.lines()).enumerate() {
+        assert_eq!(got, want, "line {}", i + 1);
+    }
+    assert_eq!(j, want);
+    // And it is valid JSON with the figures as numbers.
+    let v: serde_json::Value = serde_json::from_str(&j).expect("valid JSON");
+    let r = &v["results"][14];
+    assert_eq!(r["system"], "cosmount");
+    assert_eq!(r["workload"], "seq_read_cold");
+    assert_eq!(r["ratio"], 0.57);
+    assert_eq!(v["peak_rss_mib"]["cosmount"], 63);
+}
+
+#[test]
+fn cells_ratios_and_baselines() {
+    let (cfg, res, info) = reference();
+    assert_eq!(cell(&res, "cosmount", "seq_write"), "56.1 (1.14×)");
+    // cosmount-la's cold `ls -l` is compared with the raw LIST (0.0045), not LIST + HEAD.
+    assert_eq!(cell(&res, "cosmount-la", "ls_l_cold"), "0.0788 (17.51×)");
+    // Warm listings are compared with the local directory.
+    assert_eq!(cell(&res, "cosmount", "ls_l_warm"), "0.0219 (1.59×)");
+    assert_eq!(cell(&res, "raw", "ls_f_warm"), "—");
+    assert_eq!(rss_cell(&res, &info, "cosmount"), "63 of 576 (within)");
+    assert_eq!(rss_cell(&res, &info, "cosmount-la"), "18");
+    let no_budget = RunInfo {
+        max_memory_mib: None,
+        ..info.clone()
+    };
+    assert_eq!(rss_cell(&res, &no_budget, "cosmount"), "63");
+    let mut res2 = Results::default();
+    res2.note_rss("cosmount", "seq_write", 600);
+    assert_eq!(rss_cell(&res2, &info, "cosmount"), "600 of 576 (OVER)");
+    let _ = cfg;
+}
+
+#[test]
+fn failures_and_recopies_show_in_cells() {
+    let (cfg, mut res, info) = reference();
+    res.recopied.insert("cosmount".into(), "1000".into());
+    assert_eq!(cell(&res, "cosmount", "rsync2"), "0.3826 (6.43×) re-copied 1000");
+    res.failed("raw", "seq_write", &[], "put-multipart failed");
+    // The raw figure failed: no ratio for anyone.
+    assert_eq!(cell(&res, "raw", "seq_write"), "FAILED");
+    assert_eq!(ratio_of(&res, "cosmount", "seq_write"), None);
+    assert_eq!(cell(&res, "cosmount", "seq_write"), "56.1");
+    let md = markdown(&cfg, &res, &info);
+    assert!(
+        md.contains("- raw aws-sdk-s3, seq_write: none MB/s — FAILED — put-multipart failed\n"),
+        "{md}"
+    );
+    assert!(json(&cfg, &res, &info).contains(
+        r#"{"system": "raw", "workload": "seq_write", "unit": "MB/s", "better": "higher", "status": "failed", "figure": null, "baseline": "raw seq_write", "ratio": null, "runs": [], "note": "put-multipart failed"}"#
+    ));
+}
+
+#[test]
+fn subsets_and_peers() {
+    let mut cfg = quick_config("dev");
+    cfg.groups = vec!["ls".into()];
+    cfg.systems = vec!["cosmount".into(), "s3fs".into()];
+    let (_, res, mut info) = reference();
+    info.peer_versions = vec![("s3fs".into(), "V1.90".into())];
+    let md = markdown(&cfg, &res, &info);
+    assert!(
+        !md.contains("Data (higher is better"),
+        "no data table without data workloads"
+    );
+    // Without a data table, the metadata table carries the RSS column.
+    assert!(md.contains("| system | `ls -f` 300, cold (s) | `ls -l` 300, cold (s) | `ls -f` 300, warm (s) | `ls -l` 300, warm (s) | peak RSS (MiB) |\n"), "{md}");
+    assert!(md.contains("| s3fs | — | — | — | — | — |\n"), "{md}");
+    assert!(
+        md.contains("| local directory | — | 0.0186 (4.13×) | 0.0029 (1.00×) | 0.0138 (1.00×) | — |\n"),
+        "{md}"
+    );
+    assert!(md.contains("- s3fs (V1.90): `-o url=ENDPOINT"), "{md}");
+    let j = json(&cfg, &res, &info);
+    assert!(
+        j.contains(r#""versions": {"cosmount": "8c3c4ef", "s3fs": "V1.90"},"#),
+        "{j}"
+    );
+    assert!(
+        j.contains(r#""peak_rss_mib": {"cosmount": 63, "cosmount-la": 18, "s3fs": null},"#),
+        "{j}"
+    );
+    // Not cold: the titles and the data line say so.
+    info.cold = false;
+    assert_eq!(title(&cfg, false, "ls_f_cold"), "`ls -f` 300, warm (s)");
+    assert!(markdown(&cfg, &res, &info).contains("NOT cold (could not drop the page cache)"));
+}
+
+#[test]
+fn json_strings_are_escaped() {
+    assert_eq!(json_str(r#"a "b" \ c"#), r#""a \"b\" \\ c""#);
+    assert_eq!(json_str("two\nlines"), r#""two lines""#);
+}
