@@ -49,6 +49,20 @@ pub fn mount_id(mountpoint: &std::path::Path) -> Option<u64> {
     })
 }
 
+/// The device (`major:minor`) of mount `id`, or `None` once it is no longer in this process's
+/// mount table (unmounted, or detached by a lazy unmount).
+pub fn device_of(id: u64) -> Option<(u32, u32)> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines().find_map(|line| {
+        let mut fields = line.split(' ');
+        if fields.next()?.parse::<u64>().ok()? != id {
+            return None;
+        }
+        let (major, minor) = fields.nth(1)?.split_once(':')?;
+        Some((major.parse().ok()?, minor.parse().ok()?))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,5 +72,8 @@ mod tests {
         assert_eq!(unescape("/mnt/a\\040b"), "/mnt/a b");
         assert_eq!(unescape("/plain"), "/plain");
         assert!(mounted_at(Path::new("/")).is_some());
+        let root = mount_id(Path::new("/")).expect("/ is mounted");
+        assert!(device_of(root).is_some());
+        assert_eq!(device_of(u64::MAX), None);
     }
 }

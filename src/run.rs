@@ -110,10 +110,14 @@ pub fn run(config: MountConfig) -> Result<(), String> {
     let canonical = std::fs::canonicalize(&config.mountpoint).unwrap_or_else(|_| config.mountpoint.clone());
     let mut session = fuser::Session::new(fuse, &config.mountpoint, &fuse_config)
         .map_err(|e| format!("mounting on {mnt} failed: {e} (is fuse3 installed and /dev/fuse usable?)"))?;
-    match crate::mountinfo::mount_id(&canonical) {
+    let mount_id = crate::mountinfo::mount_id(&canonical);
+    match mount_id {
         Some(id) => fs.set_mount_id(id),
         None => warn!("cannot find this mount in /proc/self/mountinfo: a close stores only what was written"),
     }
+    // The FUSE connection's number (its device), to end the session if the mount point is
+    // detached (a lazy unmount) while files are still open.
+    let connection = mount_id.and_then(crate::mountinfo::device_of);
     info!(
         bucket = config.s3.bucket.as_str(),
         prefix = config.fs.prefix.as_str(),
@@ -128,16 +132,31 @@ pub fn run(config: MountConfig) -> Result<(), String> {
             error!("cannot install signal handlers; unmount with fusermount3 -u");
             return;
         };
-        let name = tokio::select! {
-            _ = term.recv() => "SIGTERM",
-            _ = int.recv() => "SIGINT",
-        };
-        info!(signal = name, "unmounting {signal_mnt}");
-        crate::systemd::stopping();
-        let mut unmounter = unmounter;
-        let result = tokio::task::spawn_blocking(move || unmounter.unmount()).await;
-        if let Ok(Err(e)) = result {
-            error!("unmounting {signal_mnt} failed: {e}; is a process still using it? try fusermount3 -u -z");
+        let unmounter = std::sync::Arc::new(std::sync::Mutex::new(unmounter));
+        // Every signal is answered (a busy mount may be unmounted by a later one).
+        loop {
+            let name = tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            };
+            if mount_id.is_some() && mount_id.and_then(crate::mountinfo::device_of).is_none() {
+                // Detached already (`umount -l` with files open): nothing to unmount, and the
+                // kernel keeps the connection until those files are closed. End it.
+                info!(
+                    signal = name,
+                    "{signal_mnt} is no longer mounted (unmounted lazily?): ending the FUSE session"
+                );
+                crate::systemd::stopping();
+                end_session(connection);
+                continue;
+            }
+            info!(signal = name, "unmounting {signal_mnt}");
+            crate::systemd::stopping();
+            let u = std::sync::Arc::clone(&unmounter);
+            let result = tokio::task::spawn_blocking(move || lock(&u).unmount()).await;
+            if let Ok(Err(e)) = result {
+                error!("unmounting {signal_mnt} failed: {e}; is a process still using it? try fusermount3 -u -z");
+            }
         }
     });
     crate::daemon::notify_ready();
@@ -147,6 +166,24 @@ pub fn run(config: MountConfig) -> Result<(), String> {
     info!(mountpoint = mnt.as_str(), "unmounted");
     rt.shutdown_timeout(std::time::Duration::from_secs(2));
     Ok(())
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// End a FUSE session whose mount point is gone: abort its connection through the fusectl file
+/// system (the session then returns as after an unmount); where that is not possible, exit.
+fn end_session(connection: Option<(u32, u32)>) {
+    if let Some((0, minor)) = connection {
+        let abort = format!("/sys/fs/fuse/connections/{minor}/abort");
+        match std::fs::write(&abort, "1") {
+            Ok(()) => return,
+            Err(e) => warn!("cannot abort the FUSE connection through {abort}: {e}"),
+        }
+    }
+    warn!("exiting: files still open on the detached mount lose what was not stored yet");
+    std::process::exit(0);
 }
 
 /// Retention options must match the bucket's scheme.

@@ -264,3 +264,28 @@ fn daemons_serving(mountpoint: &str) -> Vec<String> {
     }
     pids
 }
+
+#[test]
+fn sigterm_after_a_lazy_unmount_still_stops_the_daemon() {
+    // `umount -l` while a file is open detaches the mount but keeps the daemon serving that file;
+    // a later SIGTERM (systemctl stop) must still end it, not leave it running forever.
+    let b = bucket("lazy");
+    put_all(&b, vec![("f".into(), b"data".to_vec())]);
+    let mut m = Mount::new(&b, &[]);
+    let mut holder = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!("exec 3< '{}'; sleep 60", m.p("f")))
+        .spawn()
+        .expect("holder");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    sh_ok(&format!("umount -l '{}'", m.path().display()));
+    assert!(!is_mounted(m.path()));
+    let pid = m.child.as_ref().expect("child").id();
+    sh_ok(&format!("kill -TERM {pid}"));
+    let status = m.wait_exit();
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert!(status.success(), "daemon exited with {status}");
+    let log = std::fs::read_to_string(&m.log).unwrap_or_default();
+    assert!(log.contains("no longer mounted"), "the log says why it stops:\n{log}");
+}
