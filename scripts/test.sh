@@ -4,7 +4,7 @@
 # and the whole test suite, including the tests
 # that mount the built binary with FUSE over a local S3 server (moto, started by the tests), then
 # the POSIX suite pjdfstest on a fresh mount (at least 8 300 of 8 590 assertions; skipped with a
-# note where its source is absent) and the benchmark harness's smoke run.
+# note where its source is absent), the benchmark harness's smoke run and its unit tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,3 +29,5 @@ else
 fi
 echo "== benchmark harness smoke run"
 if [ -x scripts/bench.sh ]; then bash scripts/bench.sh --quick; fi
+echo "== the benchmark harness's own unit tests (bench/)"
+CARGO_TARGET_DIR="$PWD/bench/target" cargo test --release --quiet --manifest-path bench/Cargo.toml
