@@ -38,6 +38,7 @@
 //!   aborted, the original object is untouched, and the error goes back to the caller of
 //!   `close`/`fsync`.
 
+mod stream;
 mod tail;
 mod upload;
 
@@ -51,8 +52,8 @@ use bytes::Bytes;
 use super::parts::{PartBuf, PartPool};
 use crate::error::{FsError, FsResult};
 use crate::store::ObjectStore;
+use stream::Stream;
 use tail::Tail;
-use upload::Stream;
 
 /// Settings of the write path.
 #[derive(Clone, Debug)]
