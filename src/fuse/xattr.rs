@@ -1,4 +1,4 @@
-//! The xattr handlers: getxattr, listxattr, setxattr and removexattr over [`S3Fs`]'s, with
+//! The xattr handlers: getxattr, listxattr, setxattr and removexattr over `S3Fs`'s, with
 //! the size-0 / `ERANGE` protocol answered by `reply_xattr` (`reply.rs`). The
 //! `fuser::Filesystem` methods in `mod.rs` forward here.
 

@@ -7,7 +7,7 @@
 //! them on hot paths costs nothing measurable when metrics are off. Exposition is done by the
 //! `prometheus-client` crate (OpenMetrics text, which Prometheus scrapes as is).
 //!
-//! This file owns the registry and the recording functions; the HTTP side is [`endpoint`].
+//! This file owns the registry and the recording functions; the HTTP side is `endpoint.rs`.
 
 use std::sync::atomic::AtomicU64;
 use std::sync::OnceLock;

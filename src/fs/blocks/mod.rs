@@ -10,7 +10,7 @@
 //!   ETag and index and a CRC32 of its bytes. A block read back is checked against both: a
 //!   mismatch (a torn write, a flipped bit, a hash collision of names) deletes the file and counts
 //!   as a miss, so bad bytes are refetched, never served. Room is made (least recently used
-//!   first) before a file is written, so the files never exceed the cap. That tier is [`disk`].
+//!   first) before a file is written, so the files never exceed the cap. That tier is `disk.rs`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};

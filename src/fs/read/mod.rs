@@ -21,7 +21,7 @@
 //!   `ESTALE` rather than mixing old and new bytes.
 //!
 //! This file holds the read path (`read`, `collect`, detached random reads); the window's
-//! fetches and their bookkeeping are [`ahead`]; the unit tests are in `read/tests.rs`.
+//! fetches and their bookkeeping are `ahead.rs`; the unit tests are in `read/tests.rs`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

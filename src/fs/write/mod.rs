@@ -3,7 +3,8 @@
 //!
 //! Files: `mod.rs` (here) the staged contents and writes into them; [`tail`] the in-memory tail
 //! of an appending writer and the background writes of full parts to the staging file;
-//! [`upload`] the multipart stream and the final upload.
+//! [`stream`] the multipart upload parts go into while the file is written, [`upload`] the final
+//! upload.
 //!
 //! Model:
 //! - One [`Staged`] per inode open for writing, shared by all its handles. Writes go to the
