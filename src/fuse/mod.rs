@@ -9,9 +9,9 @@
 //! ([`metrics::fuse_op`]). Each operation runs in a deadline scope (`store/deadline.rs`), so an
 //! operation that waits on a silent server ends within `--timeout`.
 //!
-//! The handlers of two groups are `FuseFs` methods of their own files, which the trait methods
-//! here forward to: `xattr.rs` (the four xattr calls) and `dirs.rs` (opendir, readdir,
-//! readdirplus).
+//! The handlers of three groups are `FuseFs` methods of their own files, which the trait methods
+//! here forward to: `xattr.rs` (the four xattr calls), `dirs.rs` (opendir, readdir,
+//! readdirplus) and `namespace.rs` (mkdir, unlink, rmdir, symlink, rename).
 
 use std::ffi::OsStr;
 use std::path::Path;
@@ -33,6 +33,7 @@ use crate::metrics;
 use crate::store::ObjectStore;
 
 mod dirs;
+mod namespace;
 mod reply;
 mod xattr;
 use reply::{file_attr, time, write_only_direct, At};
@@ -170,34 +171,15 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
     }
 
     fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
-        let _s = tracing::debug_span!("mkdir", parent = parent.0, ?name).entered();
-        let _m = metrics::fuse_op("mkdir");
-        let r = self
-            .rt
-            .block_on(self.fs.mkdir(parent.0, name, mode & !umask, req.uid(), req.gid()));
-        self.reply_entry("mkdir", At::Child(parent.0, name), r, reply);
+        self.do_mkdir(req, parent, name, mode, umask, reply);
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let _s = tracing::debug_span!("unlink", parent = parent.0, ?name).entered();
-        let _m = metrics::fuse_op("unlink");
-        self.reply_empty(
-            "unlink",
-            At::Child(parent.0, name),
-            self.block_on(self.fs.unlink(parent.0, name)),
-            reply,
-        );
+        self.do_unlink(parent, name, reply);
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let _s = tracing::debug_span!("rmdir", parent = parent.0, ?name).entered();
-        let _m = metrics::fuse_op("rmdir");
-        self.reply_empty(
-            "rmdir",
-            At::Child(parent.0, name),
-            self.block_on(self.fs.rmdir(parent.0, name)),
-            reply,
-        );
+        self.do_rmdir(parent, name, reply);
     }
 
     fn mknod(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, rdev: u32, reply: ReplyEntry) {
@@ -211,12 +193,7 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
     }
 
     fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
-        let _s = tracing::debug_span!("symlink", parent = parent.0, ?link_name).entered();
-        let _m = metrics::fuse_op("symlink");
-        let r = self
-            .rt
-            .block_on(self.fs.symlink(parent.0, link_name, target, req.uid(), req.gid()));
-        self.reply_entry("symlink", At::Child(parent.0, link_name), r, reply);
+        self.do_symlink(req, parent, link_name, target, reply);
     }
 
     fn rename(
@@ -229,12 +206,7 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        let _s = tracing::debug_span!("rename", parent = parent.0, ?name, newparent = newparent.0, ?newname).entered();
-        let _m = metrics::fuse_op("rename");
-        let r = self
-            .rt
-            .block_on(self.fs.rename(parent.0, name, newparent.0, newname, flags.bits()));
-        self.reply_empty("rename", At::Child(parent.0, name), r, reply);
+        self.do_rename(parent, name, newparent, newname, flags, reply);
     }
 
     fn link(&self, _req: &Request, ino: INodeNo, _newparent: INodeNo, _newname: &OsStr, reply: ReplyEntry) {
