@@ -1,4 +1,4 @@
-//! `MountConfig`: everything a mount needs, built by `cli.rs` and consumed by `run.rs`.
+//! `MountConfig`: everything a mount needs, built by `cli/` and consumed by `run.rs`.
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -19,14 +19,14 @@
 //!   (complete listings kept for the TTL) and `dir_use.rs` (whether the kernel keeps its cache).
 //! - **Tree walks**: `walk_ahead.rs` (claims and runs listings ahead of `find`, `du`, `cp -r`),
 //!   by the rules of `dir_walk.rs`, flat where it can (`flat.rs`).
-//! - **Open files**: `files.rs` (open/create, read, write) with `read.rs` (read-ahead),
-//!   `blocks.rs` (block cache), `siblings.rs` (small-file read-ahead across a directory),
-//!   `write/` (staging and upload) and `parts.rs` (part buffers); `closing.rs` (flush, fsync,
+//! - **Open files**: `files.rs` (open/create), `file_io.rs` (read, write) with `read/`
+//!   (read-ahead), `blocks/` (block cache, its disk tier), `siblings.rs` (small-file read-ahead
+//!   across a directory), `write/` (staging and upload) and `parts.rs` (part buffers); `closing.rs` (flush, fsync,
 //!   release: which close uploads, changes that could not be stored); `setattr.rs` (chmod,
 //!   chown, utimes, truncate); `open_files.rs` shows files open for writing to lookups and
 //!   listings.
 //! - **The namespace**: `namespace.rs` (unlink, mkdir, rmdir, rename, symlink, readlink, link).
-//! - **Extended attributes**: `xattr.rs` (user metadata, object facts), `protection.rs` (WORM
+//! - **Extended attributes**: `xattr/` (user metadata, object facts), `protection.rs` (WORM
 //!   changes: Object Lock and IBM retention, legal holds, and their checks).
 
 pub mod attr;
@@ -35,6 +35,7 @@ pub mod closing;
 pub mod dir_use;
 pub mod dir_walk;
 mod dirs;
+mod file_io;
 mod files;
 mod flat;
 pub mod inode;

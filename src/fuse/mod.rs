@@ -8,6 +8,10 @@
 //! `reply.error` with an errno of its own. Each handler is timed for the metrics
 //! ([`metrics::fuse_op`]). Each operation runs in a deadline scope (`store/deadline.rs`), so an
 //! operation that waits on a silent server ends within `--timeout`.
+//!
+//! The handlers of three groups are `FuseFs` methods of their own files, which the trait methods
+//! here forward to: `xattr.rs` (the four xattr calls), `dirs.rs` (opendir, readdir,
+//! readdirplus) and `namespace.rs` (mkdir, unlink, rmdir, symlink, rename).
 
 use std::ffi::OsStr;
 use std::path::Path;
@@ -19,7 +23,6 @@ use fuser::{
     ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs,
     ReplyWrite, Request, TimeOrNow, WriteFlags,
 };
-use futures::StreamExt;
 use tokio::runtime::Handle;
 use tracing::debug;
 
@@ -29,8 +32,11 @@ use crate::fs::{S3Fs, SetAttr};
 use crate::metrics;
 use crate::store::ObjectStore;
 
+mod dirs;
+mod namespace;
 mod reply;
-use reply::{file_attr, time, write_only_direct, At, FuseDirPlusReplier, FuseDirReplier};
+mod xattr;
+use reply::{file_attr, time, write_only_direct, At};
 
 /// `fuser::Filesystem` for an [`S3Fs`].
 pub struct FuseFs<S: ObjectStore> {
@@ -69,27 +75,11 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: fuser::ReplyXattr) {
-        let _s = tracing::debug_span!("getxattr", ino = ino.0, ?name).entered();
-        let _m = metrics::fuse_op("getxattr");
-        self.reply_xattr(
-            "getxattr",
-            At::Ino(ino.0),
-            self.block_on(self.fs.getxattr(ino.0, name)),
-            size,
-            reply,
-        );
+        self.do_getxattr(ino, name, size, reply);
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: fuser::ReplyXattr) {
-        let _s = tracing::debug_span!("listxattr", ino = ino.0).entered();
-        let _m = metrics::fuse_op("listxattr");
-        self.reply_xattr(
-            "listxattr",
-            At::Ino(ino.0),
-            self.block_on(self.fs.listxattr(ino.0)),
-            size,
-            reply,
-        );
+        self.do_listxattr(ino, size, reply);
     }
 
     fn setxattr(
@@ -102,25 +92,11 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
         _position: u32,
         reply: ReplyEmpty,
     ) {
-        let _s = tracing::debug_span!("setxattr", ino = ino.0, ?name).entered();
-        let _m = metrics::fuse_op("setxattr");
-        self.reply_empty(
-            "setxattr",
-            At::Ino(ino.0),
-            self.block_on(self.fs.setxattr(ino.0, name, value, flags)),
-            reply,
-        );
+        self.do_setxattr(ino, name, value, flags, reply);
     }
 
     fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let _s = tracing::debug_span!("removexattr", ino = ino.0, ?name).entered();
-        let _m = metrics::fuse_op("removexattr");
-        self.reply_empty(
-            "removexattr",
-            At::Ino(ino.0),
-            self.block_on(self.fs.removexattr(ino.0, name)),
-            reply,
-        );
+        self.do_removexattr(ino, name, reply);
     }
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let _s = tracing::debug_span!("lookup", parent = parent.0, ?name).entered();
@@ -195,34 +171,15 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
     }
 
     fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
-        let _s = tracing::debug_span!("mkdir", parent = parent.0, ?name).entered();
-        let _m = metrics::fuse_op("mkdir");
-        let r = self
-            .rt
-            .block_on(self.fs.mkdir(parent.0, name, mode & !umask, req.uid(), req.gid()));
-        self.reply_entry("mkdir", At::Child(parent.0, name), r, reply);
+        self.do_mkdir(req, parent, name, mode, umask, reply);
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let _s = tracing::debug_span!("unlink", parent = parent.0, ?name).entered();
-        let _m = metrics::fuse_op("unlink");
-        self.reply_empty(
-            "unlink",
-            At::Child(parent.0, name),
-            self.block_on(self.fs.unlink(parent.0, name)),
-            reply,
-        );
+        self.do_unlink(parent, name, reply);
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let _s = tracing::debug_span!("rmdir", parent = parent.0, ?name).entered();
-        let _m = metrics::fuse_op("rmdir");
-        self.reply_empty(
-            "rmdir",
-            At::Child(parent.0, name),
-            self.block_on(self.fs.rmdir(parent.0, name)),
-            reply,
-        );
+        self.do_rmdir(parent, name, reply);
     }
 
     fn mknod(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, rdev: u32, reply: ReplyEntry) {
@@ -236,12 +193,7 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
     }
 
     fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
-        let _s = tracing::debug_span!("symlink", parent = parent.0, ?link_name).entered();
-        let _m = metrics::fuse_op("symlink");
-        let r = self
-            .rt
-            .block_on(self.fs.symlink(parent.0, link_name, target, req.uid(), req.gid()));
-        self.reply_entry("symlink", At::Child(parent.0, link_name), r, reply);
+        self.do_symlink(req, parent, link_name, target, reply);
     }
 
     fn rename(
@@ -254,12 +206,7 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        let _s = tracing::debug_span!("rename", parent = parent.0, ?name, newparent = newparent.0, ?newname).entered();
-        let _m = metrics::fuse_op("rename");
-        let r = self
-            .rt
-            .block_on(self.fs.rename(parent.0, name, newparent.0, newname, flags.bits()));
-        self.reply_empty("rename", At::Child(parent.0, name), r, reply);
+        self.do_rename(parent, name, newparent, newname, flags, reply);
     }
 
     fn link(&self, _req: &Request, ino: INodeNo, _newparent: INodeNo, _newname: &OsStr, reply: ReplyEntry) {
@@ -401,54 +348,15 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        let _s = tracing::debug_span!("opendir", ino = ino.0).entered();
-        let _m = metrics::fuse_op("opendir");
-        match self.block_on(self.fs.opendir(ino.0)) {
-            Ok(opened) => {
-                let ahead = self.fs.walk_ahead(ino.0);
-                if !ahead.is_empty() {
-                    let fs = self.fs.clone();
-                    self.rt.spawn(async move {
-                        let fs = &fs;
-                        futures::stream::iter(ahead)
-                            .for_each_concurrent(None, |job| fs.list_ahead(job))
-                            .await;
-                    });
-                }
-                // The kernel caches the entries it reads; it keeps them across opendirs only when
-                // they are exactly what this handle would give (see listing_cache.rs).
-                let mut flags = FopenFlags::FOPEN_CACHE_DIR;
-                if opened.keep_cache {
-                    flags |= FopenFlags::FOPEN_KEEP_CACHE;
-                }
-                reply.opened(FileHandle(opened.fh), flags);
-            }
-            Err(e) => reply.error(self.fail("opendir", At::Ino(ino.0), e)),
-        }
+        self.do_opendir(ino, reply);
     }
 
-    fn readdir(&self, _req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
-        let _s = tracing::debug_span!("readdir", ino = ino.0, fh = fh.0, offset).entered();
-        let _m = metrics::fuse_op("readdir");
-        let result = self
-            .rt
-            .block_on(self.fs.readdir(fh.0, offset, &mut FuseDirReplier(&mut reply)));
-        match result {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(self.fail("readdir", At::Ino(ino.0), e)),
-        }
+    fn readdir(&self, _req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, reply: ReplyDirectory) {
+        self.do_readdir(ino, fh, offset, reply);
     }
 
-    fn readdirplus(&self, _req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
-        let _s = tracing::debug_span!("readdirplus", ino = ino.0, fh = fh.0, offset).entered();
-        let _m = metrics::fuse_op("readdirplus");
-        let result = self
-            .rt
-            .block_on(self.fs.readdirplus(fh.0, offset, &mut FuseDirPlusReplier(&mut reply)));
-        match result {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(self.fail("readdirplus", At::Ino(ino.0), e)),
-        }
+    fn readdirplus(&self, _req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, reply: ReplyDirectoryPlus) {
+        self.do_readdirplus(ino, fh, offset, reply);
     }
 
     fn releasedir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {

@@ -3,7 +3,8 @@
 //!
 //! Files: `mod.rs` (here) the staged contents and writes into them; [`tail`] the in-memory tail
 //! of an appending writer and the background writes of full parts to the staging file;
-//! [`upload`] the multipart stream and the final upload.
+//! [`stream`] the multipart upload parts go into while the file is written, [`upload`] the final
+//! upload.
 //!
 //! Model:
 //! - One [`Staged`] per inode open for writing, shared by all its handles. Writes go to the
@@ -38,6 +39,7 @@
 //!   aborted, the original object is untouched, and the error goes back to the caller of
 //!   `close`/`fsync`.
 
+mod stream;
 mod tail;
 mod upload;
 
@@ -51,8 +53,8 @@ use bytes::Bytes;
 use super::parts::{PartBuf, PartPool};
 use crate::error::{FsError, FsResult};
 use crate::store::ObjectStore;
+use stream::Stream;
 use tail::Tail;
-use upload::Stream;
 
 /// Settings of the write path.
 #[derive(Clone, Debug)]

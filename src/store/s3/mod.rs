@@ -6,6 +6,7 @@
 //! - [`request`]: how one request is run (a permit of `--max-connections`, the progress
 //!   deadline, IAM bearer tokens) and what its failure is called ([`StoreError`]);
 //! - [`objects`]: the [`ObjectStore`](super::ObjectStore) operations as SDK calls;
+//! - [`multipart`]: the multipart upload operations `objects` calls;
 //! - [`watchdog`]: the HTTP client under the SDK, whose attempts end when no bytes move;
 //! - [`list_xml`]: a fast reader for ListObjectsV2 answers;
 //! - [`ibm`]: IBM COS retention and legal-hold operations the SDK does not model;
@@ -18,6 +19,7 @@ mod batch;
 mod ibm;
 mod list_xml;
 mod metrics;
+mod multipart;
 mod objects;
 mod request;
 mod watchdog;

@@ -1,14 +1,15 @@
 //! The [`ObjectStore`] operations as aws-sdk-s3 calls, each run through [`S3Store::call`]
 //! (permit, deadline, IAM), with every upload carrying a CRC32 checksum and, on protected
 //! buckets, the mount's retention headers. A GetObject body that breaks off after the headers is
-//! retried here (the SDK cannot), inside the same request deadline.
+//! retried here (the SDK cannot), inside the same request deadline. The multipart operations
+//! are in `multipart.rs`, IBM's retention and hold calls in `ibm.rs`.
 
 use std::ops::Range;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, MetadataDirective};
+use aws_sdk_s3::types::{ChecksumAlgorithm, MetadataDirective};
 use aws_sdk_s3::types::{ObjectLockLegalHold, ObjectLockLegalHoldStatus, ObjectLockRetention, ObjectLockRetentionMode};
 use bytes::Bytes;
 
@@ -268,56 +269,11 @@ impl ObjectStore for S3Store {
     }
 
     async fn create_multipart(&self, key: &str, opts: &PutOptions) -> Result<String, StoreError> {
-        self.call(|| async {
-            let metadata = (!opts.metadata.is_empty()).then(|| opts.metadata.clone());
-            let out = self
-                .client
-                .create_multipart_upload()
-                .bucket(&self.bucket)
-                .key(key)
-                .checksum_algorithm(ChecksumAlgorithm::Crc32)
-                .set_metadata(metadata)
-                .set_content_type(opts.content_type.clone())
-                .set_object_lock_mode(self.lock_mode())
-                .set_object_lock_retain_until_date(self.lock_until())
-                .send()
-                .await
-                .map_err(|e| self.map_err("CreateMultipartUpload", key, e))?;
-            if let (Some(j), Some(id)) = (&self.journal, out.upload_id()) {
-                j.started(id, key);
-            }
-            out.upload_id()
-                .map(str::to_string)
-                .ok_or_else(|| StoreError::BadResponse {
-                    endpoint: self.endpoint.clone(),
-                    message: "CreateMultipartUpload returned no upload id".into(),
-                })
-        })
-        .await
+        self.multipart_create(key, opts).await
     }
 
     async fn upload_part(&self, key: &str, upload_id: &str, part: i32, body: Bytes) -> Result<PartTag, StoreError> {
-        self.call(|| async {
-            let mut op = self
-                .client
-                .upload_part()
-                .bucket(&self.bucket)
-                .key(key)
-                .upload_id(upload_id)
-                .part_number(part)
-                .checksum_algorithm(ChecksumAlgorithm::Crc32)
-                .body(ByteStream::from(body.clone()))
-                .customize();
-            if self.unsigned_payload {
-                op = op.disable_payload_signing();
-            }
-            let out = op.send().await.map_err(|e| self.map_err("UploadPart", key, e))?;
-            Ok(PartTag {
-                etag: out.e_tag().unwrap_or_default().to_string(),
-                crc32: out.checksum_crc32().map(str::to_string),
-            })
-        })
-        .await
+        self.multipart_upload_part(key, upload_id, part, body).await
     }
 
     async fn upload_part_copy(
@@ -329,27 +285,8 @@ impl ObjectStore for S3Store {
         range: Range<u64>,
         if_match: Option<&str>,
     ) -> Result<PartTag, StoreError> {
-        self.call_patient(|| async {
-            let out = self
-                .client
-                .upload_part_copy()
-                .bucket(&self.bucket)
-                .key(key)
-                .upload_id(upload_id)
-                .part_number(part)
-                .copy_source(self.copy_source(src))
-                .copy_source_range(format!("bytes={}-{}", range.start, range.end.saturating_sub(1)))
-                .set_copy_source_if_match(if_match.map(str::to_string))
-                .send()
-                .await
-                .map_err(|e| self.map_err("UploadPartCopy", src, e))?;
-            let result = out.copy_part_result();
-            Ok(PartTag {
-                etag: result.and_then(|r| r.e_tag()).unwrap_or_default().to_string(),
-                crc32: result.and_then(|r| r.checksum_crc32()).map(str::to_string),
-            })
-        })
-        .await
+        self.multipart_upload_part_copy(key, upload_id, part, src, range, if_match)
+            .await
     }
 
     async fn complete_multipart(
@@ -358,54 +295,11 @@ impl ObjectStore for S3Store {
         upload_id: &str,
         parts: Vec<(i32, PartTag)>,
     ) -> Result<Option<String>, StoreError> {
-        self.call_patient(|| async {
-            let parts = parts
-                .iter()
-                .cloned()
-                .map(|(n, t)| {
-                    CompletedPart::builder()
-                        .part_number(n)
-                        .e_tag(t.etag)
-                        .set_checksum_crc32(t.crc32)
-                        .build()
-                })
-                .collect();
-            let out = self
-                .client
-                .complete_multipart_upload()
-                .bucket(&self.bucket)
-                .key(key)
-                .upload_id(upload_id)
-                .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
-                .customize()
-                .mutate_request(self.cos_headers())
-                .send()
-                .await
-                .map_err(|e| self.map_err("CompleteMultipartUpload", key, e))?;
-            if let Some(j) = &self.journal {
-                j.ended(upload_id);
-            }
-            Ok(out.e_tag().map(str::to_string))
-        })
-        .await
+        self.multipart_complete(key, upload_id, parts).await
     }
 
     async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<(), StoreError> {
-        self.call(|| async {
-            self.client
-                .abort_multipart_upload()
-                .bucket(&self.bucket)
-                .key(key)
-                .upload_id(upload_id)
-                .send()
-                .await
-                .map_err(|e| self.map_err("AbortMultipartUpload", key, e))?;
-            if let Some(j) = &self.journal {
-                j.ended(upload_id);
-            }
-            Ok(())
-        })
-        .await
+        self.multipart_abort(key, upload_id).await
     }
 
     fn describe(&self) -> String {
