@@ -371,3 +371,94 @@ fn setfattr_on_a_file_still_open_for_writing_is_stored_with_it() {
     assert_eq!(meta.get("state").map(String::as_str), Some("final"));
     assert_eq!(get(&b, "report.txt").expect("object"), b"final");
 }
+
+#[test]
+fn setfattr_on_the_mount_root_sets_the_buckets_ibm_retention_policy() {
+    let ep = cos_double();
+    let c = client_at(&ep);
+    let b = format!("policy{}", std::process::id());
+    rt().block_on(c.create_bucket().bucket(&b).send()).expect("bucket");
+    let m = Mount::with_endpoint(&b, &ep, &[]);
+    let root = m.p("");
+    let set = |what: &str, v: &str| setxattr(&root, &format!("user.cos.protection.{what}"), v.as_bytes(), 0);
+    let policy = || sh_ok(&format!("curl -s '{ep}/{b}?protection'"));
+    assert!(policy().contains("Disabled"), "{}", policy());
+    // A new policy starts from 0 days: the maximum comes first.
+    assert_eq!(
+        set("default-retention-days", "10"),
+        Err(libc::EINVAL),
+        "0 <= 10 <= 0 is out of order"
+    );
+    assert_eq!(
+        set("maximum-retention-days", "365244"),
+        Err(libc::EINVAL),
+        "beyond 1 000 years"
+    );
+    assert_eq!(set("maximum-retention-days", "nope"), Err(libc::EINVAL));
+    assert_eq!(set("maximum-retention-days", "30"), Ok(()));
+    assert_eq!(
+        set("minimum-retention-days", "3"),
+        Err(libc::EINVAL),
+        "3 <= 0 (the default) is out of order"
+    );
+    assert_eq!(set("default-retention-days", "2"), Ok(()));
+    assert_eq!(set("minimum-retention-days", "1"), Ok(()));
+    let p = policy();
+    for part in [
+        "<Status>Retention</Status>",
+        "<MinimumRetention><Days>1</Days>",
+        "<DefaultRetention><Days>2</Days>",
+        "<MaximumRetention><Days>30</Days>",
+    ] {
+        assert!(p.contains(part), "{part} in {p}");
+    }
+    let shown = sh_ok(&format!("getfattr -d -m user.cos '{root}'"));
+    assert!(
+        shown.contains("user.cos.protection.default-retention-days=\"2\""),
+        "{shown}"
+    );
+    // What IBM never allows is refused before anything is sent.
+    assert_eq!(set("maximum-retention-days", "29"), Err(libc::EPERM), "never lowered");
+    assert_eq!(set("minimum-retention-days", "0"), Err(libc::EPERM), "never lowered");
+    assert_eq!(set("status", "Disabled"), Err(libc::EPERM), "never disabled");
+    assert!(!sh(&format!(
+        "setfattr -x user.cos.protection.maximum-retention-days '{root}'"
+    ))
+    .status
+    .success());
+    assert!(
+        policy().contains("<MaximumRetention><Days>30</Days>"),
+        "unchanged: {}",
+        policy()
+    );
+    // The mount treats the bucket as protected at once: a new file is retained (the default,
+    // 2 days) and cannot be deleted.
+    std::fs::write(m.p("record.txt"), b"kept").expect("write");
+    let rm = sh(&format!("rm '{}'", m.p("record.txt")));
+    assert!(!rm.status.success());
+    assert!(
+        String::from_utf8_lossy(&rm.stderr).contains("Operation not permitted"),
+        "{rm:?}"
+    );
+    assert_eq!(
+        sh_ok(&format!(
+            "getfattr --only-values -n user.cos.retention-period '{}'",
+            m.p("record.txt")
+        )),
+        "172800"
+    );
+}
+
+#[test]
+fn a_server_without_ibm_retention_policies_says_so() {
+    // moto knows no `?protection`: the change must not be reported as done.
+    let b = bucket("nopolicy");
+    let m = Mount::new(&b, &[]);
+    let r = setxattr(&m.p(""), "user.cos.protection.maximum-retention-days", b"30", 0);
+    assert!(r == Err(libc::ENOTSUP) || r == Err(libc::EIO), "{r:?}");
+    let shown = sh_ok(&format!(
+        "getfattr -d -m user.cos '{}' 2>&1 || true",
+        m.path().display()
+    ));
+    assert!(!shown.contains("protection"), "{shown}");
+}

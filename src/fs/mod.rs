@@ -31,6 +31,7 @@
 
 pub mod attr;
 pub mod blocks;
+mod bucket_policy;
 pub mod closing;
 pub mod dir_use;
 pub mod dir_walk;
@@ -199,6 +200,9 @@ pub struct S3Fs<S: ObjectStore> {
     unstored: closing::Unstored,
     /// This mount's id in `/proc/self/mountinfo` (to tell a last close, see `closing.rs`).
     mount_id: std::sync::OnceLock<u64>,
+    /// The bucket's immutability scheme: `config.worm` at mount, then what `setfattr` of a
+    /// retention policy made it (see `bucket_policy.rs`).
+    worm: Mutex<crate::store::worm::Worm>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -222,6 +226,7 @@ impl<S: ObjectStore> S3Fs<S> {
         let listings = listing_cache::ListingCache::new(config.metadata_ttl);
         let new_dirs = new_dirs::NewDirs::new(config.metadata_ttl);
         Self {
+            worm: Mutex::new(config.worm.clone()),
             store,
             config,
             inodes: Mutex::new(InodeTable::new(SystemTime::now())),

@@ -17,7 +17,7 @@ use crate::store::{ObjectStore, StoreError};
 
 impl<S: ObjectStore> S3Fs<S> {
     pub(super) async fn set_s3(&self, key: &str, snap: &XattrSnapshot, what: &str, value: &[u8]) -> FsResult<()> {
-        if !matches!(self.config.worm, Worm::ObjectLock { .. }) && what.starts_with("object-lock") {
+        if !matches!(self.worm(), Worm::ObjectLock { .. }) && what.starts_with("object-lock") {
             return Err(FsError::new(
                 libc::ENOTSUP,
                 format!("user.s3.{what}: the bucket has no Object Lock"),
@@ -82,14 +82,14 @@ impl<S: ObjectStore> S3Fs<S> {
     }
 
     pub(super) fn default_lock_mode(&self) -> Option<String> {
-        match &self.config.worm {
+        match &self.worm() {
             Worm::ObjectLock { default_mode, .. } => default_mode.clone(),
             _ => None,
         }
     }
 
     pub(super) async fn set_cos(&self, key: &str, snap: &XattrSnapshot, what: &str, value: &[u8]) -> FsResult<()> {
-        if !matches!(self.config.worm, Worm::CosRetention { .. }) {
+        if !matches!(self.worm(), Worm::CosRetention { .. }) {
             return Err(FsError::new(
                 libc::ENOTSUP,
                 format!("user.cos.{what}: the bucket has no IBM retention policy"),
@@ -132,7 +132,7 @@ impl<S: ObjectStore> S3Fs<S> {
     }
 
     pub(super) async fn add_hold(&self, key: &str, snap: &XattrSnapshot, id: &str, flags: i32) -> FsResult<()> {
-        if !matches!(self.config.worm, Worm::CosRetention { .. }) {
+        if !matches!(self.worm(), Worm::CosRetention { .. }) {
             return Err(FsError::new(
                 libc::ENOTSUP,
                 "IBM legal holds need a bucket with an IBM retention policy",
@@ -169,7 +169,7 @@ impl<S: ObjectStore> S3Fs<S> {
     }
 
     pub(super) async fn remove_hold(&self, key: &str, snap: &XattrSnapshot, id: &str) -> FsResult<()> {
-        if !matches!(self.config.worm, Worm::CosRetention { .. }) {
+        if !matches!(self.worm(), Worm::CosRetention { .. }) {
             return Err(FsError::quiet(libc::ENODATA, "no such legal hold"));
         }
         check_hold_id(id).map_err(einval)?;
@@ -193,7 +193,7 @@ impl<S: ObjectStore> S3Fs<S> {
 
     /// Same, by key (one HEAD, only on buckets with a WORM scheme).
     pub(super) async fn check_key_not_protected(&self, key: &str, what: &str) -> FsResult<()> {
-        if self.config.worm == Worm::None {
+        if self.worm() == Worm::None {
             return Ok(());
         }
         let meta = match self.store.head_object(key).await {

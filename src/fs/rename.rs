@@ -179,7 +179,7 @@ impl<S: ObjectStore> S3Fs<S> {
             return Ok(()); // an empty implied directory: nothing stored, nothing to move
         }
         let total = keys.len();
-        if self.config.worm != crate::store::worm::Worm::None {
+        if self.worm() != crate::store::worm::Worm::None {
             let checks: Vec<FsResult<()>> =
                 stream::iter(keys.iter().map(|(k, _, _)| self.check_key_not_protected(k, "rename")))
                     .buffer_unordered(COPY_CONCURRENCY)

@@ -79,16 +79,16 @@ impl<S: ObjectStore> S3Fs<S> {
         let inode = self.inode(ino)?;
         let key = path::object_key(&self.config.prefix, &inode.path);
         let meta = self.store.head_object(&key).await?;
-        let holds =
-            if matches!(self.config.worm, Worm::CosRetention { .. }) && meta.extra().cos.hold_count.unwrap_or(0) > 0 {
-                match self.store.cos_legal_holds(&key).await {
-                    Ok(h) => h,
-                    Err(StoreError::NotFound { .. }) => Vec::new(),
-                    Err(e) => return Err(e.into()),
-                }
-            } else {
-                Vec::new()
-            };
+        let holds = if matches!(self.worm(), Worm::CosRetention { .. }) && meta.extra().cos.hold_count.unwrap_or(0) > 0
+        {
+            match self.store.cos_legal_holds(&key).await {
+                Ok(h) => h,
+                Err(StoreError::NotFound { .. }) => Vec::new(),
+                Err(e) => return Err(e.into()),
+            }
+        } else {
+            Vec::new()
+        };
         let snap = XattrSnapshot {
             meta,
             holds,
@@ -154,7 +154,7 @@ impl<S: ObjectStore> S3Fs<S> {
         if let Some(v) = &m.extra().version_id {
             put("user.s3.version-id", v.clone());
         }
-        match &self.config.worm {
+        match &self.worm() {
             Worm::ObjectLock { .. } => {
                 if let Some(mode) = &m.extra().lock.mode {
                     put("user.s3.object-lock-mode", mode.clone());
@@ -190,7 +190,7 @@ impl<S: ObjectStore> S3Fs<S> {
         let mut put = |k: &str, v: String| {
             out.insert(k.to_string(), v.into_bytes());
         };
-        match &self.config.worm {
+        match &self.worm() {
             Worm::ObjectLock {
                 default_mode,
                 default_days,

@@ -1,14 +1,15 @@
 //! Changing extended attributes: setxattr and removexattr, which send `user.s3.*` and `user.cos.*`
 //! to the WORM controls (`protection.rs`) and rewrite user metadata (`user.<key>`) with a
 //! CopyObject onto itself, or, on a file open for writing here, in the metadata its upload will
-//! store. `XATTR_CREATE` / `XATTR_REPLACE` are checked against the current value.
+//! store. `XATTR_CREATE` / `XATTR_REPLACE` are checked against the current value. On the mount
+//! root, `user.cos.protection.*` sets the bucket's retention policy (`bucket_policy.rs`).
 
 use std::ffi::OsStr;
 use std::time::{Instant, SystemTime};
 
 use tracing::warn;
 
-use super::super::inode::Kind;
+use super::super::inode::{Kind, ROOT_INO};
 use super::super::{lock, meta, path, S3Fs};
 use super::{einval, eperm, XattrSnapshot, XATTR_CREATE, XATTR_REPLACE};
 use crate::error::{FsError, FsResult};
@@ -29,6 +30,11 @@ impl<S: ObjectStore> S3Fs<S> {
         };
         self.check_writable()?;
         let inode = self.inode(ino)?;
+        if ino == ROOT_INO {
+            if let Some(what) = rest.strip_prefix("cos.protection.") {
+                return self.set_bucket_protection(what, value).await;
+            }
+        }
         if inode.stat.kind != Kind::File {
             return Err(FsError::new(
                 libc::ENOTSUP,
@@ -69,6 +75,12 @@ impl<S: ObjectStore> S3Fs<S> {
         };
         self.check_writable()?;
         let inode = self.inode(ino)?;
+        if ino == ROOT_INO && rest.starts_with("cos.protection.") && self.worm().cos_policy().is_some() {
+            return Err(FsError::new(
+                libc::EPERM,
+                format!("{name}: a bucket's retention policy is never removed"),
+            ));
+        }
         if inode.stat.kind != Kind::File {
             return Err(FsError::quiet(libc::ENODATA, format!("no attribute {name}")));
         }
