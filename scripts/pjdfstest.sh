@@ -5,7 +5,8 @@
 #   scripts/pjdfstest.sh [--min N] [TESTDIR...]
 #
 # The suite is not part of this repository: its source is taken from $PJDFSTEST_SRC (default
-# ../shared/pjdfstest beside the repository: pjdfstest-src.tar.gz with its build.sh and run.sh)
+# ../shared/pjdfstest beside the repository, else /work/shared/pjdfstest: pjdfstest-src.tar.gz
+# with its build.sh and run.sh)
 # and built once into target/pjdfstest. TESTDIR defaults to the 13 directories of run.sh (open
 # unlink rename mkdir rmdir truncate ftruncate chmod chown utimensat symlink link mkfifo: 8 590
 # assertions). Runs as root (the suite switches uids); the mount uses --allow-other.
@@ -33,6 +34,7 @@ while [ $# -gt 0 ]; do
 done
 
 SRC=${PJDFSTEST_SRC:-$ROOT/../shared/pjdfstest}
+[ -f "$SRC/pjdfstest-src.tar.gz" ] || [ -n "${PJDFSTEST_SRC:-}" ] || SRC=/work/shared/pjdfstest
 if [ ! -f "$SRC/pjdfstest-src.tar.gz" ] || [ ! -x "$SRC/build.sh" ] || [ ! -x "$SRC/run.sh" ]; then
   echo "pjdfstest: no suite at $SRC (pjdfstest-src.tar.gz, build.sh, run.sh); set PJDFSTEST_SRC" >&2
   exit 2

@@ -22,7 +22,7 @@ echo "== the IBM COS double's own tests (each documented rule)"
 echo "== cargo test"
 cargo test --all-targets 2>&1 | tee target/test-output.log
 echo "== POSIX conformance: pjdfstest on a fresh mount (scripts/pjdfstest.sh)"
-if [ -f ../shared/pjdfstest/pjdfstest-src.tar.gz ] || [ -n "${PJDFSTEST_SRC:-}" ]; then
+if [ -f ../shared/pjdfstest/pjdfstest-src.tar.gz ] || [ -f /work/shared/pjdfstest/pjdfstest-src.tar.gz ] || [ -n "${PJDFSTEST_SRC:-}" ]; then
   bash scripts/pjdfstest.sh --min 8300
 else
   echo "skipped: the pjdfstest source is not at ../shared/pjdfstest (set PJDFSTEST_SRC)"
