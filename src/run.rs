@@ -132,7 +132,7 @@ pub fn run(config: MountConfig) -> Result<(), String> {
             error!("cannot install signal handlers; unmount with fusermount3 -u");
             return;
         };
-        let unmounter = std::sync::Arc::new(std::sync::Mutex::new(unmounter));
+        let mut unmounter = Some(unmounter);
         // Every signal is answered (a busy mount may be unmounted by a later one).
         loop {
             let name = tokio::select! {
@@ -152,10 +152,23 @@ pub fn run(config: MountConfig) -> Result<(), String> {
             }
             info!(signal = name, "unmounting {signal_mnt}");
             crate::systemd::stopping();
-            let u = std::sync::Arc::clone(&unmounter);
-            let result = tokio::task::spawn_blocking(move || lock(&u).unmount()).await;
-            if let Ok(Err(e)) = result {
-                error!("unmounting {signal_mnt} failed: {e}; is a process still using it? try fusermount3 -u -z");
+            // The unmounter goes to a blocking thread and comes back for the next signal.
+            let Some(mut u) = unmounter.take() else { continue };
+            match tokio::task::spawn_blocking(move || {
+                let result = u.unmount();
+                (u, result)
+            })
+            .await
+            {
+                Ok((u, result)) => {
+                    unmounter = Some(u);
+                    if let Err(e) = result {
+                        error!(
+                            "unmounting {signal_mnt} failed: {e}; is a process still using it? try fusermount3 -u -z"
+                        );
+                    }
+                }
+                Err(e) => error!("unmounting {signal_mnt} failed: {e}"),
             }
         }
     });
@@ -166,10 +179,6 @@ pub fn run(config: MountConfig) -> Result<(), String> {
     info!(mountpoint = mnt.as_str(), "unmounted");
     rt.shutdown_timeout(std::time::Duration::from_secs(2));
     Ok(())
-}
-
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// End a FUSE session whose mount point is gone: abort its connection through the fusectl file

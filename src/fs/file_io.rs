@@ -10,7 +10,7 @@ use bytes::Bytes;
 use super::files::OpenFile;
 use super::meta::Posix;
 use super::read::ReadCtx;
-use super::{path, S3Fs};
+use super::{lock, path, S3Fs};
 use crate::error::{FsError, FsResult};
 use crate::store::{ObjectStore, PutOptions};
 
@@ -66,8 +66,13 @@ impl<S: ObjectStore> S3Fs<S> {
         g.posix.mtime = None;
         g.posix.ctime = None;
         if !privileged {
-            let shown = self.inode(h.ino)?.stat.posix.unwrap_or_default().overlay(&g.posix);
-            if let Some(mode) = shown.mode {
+            // The mode the file shows: a change pending on the open file, else the stored one
+            // (read in place: this runs on every write by a user other than root).
+            let mode = g
+                .posix
+                .mode
+                .or_else(|| lock(&self.inodes).get(h.ino).and_then(|i| i.stat.posix.as_ref()?.mode));
+            if let Some(mode) = mode {
                 let mut kill = libc::S_ISUID;
                 if mode & libc::S_IXGRP != 0 {
                     kill |= libc::S_ISGID;

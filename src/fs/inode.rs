@@ -42,11 +42,6 @@ pub enum Kind {
 }
 
 impl Kind {
-    /// Whether this is kept as an object (not a prefix): everything but a directory.
-    pub fn is_object(self) -> bool {
-        self != Kind::Dir
-    }
-
     /// A FIFO, socket or device: an empty object standing for something of this machine.
     pub fn is_special(self) -> bool {
         matches!(self, Kind::Fifo | Kind::Socket | Kind::CharDevice | Kind::BlockDevice)

@@ -103,11 +103,6 @@ impl Posix {
         }
     }
 
-    /// Whether the mode says symlink.
-    pub fn is_symlink(&self) -> bool {
-        self.mode.is_some_and(|m| m & libc::S_IFMT == libc::S_IFLNK)
-    }
-
     /// What an object with these attributes is: a symlink, FIFO, socket or device if the mode's
     /// type bits say so, else a regular file (also when there is no mode, or a directory's).
     pub fn object_kind(&self) -> Kind {
@@ -163,11 +158,14 @@ mod tests {
         assert_eq!(Posix::from_metadata(&out).mtime, Some(t));
         m.insert("mode".into(), "not a number".into());
         assert_eq!(Posix::from_metadata(&m).mode, None);
-        assert!(Posix {
-            mode: Some(0o120777),
-            ..Default::default()
-        }
-        .is_symlink());
+        assert_eq!(
+            Posix {
+                mode: Some(0o120777),
+                ..Default::default()
+            }
+            .object_kind(),
+            Kind::Symlink
+        );
     }
 
     #[test]
