@@ -25,6 +25,8 @@ pub struct MountConfig {
     pub state_dir: std::path::PathBuf,
     /// Where to mount.
     pub mountpoint: PathBuf,
+    /// An account mount (`--all-buckets`), and how its mkdir makes buckets.
+    pub all_buckets: Option<crate::store::buckets::NewBucket>,
     /// Mount read-only.
     pub read_only: bool,
     /// FUSE `allow_other`.

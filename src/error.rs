@@ -72,6 +72,8 @@ impl From<StoreError> for FsError {
             StoreError::BadResponse { .. } => FsError::new(libc::EIO, message),
             StoreError::InvalidRequest { .. } => FsError::new(libc::EINVAL, message),
             StoreError::Conflict { .. } => FsError::new(libc::EEXIST, message),
+            StoreError::BucketExists { .. } => FsError::new(libc::EEXIST, message),
+            StoreError::BucketNotEmpty { .. } => FsError::quiet(libc::ENOTEMPTY, message),
             StoreError::NotSupported { .. } => FsError::new(libc::ENOTSUP, message),
             StoreError::Other { .. } => FsError::new(libc::EIO, message),
         }

@@ -10,6 +10,7 @@
 //!
 //! Errors are [`error::FsError`] values carrying their errno from birth.
 
+pub mod account;
 pub mod budget;
 pub mod cli;
 pub mod config;

@@ -17,7 +17,7 @@ fn main() -> ExitCode {
         }
     };
     let cli = Cli::parse_from(args);
-    if let Err(e) = mount_opts::check_mountpoint_arg(&cli.mountpoint) {
+    if let Err(e) = mount_opts::check_mountpoint_arg(&cli.mountpoint_arg()) {
         eprintln!("cosmount: {e}");
         return ExitCode::from(2);
     }

@@ -15,11 +15,10 @@ use tracing::{error, info, warn};
 use crate::creds::{self, endpoints};
 
 use crate::config::MountConfig;
-use crate::fs::blocks::DiskCache;
-use crate::fs::S3Fs;
+use crate::account::s3::{open_bucket, S3Buckets};
+use crate::account::{AccountRoot, Mount};
 use crate::fuse::FuseFs;
 use crate::store::s3::S3Store;
-use crate::store::worm::Worm;
 use crate::store::{ObjectStore, StoreError};
 
 /// Mount and serve until unmounted.
@@ -52,39 +51,45 @@ pub fn run(config: MountConfig) -> Result<(), String> {
     let store = rt
         .block_on(S3Store::connect(&s3, &found.resolved))
         .map_err(|e| e.to_string())?;
-    rt.block_on(check_bucket(&store, &config, &found.looked_at))?;
-    let worm = rt.block_on(store.bucket_worm()).unwrap_or_default();
-    info!(?worm, "bucket immutability");
-    check_worm_options(&config, &worm)?;
-    let store = store.with_upload_worm(config.upload_worm.clone());
-    let store = match crate::store::journal::Journal::open(&config.state_dir, &store.describe(), &config.s3.bucket) {
-        Ok(j) => rt.block_on(store.with_journal(j)),
-        Err(e) => {
-            warn!(
-                "no multipart journal in {} ({e}): uploads cut off by a crash will not be cleaned up",
-                config.state_dir.display()
-            );
-            store
-        }
-    };
-    let mut fs_config = config.fs.clone();
-    fs_config.worm = worm;
-
-    let disk = match &config.disk_cache {
-        Some((dir, cap)) => {
-            Some(DiskCache::create(dir, *cap).map_err(|e| format!("cannot use --cache-dir {}: {e}", dir.display()))?)
-        }
-        None => None,
-    };
     info!(
         max_memory = config.fs.max_memory,
         disk_cache = ?config.disk_cache,
         "memory budget and cache"
     );
-    let fs = Arc::new(S3Fs::with_disk_cache(Arc::new(store), fs_config, disk));
+    let budget = crate::budget::Budget::new(config.fs.max_memory);
+    let fs = Arc::new(match &config.all_buckets {
+        None => {
+            rt.block_on(check_bucket(&store, &config, &found.looked_at))?;
+            let disk_dir = config.disk_cache.as_ref().map(|(dir, _)| dir.clone());
+            Mount::Bucket(Arc::new(rt.block_on(open_bucket(store, &config, budget, disk_dir))?))
+        }
+        Some(new_bucket) => {
+            let what = format!("the buckets of {}", store.describe());
+            let listed = check_reachable(&what, &config, &found.looked_at, async {
+                store.list_buckets().await.map(|_| ())
+            });
+            rt.block_on(listed)?;
+            let buckets = S3Buckets {
+                base: store,
+                config: config.clone(),
+                new_bucket: new_bucket.clone(),
+                budget,
+            };
+            let root = AccountRoot::new(
+                Box::new(buckets),
+                config.fs.presentation,
+                config.fs.metadata_ttl,
+                config.read_only,
+            );
+            Mount::Account(Arc::new(root))
+        }
+    });
     let fuse = FuseFs::new(fs.clone(), rt.handle().clone());
     let mut options = vec![
-        fuser::MountOption::FSName(crate::mount_opts::fsname(&config.s3.bucket, &config.fs.prefix)),
+        fuser::MountOption::FSName(match config.all_buckets {
+            Some(_) => "all-buckets".to_string(),
+            None => crate::mount_opts::fsname(&config.s3.bucket, &config.fs.prefix),
+        }),
         fuser::MountOption::Subtype("cosmount".into()),
         fuser::MountOption::DefaultPermissions,
         fuser::MountOption::NoDev,
@@ -195,23 +200,6 @@ fn end_session(connection: Option<(u32, u32)>) {
     std::process::exit(0);
 }
 
-/// Retention options must match the bucket's scheme.
-fn check_worm_options(config: &MountConfig, worm: &Worm) -> Result<(), String> {
-    let w = &config.upload_worm;
-    let bucket = &config.s3.bucket;
-    if (w.cos_period.is_some() || w.cos_hold_id.is_some()) && !matches!(worm, Worm::CosRetention { .. }) {
-        return Err(format!(
-            "--retention-period and --legal-hold-id need an IBM COS bucket with a retention policy; {bucket:?} has none"
-        ));
-    }
-    if w.lock_mode.is_some() && !matches!(worm, Worm::ObjectLock { .. }) {
-        return Err(format!(
-            "--object-lock-mode needs a bucket with Object Lock enabled; {bucket:?} has none"
-        ));
-    }
-    Ok(())
-}
-
 /// The mount point must exist, be a directory, not be mounted on already, and be empty.
 pub fn check_mountpoint(path: &Path, allow_non_empty: bool) -> Result<(), String> {
     let shown = path.display();
@@ -251,9 +239,19 @@ pub fn check_mountpoint(path: &Path, allow_non_empty: bool) -> Result<(), String
 
 /// One bounded listing of the mounted prefix, turned into a message that says what to do.
 pub async fn check_bucket(store: &S3Store, config: &MountConfig, looked_at: &[String]) -> Result<(), String> {
-    let what = store.describe();
+    check_reachable(&store.describe(), config, looked_at, store.probe(&config.fs.prefix)).await
+}
+
+/// Run one bounded request (`check`) to `what` before mounting, and turn its failure into a
+/// message that says what to do.
+async fn check_reachable(
+    what: &str,
+    config: &MountConfig,
+    looked_at: &[String],
+    check: impl std::future::Future<Output = Result<(), StoreError>>,
+) -> Result<(), String> {
     let secs = config.check_timeout.as_secs();
-    let result = tokio::time::timeout(config.check_timeout, store.probe(&config.fs.prefix)).await;
+    let result = tokio::time::timeout(config.check_timeout, check).await;
     match result {
         Err(_) => Err(format!(
             "no answer from {what} within {secs} s: check --endpoint-url (scheme, host, port) and the network"

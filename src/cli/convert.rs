@@ -13,6 +13,7 @@ use crate::fs::attr::Presentation;
 use crate::fs::path::normalize_prefix;
 use crate::fs::write::UploadConfig;
 use crate::fs::FsConfig;
+use crate::store::buckets::{check_bucket_name, check_location_constraint, check_root_key_crn, NewBucket};
 use crate::store::s3::S3Settings;
 
 fn default_state_dir() -> PathBuf {
@@ -25,33 +26,47 @@ fn default_state_dir() -> PathBuf {
     }
 }
 
-/// Check a bucket name against S3's rules, with a message saying which rule failed.
-pub fn check_bucket_name(name: &str) -> Result<(), String> {
-    let bad = |why: &str| Err(format!("invalid bucket name {name:?}: {why}"));
-    if name.len() < 3 || name.len() > 63 {
-        return bad("bucket names are 3 to 63 characters long");
-    }
-    if !name
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
-    {
-        return bad("only lower-case letters, digits, '-' and '.' are allowed");
-    }
-    let first_last_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-    if !first_last_ok(name.chars().next()) || !first_last_ok(name.chars().last()) {
-        return bad("it must begin and end with a letter or digit");
-    }
-    Ok(())
-}
-
 impl Cli {
     /// Turn the parsed command line into the mount's configuration.
     pub fn into_config(self) -> Result<MountConfig, String> {
-        let (bucket, prefix) = match self.bucket.split_once(':') {
-            Some((b, p)) => (b.to_string(), normalize_prefix(p)),
-            None => (self.bucket.clone(), String::new()),
+        let mountpoint = self.mountpoint_arg();
+        let (bucket, prefix) = if self.all_buckets {
+            if self.mountpoint.is_some() {
+                return Err(format!(
+                    "--all-buckets mounts every bucket: give only the mount point (`cosmount --all-buckets {}`)",
+                    mountpoint.display()
+                ));
+            }
+            if self.retention_period.is_some() || self.legal_hold_id.is_some() || self.object_lock_mode.is_some() {
+                return Err("--retention-period, --legal-hold-id and --object-lock-mode apply to one bucket: \
+                            mount that bucket on its own to use them"
+                    .into());
+            }
+            (String::new(), String::new())
+        } else {
+            let (bucket, prefix) = match self.bucket.split_once(':') {
+                Some((b, p)) => (b.to_string(), normalize_prefix(p)),
+                None => (self.bucket.clone(), String::new()),
+            };
+            check_bucket_name(&bucket)?;
+            if self.location_constraint.is_some() || self.kp_root_key_crn.is_some() {
+                return Err("--location-constraint and --kp-root-key-crn are for buckets made by mkdir: \
+                            they need --all-buckets"
+                    .into());
+            }
+            (bucket, prefix)
         };
-        check_bucket_name(&bucket)?;
+        if let Some(lc) = &self.location_constraint {
+            check_location_constraint(lc)?;
+        }
+        if let Some(crn) = &self.kp_root_key_crn {
+            check_root_key_crn(crn)?;
+        }
+        let new_bucket = NewBucket {
+            location_constraint: self.location_constraint.clone(),
+            kp_root_key_crn: self.kp_root_key_crn.clone(),
+            kp_algorithm: self.kp_algorithm.clone(),
+        };
         for (flag, url) in [
             ("--endpoint-url", &self.endpoint_url),
             ("--iam-endpoint", &self.iam_endpoint),
@@ -140,7 +155,8 @@ impl Cli {
                 cos_period: self.retention_period,
                 cos_hold_id: self.legal_hold_id,
             },
-            mountpoint: self.mountpoint,
+            mountpoint,
+            all_buckets: self.all_buckets.then_some(new_bucket),
             read_only: self.read_only,
             allow_other: self.allow_other,
             allow_root: self.allow_root,
@@ -197,6 +213,21 @@ mod tests {
         assert!(parse(&["bucket", "/mnt", "--staging-dir", "/nonexistent"])
             .unwrap_err()
             .contains("not a directory"));
+        let c = parse(&["--all-buckets", "/mnt/cos", "--location-constraint", "us-south-cold"]).expect("ok");
+        assert_eq!(c.mountpoint, std::path::PathBuf::from("/mnt/cos"));
+        let new = c.all_buckets.expect("an account mount");
+        assert_eq!(new.location_constraint.as_deref(), Some("us-south-cold"));
+        assert!(parse(&["--all-buckets", "b", "/mnt"]).unwrap_err().contains("only the mount point"));
+        assert!(parse(&["bucket", "/mnt", "--location-constraint", "us-south-cold"])
+            .unwrap_err()
+            .contains("need --all-buckets"));
+        assert!(parse(&["--all-buckets", "/mnt", "--kp-root-key-crn", "nope"])
+            .unwrap_err()
+            .contains("not a Key Protect root key CRN"));
+        assert!(parse(&["--all-buckets", "/mnt", "--retention-period", "60"])
+            .unwrap_err()
+            .contains("apply to one bucket"));
+        assert!(parse(&["bucket"]).is_err(), "a single-bucket mount needs its mount point");
         let c = parse(&["bucket", "/mnt", "--metadata-ttl", "indefinite"]).expect("ok");
         assert!(c.fs.metadata_ttl > Duration::from_secs(86_400 * 365));
     }

@@ -12,7 +12,7 @@ use clap::Parser;
 use crate::creds::endpoints::Network;
 
 mod convert;
-pub use convert::check_bucket_name;
+pub use crate::store::buckets::check_bucket_name;
 
 const CONNECTION: &str = "Connection";
 const MOUNT: &str = "Mount";
@@ -20,6 +20,7 @@ const PERMISSIONS: &str = "Owner and permissions";
 const CACHING: &str = "Caching";
 const LOGGING: &str = "Logging";
 const WRITING: &str = "Writing";
+const BUCKETS: &str = "Account mount (every bucket a folder)";
 const WORM: &str = "Immutability (retention and legal holds)";
 const CREDENTIALS: &str = "Credentials (secrets come from files or the environment, never from the command line)";
 
@@ -30,13 +31,32 @@ const CREDENTIALS: &str = "Credentials (secrets come from files or the environme
     cosmount --endpoint-url https://s3.us-south.cloud-object-storage.appdomain.cloud --region us-south \\\n    \
     my-bucket:reports /mnt/reports\n\nUnmount with: fusermount3 -u /mnt/reports (or umount)")]
 pub struct Cli {
-    /// Bucket to mount, optionally with a key prefix to mount instead of the whole bucket.
+    /// Bucket to mount, optionally with a key prefix to mount instead of the whole bucket (with
+    /// --all-buckets: the mount point).
     #[arg(value_name = "BUCKET[:PREFIX]")]
     pub bucket: String,
 
     /// Directory to mount on (must exist, be a directory, be empty and not already a mount).
-    #[arg(value_name = "MOUNTPOINT")]
-    pub mountpoint: PathBuf,
+    #[arg(value_name = "MOUNTPOINT", required_unless_present = "all_buckets")]
+    pub mountpoint: Option<PathBuf>,
+
+    /// Mount every bucket the credentials can list, each as a folder (`cosmount --all-buckets
+    /// MOUNTPOINT`): mkdir creates a bucket, rmdir deletes an empty one.
+    #[arg(long, help_heading = BUCKETS)]
+    pub all_buckets: bool,
+
+    /// Location constraint of buckets made by mkdir (IBM: location and storage class, such as
+    /// us-south-standard, us-south-cold or us-south-smart); default: the endpoint's.
+    #[arg(long, value_name = "CONSTRAINT", env = "COSMOUNT_LOCATION_CONSTRAINT", help_heading = BUCKETS)]
+    pub location_constraint: Option<String>,
+
+    /// IBM Key Protect root key that encrypts buckets made by mkdir (sent as ibm-sse-kp-customer-root-key-crn).
+    #[arg(long, value_name = "CRN", env = "COSMOUNT_KP_ROOT_KEY_CRN", help_heading = BUCKETS)]
+    pub kp_root_key_crn: Option<String>,
+
+    /// Key Protect algorithm sent with --kp-root-key-crn (ibm-sse-kp-encryption-algorithm).
+    #[arg(long, value_name = "ALGORITHM", default_value = "AES256", help_heading = BUCKETS)]
+    pub kp_algorithm: String,
 
     /// S3 endpoint URL, e.g. https://s3.eu-de.cloud-object-storage.appdomain.cloud or http://127.0.0.1:9000.
     #[arg(long, env = "COSMOUNT_ENDPOINT_URL", help_heading = CONNECTION)]
@@ -232,4 +252,14 @@ fn parse_seconds(s: &str) -> Result<Duration, String> {
         return Err(format!("{s:?} is out of range"));
     }
     Ok(Duration::from_secs_f64(v))
+}
+
+impl Cli {
+    /// The mount point: the second argument, or the only one with `--all-buckets`.
+    pub fn mountpoint_arg(&self) -> PathBuf {
+        match (&self.mountpoint, self.all_buckets) {
+            (Some(m), _) => m.clone(),
+            (None, _) => PathBuf::from(&self.bucket),
+        }
+    }
 }

@@ -14,14 +14,23 @@
 //! sub-resource) is reported as `ENOTSUP`, never as success. On a bucket without a policy the
 //! values not set yet are 0, so `maximum-retention-days` is set first. The mount's own view of the
 //! bucket (retention checks before deletes, the root's xattrs) follows at once.
+//!
+//! Also here, read-only on the root: what HEAD bucket and `GET ?location` say of the bucket
+//! (`user.cos.location`, `user.cos.storage-class`, `user.cos.encryption.*`), read once.
 
 use tracing::info;
 
 use super::{lock, S3Fs};
 use crate::error::{FsError, FsResult};
+use crate::store::buckets::BucketFacts;
 use crate::store::cos_policy::CosPolicy;
 use crate::store::worm::Worm;
-use crate::store::ObjectStore;
+use crate::store::{ObjectStore, StoreError};
+
+/// Root attributes that only bucket creation sets.
+pub(super) fn is_bucket_fact(name: &str) -> bool {
+    matches!(name, "cos.location" | "cos.storage-class") || name.starts_with("cos.encryption.")
+}
 
 /// The settable names under `user.cos.protection.`.
 const SETTABLE: [&str; 5] = [
@@ -124,5 +133,47 @@ impl<S: ObjectStore> S3Fs<S> {
         );
         *lock(&self.worm) = now;
         Ok(())
+    }
+
+    /// The bucket's location, storage class and Key Protect state as root attributes: one HEAD
+    /// bucket and one `GET ?location`, the first time they are asked for (a failure is retried
+    /// at the next listing; a server without them shows none).
+    pub(super) async fn bucket_fact_xattrs(&self, out: &mut std::collections::BTreeMap<String, Vec<u8>>) {
+        let facts = self
+            .facts
+            .get_or_try_init(|| async {
+                match self.store.bucket_facts().await {
+                    Ok(f) => Ok(f),
+                    Err(StoreError::NotSupported { .. }) => Ok(BucketFacts::default()),
+                    Err(e) => Err(e),
+                }
+            })
+            .await;
+        let facts = match facts {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!("cannot read the bucket's location and encryption: {e}");
+                return;
+            }
+        };
+        let mut put = |k: &str, v: &str| {
+            out.insert(k.to_string(), v.as_bytes().to_vec());
+        };
+        if let Some(l) = &facts.location {
+            put("user.cos.location", l);
+        }
+        if let Some(c) = facts.storage_class() {
+            put("user.cos.storage-class", c);
+        }
+        if let Some(on) = facts.kp_enabled {
+            put("user.cos.encryption.key-protect", if on { "true" } else { "false" });
+            if on {
+                // AES256 is the only algorithm IBM's SSE-KP has; HEAD bucket does not repeat it.
+                put("user.cos.encryption.algorithm", facts.kp_algorithm.as_deref().unwrap_or("AES256"));
+            }
+        }
+        if let Some(crn) = &facts.kp_root_key_crn {
+            put("user.cos.encryption.root-key-crn", crn);
+        }
     }
 }

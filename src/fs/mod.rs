@@ -203,6 +203,8 @@ pub struct S3Fs<S: ObjectStore> {
     /// The bucket's immutability scheme: `config.worm` at mount, then what `setfattr` of a
     /// retention policy made it (see `bucket_policy.rs`).
     worm: Mutex<crate::store::worm::Worm>,
+    /// What HEAD bucket and `GET ?location` said of the bucket (root xattrs), read once.
+    facts: tokio::sync::OnceCell<crate::store::buckets::BucketFacts>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -219,14 +221,21 @@ impl<S: ObjectStore> S3Fs<S> {
 
     /// A filesystem over `store` with `config` whose block cache also keeps blocks on `disk`.
     pub fn with_disk_cache(store: Arc<S>, config: FsConfig, disk: Option<blocks::DiskCache>) -> Self {
-        let prefetch = prefetch::Prefetcher::new(store.clone(), config.metadata_ttl);
         let budget = Budget::new(config.max_memory);
+        Self::with_budget(store, config, disk, budget)
+    }
+
+    /// A filesystem whose memory counts against `budget`, shared with others (the buckets of an
+    /// account mount share one `--max-memory`).
+    pub fn with_budget(store: Arc<S>, config: FsConfig, disk: Option<blocks::DiskCache>, budget: Arc<Budget>) -> Self {
+        let prefetch = prefetch::Prefetcher::new(store.clone(), config.metadata_ttl);
         let blocks = BlockCache::new(budget.clone(), disk);
         let parts = parts::PartPool::new(budget.clone(), config.upload.part_size);
         let listings = listing_cache::ListingCache::new(config.metadata_ttl);
         let new_dirs = new_dirs::NewDirs::new(config.metadata_ttl);
         Self {
             worm: Mutex::new(config.worm.clone()),
+            facts: tokio::sync::OnceCell::new(),
             store,
             config,
             inodes: Mutex::new(InodeTable::new(SystemTime::now())),
@@ -336,7 +345,14 @@ impl<S: ObjectStore> S3Fs<S> {
 
     /// statfs: S3 has no capacity; report a large, mostly free filesystem so tools don't refuse.
     pub fn statfs(&self) -> StatFs {
-        StatFs {
+        StatFs::unlimited()
+    }
+}
+
+impl StatFs {
+    /// S3 has no capacity: a large, mostly free filesystem, so tools don't refuse.
+    pub fn unlimited() -> Self {
+        Self {
             blocks: 1 << 40,
             bfree: 1 << 40,
             files: 1 << 30,

@@ -16,9 +16,7 @@ impl<S: ObjectStore> FuseFs<S> {
         let _m = metrics::fuse_op("opendir");
         match self.block_on(self.fs.opendir(ino.0)) {
             Ok(opened) => {
-                let ahead = self.fs.walk_ahead(ino.0);
-                if !ahead.is_empty() {
-                    let fs = self.fs.clone();
+                if let Some((fs, ahead)) = self.fs.walk_ahead(ino.0) {
                     self.rt.spawn(async move {
                         let fs = &fs;
                         futures::stream::iter(ahead)

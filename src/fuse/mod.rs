@@ -1,4 +1,5 @@
-//! The FUSE adapter: `fuser::Filesystem` over [`S3Fs`], and nothing else.
+//! The FUSE adapter: `fuser::Filesystem` over a [`Mount`] (one bucket's `S3Fs`, or an account's
+//! buckets), and nothing else.
 //!
 //! Each handler opens a span, runs the async operation on the tokio runtime (fuser's worker
 //! threads are not runtime threads, so `block_on` is safe here), and replies once: values become
@@ -28,7 +29,8 @@ use tracing::debug;
 
 use crate::fs::attr::Attr;
 use crate::fs::inode::Kind;
-use crate::fs::{S3Fs, SetAttr};
+use crate::account::Mount;
+use crate::fs::SetAttr;
 use crate::metrics;
 use crate::store::ObjectStore;
 
@@ -38,15 +40,15 @@ mod reply;
 mod xattr;
 use reply::{file_attr, time, write_only_direct, At};
 
-/// `fuser::Filesystem` for an [`S3Fs`].
+/// `fuser::Filesystem` for a [`Mount`]: one bucket's [`S3Fs`](crate::fs::S3Fs), or an account's.
 pub struct FuseFs<S: ObjectStore> {
-    fs: Arc<S3Fs<S>>,
+    fs: Arc<Mount<S>>,
     rt: Handle,
 }
 
 impl<S: ObjectStore> FuseFs<S> {
     /// Serve `fs`, running its futures on `rt`.
-    pub fn new(fs: Arc<S3Fs<S>>, rt: Handle) -> Self {
+    pub fn new(fs: Arc<Mount<S>>, rt: Handle) -> Self {
         Self { fs, rt }
     }
 
@@ -211,7 +213,7 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
 
     fn link(&self, _req: &Request, ino: INodeNo, _newparent: INodeNo, _newname: &OsStr, reply: ReplyEntry) {
         let _m = metrics::fuse_op("link");
-        self.reply_entry("link", At::Ino(ino.0), self.fs.link(), reply);
+        self.reply_entry("link", At::Ino(ino.0), self.block_on(self.fs.link(ino.0)), reply);
     }
 
     fn create(

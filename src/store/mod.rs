@@ -5,6 +5,7 @@
 //! operations they stand for, and every failure is reduced here to a small set of kinds
 //! ([`StoreError`]); only `s3.rs` ever looks at SDK errors, service codes or HTTP statuses.
 
+pub mod buckets;
 pub mod cos_policy;
 pub mod deadline;
 pub mod fault;
@@ -106,6 +107,12 @@ pub enum StoreError {
     /// The request conflicts with the current state (HTTP 409).
     #[error("{op} conflicts: {message}")]
     Conflict { op: &'static str, message: String },
+    /// CreateBucket: the name is taken (by this account or, bucket names being global, another).
+    #[error("bucket {bucket:?} already exists (bucket names are shared by every account of the service)")]
+    BucketExists { bucket: String },
+    /// DeleteBucket: the bucket still holds objects.
+    #[error("bucket {bucket:?} is not empty: delete its objects first")]
+    BucketNotEmpty { bucket: String },
     /// The operation does not exist for this store.
     #[error("{op} is not supported by {store}")]
     NotSupported { op: &'static str, store: String },
@@ -206,6 +213,14 @@ pub trait ObjectStore: Send + Sync + 'static {
     /// Which immutability scheme the bucket uses (`?object-lock`, IBM `?protection`).
     async fn bucket_worm(&self) -> Result<worm::Worm, StoreError> {
         Ok(worm::Worm::None)
+    }
+
+    /// HEAD and `GET ?location` of the bucket: its location, storage class and encryption.
+    async fn bucket_facts(&self) -> Result<buckets::BucketFacts, StoreError> {
+        Err(StoreError::NotSupported {
+            op: "HeadBucket",
+            store: self.describe(),
+        })
     }
 
     /// IBM `PUT /{bucket}?protection`: give the bucket this retention policy (the caller has

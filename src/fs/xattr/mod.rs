@@ -9,6 +9,7 @@
 //! | `user.cos.retention-period`, `-expiration-date`, `-legal-hold-count` | IBM retention | read (write extends) |
 //! | `user.cos.legal-hold.<ID>` | one IBM legal hold (value: when applied) | read, set adds, remove removes |
 //! | `user.s3.object-lock.*`, `user.cos.protection.*` | the bucket's configuration (mount root) | read |
+//! | `user.cos.location`, `.storage-class`, `.encryption.*` | where the bucket is, its Key Protect key (mount root) | read |
 //!
 //! Protocol: the `security.`, `trusted.` and `system.` namespaces (SELinux labels, capabilities,
 //! POSIX ACLs) are not supported: reading or setting them fails at once with ENOTSUP, which tells
@@ -109,6 +110,7 @@ impl<S: ObjectStore> S3Fs<S> {
         if inode.stat.kind == Kind::Dir {
             if ino == super::inode::ROOT_INO {
                 self.bucket_xattrs(&mut out);
+                self.bucket_fact_xattrs(&mut out).await;
             }
             return Ok(out);
         }

@@ -34,6 +34,12 @@ impl<S: ObjectStore> S3Fs<S> {
             if let Some(what) = rest.strip_prefix("cos.protection.") {
                 return self.set_bucket_protection(what, value).await;
             }
+            if super::super::bucket_policy::is_bucket_fact(rest) {
+                return Err(FsError::new(
+                    libc::EPERM,
+                    format!("{name} is set when the bucket is created (mkdir on an --all-buckets mount) and cannot change"),
+                ));
+            }
         }
         if inode.stat.kind != Kind::File {
             return Err(FsError::new(

@@ -9,6 +9,7 @@
 //! - [`multipart`]: the multipart upload operations `objects` calls;
 //! - [`watchdog`]: the HTTP client under the SDK, whose attempts end when no bytes move;
 //! - [`list_xml`]: a fast reader for ListObjectsV2 answers;
+//! - [`buckets`]: ListBuckets, CreateBucket, DeleteBucket and what a bucket is (location, Key Protect);
 //! - [`ibm`]: IBM COS retention and legal-hold operations the SDK does not model;
 //! - [`metrics`]: the interceptor that counts requests, retries, errors and bytes.
 //!
@@ -16,6 +17,7 @@
 //! PutObject/UploadPart by default, which IBM COS protected buckets require.
 
 mod batch;
+mod buckets;
 mod ibm;
 mod list_xml;
 mod metrics;

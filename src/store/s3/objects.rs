@@ -329,6 +329,10 @@ impl ObjectStore for S3Store {
         .await
     }
 
+    async fn bucket_facts(&self) -> Result<crate::store::buckets::BucketFacts, StoreError> {
+        self.head_bucket_facts().await
+    }
+
     async fn put_cos_protection(&self, policy: &crate::store::cos_policy::CosPolicy) -> Result<(), StoreError> {
         self.call(|| self.cos_put_protection(policy)).await
     }
