@@ -1,4 +1,4 @@
-"""IBM COS immutability double: moto's S3 server plus IBM's legacy retention API.
+"""IBM COS double: moto's S3 server plus IBM's legacy retention API and IBM's bucket operations.
 
 Implements section (a) of shared/IMMUTABILITY.md on top of moto (which keeps the bytes):
 bucket `?protection`; `Retention-Period` / `Retention-Expiration-Date` / `Retention-Legal-Hold-ID`
@@ -11,10 +11,32 @@ bucket policy that is never disabled, whose minimum and maximum are never lowere
 minimum <= default <= maximum) and whose permanent option stays on once on. Ordinary S3 requests
 go to moto unchanged.
 
+Bucket operations follow IBM's wire format too:
+- CreateBucket (PUT /{bucket}): an optional CreateBucketConfiguration whose LocationConstraint is
+  IBM's {location}-{class} (class standard, vault, cold, smart, flex or onerate_active, location
+  lower-case [a-z0-9-]+, e.g. us-south-cold), else 400 InvalidLocationConstraint; the double keeps
+  the constraint itself and creates the bucket in moto without the body. A bucket created without
+  one gets DEFAULT_LOCATION (us-south-standard). Key Protect: ibm-sse-kp-encryption-algorithm
+  (AES256 only) and ibm-sse-kp-customer-root-key-crn (crn:v1:...:kms: or :hs-crypto:...:key:...)
+  come together or not at all, else 400 InvalidArgument. Bucket names are moto's rules (400
+  InvalidBucketName); any existing name is refused with 409 BucketAlreadyExists, as IBM's names
+  are global (moto itself answers 200 to a re-create in us-east-1). 200 on success.
+- HeadBucket: moto's answer plus ibm-sse-kp-enabled: true / false, and ibm-sse-kp-crk-id: <crn>
+  for a Key Protect bucket.
+- GetBucketLocation (GET /{bucket}?location): the IBM constraint (DEFAULT_LOCATION for a bucket
+  the double did not see created); moto's 404 NoSuchBucket for a missing bucket.
+- ListBuckets (GET /): moto's listing; with ?extended, IBM's extended listing: IsTruncated,
+  MaxKeys, Prefix, Marker (NextMarker when truncated) and each Bucket's LocationConstraint after
+  its CreationDate, sorted by name, with prefix, marker and max-keys (at most 1000).
+- DeleteBucket (DELETE /{bucket}): moto's answer (204; 409 BucketNotEmpty; 404 NoSuchBucket); on
+  success the bucket's location, Key Protect and retention state are forgotten.
+
 Run on its own:  python tests/support/cos_double.py [PORT]   (prints "PORT <n>", serves until
 stdin closes, or forever with --forever). GET /__double/stats returns request counts as JSON:
 by method, HEADs by key, requests that store an object (PUT, CompleteMultipartUpload, COPY)
-by "bucket/key", refused ones included, and DELETEs and DeleteObjects requests by bucket.
+by "bucket/key", refused ones included, DELETEs and DeleteObjects requests by bucket, and
+CreateBucket ("bucket_creates") and DeleteBucket ("bucket_deletes") requests by bucket, refused
+ones included.
 """
 import io
 import json
@@ -25,6 +47,7 @@ import time
 import xml.etree.ElementTree as ET
 from email.utils import formatdate, parsedate_to_datetime
 from urllib.parse import parse_qs, unquote
+from xml.sax.saxutils import escape as xml_escape
 from datetime import datetime, timezone
 
 from moto.server import DomainDispatcherApplication, create_backend_app
@@ -35,8 +58,19 @@ MAX_HOLDS = 100
 LOCK = threading.Lock()
 PROTECTION = {}  # bucket -> dict(min, default, max, permanent) in days
 OBJECTS = {}  # (bucket, key) -> dict(created, period, expiration, holds: {id: date})
-STATS = {"requests": 0, "by_method": {}, "heads": {}, "writes": {}, "deletes": {}, "batch_deletes": {}}
+STATS = {"requests": 0, "by_method": {}, "heads": {}, "writes": {}, "deletes": {}, "batch_deletes": {},
+         "bucket_creates": {}, "bucket_deletes": {}}
 S3_NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+# IBM location constraints are {location}-{class}: us-south-standard, eu-de-cold, jp-tok-smart.
+LOCATION_CONSTRAINT = re.compile(r"^[a-z0-9-]+-(standard|vault|cold|smart|flex|onerate_active)$")
+# The constraint of a bucket created without one (IBM gives it the endpoint's standard class; the
+# double answers as the us-south endpoint would).
+DEFAULT_LOCATION = "us-south-standard"
+LOCATIONS = {}  # bucket -> its location constraint, as given at CreateBucket
+KP = {}  # bucket -> dict(crn, algorithm) for a bucket created with Key Protect
+BUCKET_LOCK = threading.Lock()  # one CreateBucket/DeleteBucket at a time: the check and the act
+SCOPE_REGION = re.compile(r"(Credential=[^/,\s]*/[0-9]{8}/)[^/,\s]*/")  # SigV4 scope's region
+MAX_BUCKET_KEYS = 1000  # IBM's extended listing: at most 1000 buckets a page
 
 
 def http_date(ts):
@@ -67,6 +101,41 @@ def error(start_response, status, code, message):
 def ok(start_response, body=b"", content_type="application/xml", headers=()):
     start_response("200 OK", [("Content-Type", content_type), ("Content-Length", str(len(body)))] + list(headers))
     return [body]
+
+
+def count(kind, name):
+    with LOCK:
+        STATS[kind][name] = STATS[kind].get(name, 0) + 1
+
+
+def kp_refusal(algorithm, crn):
+    """Why IBM would refuse these Key Protect headers of CreateBucket (None: not given), or None."""
+    if algorithm is None and crn is None:
+        return None
+    if algorithm is None or crn is None:
+        return "ibm-sse-kp-encryption-algorithm and ibm-sse-kp-customer-root-key-crn go together"
+    if algorithm != "AES256":
+        return "ibm-sse-kp-encryption-algorithm must be AES256"
+    if not (crn.startswith("crn:v1:") and (":kms:" in crn or ":hs-crypto:" in crn) and ":key:" in crn):
+        return "ibm-sse-kp-customer-root-key-crn is not the CRN of a Key Protect or HPCS root key"
+    return None
+
+
+def location_from_body(body):
+    """The LocationConstraint of a CreateBucketConfiguration body (namespace or not): (constraint
+    or None when the body names none, None) or (None, error code)."""
+    if not body.strip():
+        return None, None
+    try:
+        root = ET.fromstring(body)
+    except ET.ParseError:
+        return None, "MalformedXML"
+    if root.tag.rsplit("}", 1)[-1] != "CreateBucketConfiguration":
+        return None, "MalformedXML"
+    for el in root:
+        if el.tag.rsplit("}", 1)[-1] == "LocationConstraint":
+            return (el.text or "").strip() or None, None
+    return None, None
 
 
 def has_integrity(environ):
@@ -137,6 +206,155 @@ class Double:
         if on_status is not None:
             on_status(seen.get("status", 500))
         return chunks
+
+    def capture(self, environ, body=b""):
+        """Forward to moto and keep its answer: (status line, headers, body)."""
+        seen = {}
+
+        def sr(status, headers, exc_info=None):
+            seen["status"], seen["headers"] = status, list(headers)
+        out = b"".join(self.forward(environ, sr, body))
+        return seen.get("status", "500 Internal Server Error"), seen.get("headers", []), out
+
+    def sub_request(self, environ, method, path, query=""):
+        """A request of the double's own to moto (HEAD bucket, the full ListBuckets), made with the
+        caller's credentials and without its body: (status line, headers, body)."""
+        env = dict(environ, REQUEST_METHOD=method, PATH_INFO=path, QUERY_STRING=query, CONTENT_LENGTH="0")
+        for k in ("CONTENT_TYPE", "REQUEST_URI", "RAW_URI", "HTTP_CONTENT_MD5"):
+            env.pop(k, None)
+        for k in [k for k in env if k.startswith("werkzeug.") or k.startswith("HTTP_X_AMZ_CHECKSUM")]:
+            env.pop(k)
+        return self.capture(env)
+
+    def create_bucket(self, environ, start_response, bucket, body):
+        """CreateBucket: IBM's location constraint and Key Protect headers are checked and kept
+        here; moto creates the bucket from a bodiless PUT (it knows no IBM constraint)."""
+        count("bucket_creates", bucket)
+        location, bad = location_from_body(body)
+        if bad:
+            return error(start_response, "400 Bad Request", bad, "bad CreateBucketConfiguration")
+        if location is not None and not LOCATION_CONSTRAINT.match(location):
+            return error(start_response, "400 Bad Request", "InvalidLocationConstraint",
+                         "the specified location constraint is not valid")
+        algorithm = environ.get("HTTP_IBM_SSE_KP_ENCRYPTION_ALGORITHM")
+        crn = environ.get("HTTP_IBM_SSE_KP_CUSTOMER_ROOT_KEY_CRN")
+        refusal = kp_refusal(algorithm, crn)
+        if refusal:
+            return error(start_response, "400 Bad Request", "InvalidArgument", refusal)
+        with BUCKET_LOCK:
+            # moto answers 200 to a re-create in us-east-1; IBM refuses any existing name.
+            if self.sub_request(environ, "HEAD", "/" + bucket)[0].startswith("200"):
+                return error(start_response, "409 Conflict", "BucketAlreadyExists",
+                             "the requested bucket name is not available")
+            env = dict(environ, CONTENT_LENGTH="0")
+            # moto takes the region from the signature's scope and refuses a bodiless create signed
+            # for any region but us-east-1 (IllegalLocationConstraintException): sign it for that.
+            if "HTTP_AUTHORIZATION" in env:
+                env["HTTP_AUTHORIZATION"] = SCOPE_REGION.sub(r"\g<1>us-east-1/", env["HTTP_AUTHORIZATION"])
+            for k in ("CONTENT_TYPE", "HTTP_CONTENT_MD5", "HTTP_X_AMZ_DECODED_CONTENT_LENGTH"):
+                env.pop(k, None)
+            for k in [k for k in env if k.startswith("HTTP_X_AMZ_CHECKSUM")]:
+                env.pop(k)
+
+            def created(status):
+                if status < 300:
+                    with LOCK:
+                        LOCATIONS[bucket] = location or DEFAULT_LOCATION
+                        if crn is not None:
+                            KP[bucket] = {"crn": crn, "algorithm": algorithm}
+                        else:
+                            KP.pop(bucket, None)
+            return self.forward(env, start_response, b"", created)
+
+    def head_bucket(self, environ, start_response, bucket, body):
+        with LOCK:
+            kp = KP.get(bucket)
+        extra = [("ibm-sse-kp-enabled", "true"), ("ibm-sse-kp-crk-id", kp["crn"])] if kp else [("ibm-sse-kp-enabled", "false")]
+        return self.forward(environ, start_response, body, extra_headers=extra)
+
+    def bucket_location(self, environ, start_response, bucket, body):
+        """GetBucketLocation: the IBM constraint; moto's answer (404 NoSuchBucket) when the bucket
+        is not there."""
+        with LOCK:
+            location = LOCATIONS.get(bucket)
+        if location is None:
+            status, headers, out = self.capture(environ, body)
+            if not status.startswith("2"):
+                start_response(status, headers)
+                return [out]
+            location = DEFAULT_LOCATION
+        xml = ('<?xml version="1.0" encoding="UTF-8"?><LocationConstraint xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+               "%s</LocationConstraint>" % xml_escape(location))
+        return ok(start_response, xml.encode())
+
+    def list_buckets_extended(self, environ, start_response, query):
+        """IBM's extended listing, made from moto's full listing: each Bucket with its
+        LocationConstraint after CreationDate, IsTruncated, MaxKeys, Prefix, Marker and, when
+        truncated, NextMarker; buckets sorted by name, after `marker`, starting with `prefix`."""
+        prefix = query.get("prefix", [""])[0]
+        marker = query.get("marker", [""])[0]
+        try:
+            max_keys = min(int(query.get("max-keys", [str(MAX_BUCKET_KEYS)])[0]), MAX_BUCKET_KEYS)
+            if max_keys < 0:
+                raise ValueError
+        except ValueError:
+            return error(start_response, "400 Bad Request", "InvalidArgument", "max-keys must be an integer from 0")
+        status, headers, out = self.sub_request(environ, "GET", "/")
+        if not status.startswith("2"):
+            start_response(status, headers)
+            return [out]
+        try:
+            root = ET.fromstring(out)
+        except ET.ParseError:
+            return error(start_response, "500 Internal Server Error", "InternalError", "moto's listing does not parse")
+        ns = root.tag[1:].split("}")[0] if root.tag.startswith("{") else ""
+        local = lambda el: el.tag.rsplit("}", 1)[-1]
+        children = lambda el: "".join("<%s>%s</%s>" % (local(c), xml_escape(c.text or ""), local(c)) for c in el)
+        owner = "".join("<Owner>%s</Owner>" % children(o) for o in root if local(o) == "Owner")
+        buckets = []
+        for el in root.iter():
+            if local(el) == "Bucket":
+                name = next((c.text or "" for c in el if local(c) == "Name"), "")
+                if name.startswith(prefix) and name > marker:
+                    buckets.append((name, el))
+        buckets.sort(key=lambda b: b[0])
+        page, truncated = buckets[:max_keys], len(buckets) > max_keys
+        with LOCK:
+            locations = {name: LOCATIONS.get(name, DEFAULT_LOCATION) for name, _ in page}
+        listed = ""
+        for name, el in page:
+            parts = []
+            for c in el:
+                parts.append("<%s>%s</%s>" % (local(c), xml_escape(c.text or ""), local(c)))
+                if local(c) == "CreationDate":
+                    parts.append("<LocationConstraint>%s</LocationConstraint>" % xml_escape(locations[name]))
+            if not any(local(c) == "CreationDate" for c in el):
+                parts.append("<LocationConstraint>%s</LocationConstraint>" % xml_escape(locations[name]))
+            listed += "<Bucket>%s</Bucket>" % "".join(parts)
+        tag = lambda t, v: "<%s>%s</%s>" % (t, xml_escape(v), t) if v else "<%s/>" % t
+        xml = '<?xml version="1.0" encoding="UTF-8"?><ListAllMyBucketsResult%s>' % (' xmlns="%s"' % ns if ns else "")
+        xml += owner + "<IsTruncated>%s</IsTruncated><MaxKeys>%d</MaxKeys>" % ("true" if truncated else "false", max_keys)
+        xml += tag("Prefix", prefix) + tag("Marker", marker)
+        if truncated and page:
+            xml += tag("NextMarker", page[-1][0])
+        xml += "<Buckets>%s</Buckets></ListAllMyBucketsResult>" % listed
+        return ok(start_response, xml.encode())
+
+    def delete_bucket(self, environ, start_response, bucket, body):
+        """DeleteBucket: moto decides (409 BucketNotEmpty, 404 NoSuchBucket); a deleted bucket's
+        IBM state is forgotten, so that a bucket created again under its name starts afresh."""
+        count("bucket_deletes", bucket)
+
+        def gone(status):
+            if status < 300:
+                with LOCK:
+                    LOCATIONS.pop(bucket, None)
+                    KP.pop(bucket, None)
+                    PROTECTION.pop(bucket, None)
+                    for k in [k for k in OBJECTS if k[0] == bucket]:
+                        del OBJECTS[k]
+        with BUCKET_LOCK:
+            return self.forward(environ, start_response, body, gone)
 
     def delete_objects(self, environ, start_response, bucket, body):
         """DeleteObjects on a protected bucket: each retained or held key is refused on its own
@@ -265,6 +483,20 @@ class Double:
                 with LOCK:
                     PROTECTION[bucket] = conf
                 return ok(start_response)
+
+        # Bucket operations (a query of only `x-id`, which SDKs add, is no query).
+        plain = not [k for k in query if k != "x-id"]
+        if not bucket and method == "GET" and "extended" in query:
+            return self.list_buckets_extended(environ, start_response, query)
+        if bucket and not key:
+            if method == "PUT" and plain:
+                return self.create_bucket(environ, start_response, bucket, body)
+            if method == "HEAD":
+                return self.head_bucket(environ, start_response, bucket, body)
+            if method == "GET" and "location" in query:
+                return self.bucket_location(environ, start_response, bucket, body)
+            if method == "DELETE" and plain:
+                return self.delete_bucket(environ, start_response, bucket, body)
 
         if bucket not in PROTECTION or not key:
             return self.forward(environ, start_response, body)

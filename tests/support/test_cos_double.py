@@ -1,5 +1,6 @@
 """Each documented rule of IBM's legacy immutability API, checked against the double, so the double
-cannot drift from shared/IMMUTABILITY.md section (a). Run: .venv/bin/python -m unittest tests/support/test_cos_double.py"""
+cannot drift from shared/IMMUTABILITY.md section (a); and IBM's bucket operations (location
+constraints, Key Protect, the extended listing, DeleteBucket). Run: .venv/bin/python -m unittest tests/support/test_cos_double.py"""
 import base64
 import hashlib
 import subprocess
@@ -7,6 +8,7 @@ import sys
 import time
 import unittest
 import uuid
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import requests
@@ -16,6 +18,12 @@ HERE = Path(__file__).parent
 requests = requests.Session()
 requests.headers["Authorization"] = "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0"
 requests.utils = __import__("requests").utils
+
+
+S3 = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+KP_HEADERS = {"ibm-sse-kp-encryption-algorithm": "AES256",
+              "ibm-sse-kp-customer-root-key-crn": "crn:v1:bluemix:public:kms:us-south:a/0123456789abcdef:1111-2222::key:3333-4444"}
+SIGNED_US_SOUTH = "AWS4-HMAC-SHA256 Credential=test/20260101/us-south/s3/aws4_request, SignedHeaders=host, Signature=0"
 
 
 def md5(body):
@@ -182,6 +190,151 @@ class DoubleTest(unittest.TestCase):
         self.assertEqual(requests.post("%s/%s?delete" % (self.url, b), data=body).status_code, 400, "needs an integrity header")
         stats = requests.get("%s/__double/stats" % self.url).json()
         self.assertEqual(stats["batch_deletes"][b], 2)
+
+    # IBM bucket operations: location constraints, Key Protect, extended listing, delete.
+
+    def create(self, name, location=None, xmlns=True, **headers):
+        body = b""
+        if location is not None:
+            body = ('<CreateBucketConfiguration%s><LocationConstraint>%s</LocationConstraint></CreateBucketConfiguration>'
+                    % (' xmlns="http://s3.amazonaws.com/doc/2006-03-01/"' if xmlns else "", location)).encode()
+        return requests.put("%s/%s" % (self.url, name), data=body, headers=headers)
+
+    def location(self, name):
+        r = requests.get("%s/%s?location" % (self.url, name))
+        self.assertEqual(r.status_code, 200, r.text)
+        return ET.fromstring(r.content).text
+
+    def test_create_bucket_with_location_constraint_and_key_protect(self):
+        b = "kp" + uuid.uuid4().hex[:12]
+        r = self.create(b, "us-south-cold", **KP_HEADERS)
+        self.assertEqual(r.status_code, 200, r.text)
+        h = requests.head("%s/%s" % (self.url, b)).headers
+        self.assertEqual(h["ibm-sse-kp-enabled"], "true")
+        self.assertEqual(h["ibm-sse-kp-crk-id"], KP_HEADERS["ibm-sse-kp-customer-root-key-crn"])
+        r = requests.get("%s/%s?location" % (self.url, b))
+        self.assertIn('<LocationConstraint xmlns="http://s3.amazonaws.com/doc/2006-03-01/">us-south-cold</LocationConstraint>', r.text)
+        plain = "pl" + uuid.uuid4().hex[:12]
+        self.assertEqual(self.create(plain).status_code, 200)
+        h = requests.head("%s/%s" % (self.url, plain)).headers
+        self.assertEqual(h["ibm-sse-kp-enabled"], "false")
+        self.assertNotIn("ibm-sse-kp-crk-id", h)
+        self.assertEqual(self.location(plain), "us-south-standard", "the default location constraint")
+        other = "eu" + uuid.uuid4().hex[:12]
+        self.assertEqual(self.create(other, "eu-de-onerate_active", xmlns=False).status_code, 200, "no namespace")
+        self.assertEqual(self.location(other), "eu-de-onerate_active")
+        # Signed for an IBM region (moto alone refuses a create signed for any region but us-east-1).
+        south = "so" + uuid.uuid4().hex[:12]
+        self.assertEqual(self.create(south, "jp-tok-smart", Authorization=SIGNED_US_SOUTH).status_code, 200)
+        self.assertEqual(self.location(south), "jp-tok-smart")
+        missing = requests.get("%s/nx%s?location" % (self.url, uuid.uuid4().hex[:12]))
+        self.assertEqual(missing.status_code, 404)
+        self.assertIn("<Code>NoSuchBucket</Code>", missing.text)
+        self.assertEqual(requests.head("%s/nx%s" % (self.url, uuid.uuid4().hex[:12])).status_code, 404)
+
+    def test_create_bucket_refusals(self):
+        crn = KP_HEADERS["ibm-sse-kp-customer-root-key-crn"]
+        cases = [
+            (dict(location="us-south"), "InvalidLocationConstraint"),
+            (dict(location="us-south-glacier"), "InvalidLocationConstraint"),
+            (dict(location="US-SOUTH-COLD"), "InvalidLocationConstraint"),
+            (dict(location="us-east-1"), "InvalidLocationConstraint"),
+            (dict(**{"ibm-sse-kp-encryption-algorithm": "AES128", "ibm-sse-kp-customer-root-key-crn": crn}), "InvalidArgument"),
+            (dict(**{"ibm-sse-kp-customer-root-key-crn": crn}), "InvalidArgument"),
+            (dict(**{"ibm-sse-kp-encryption-algorithm": "AES256"}), "InvalidArgument"),
+            (dict(**{"ibm-sse-kp-encryption-algorithm": "AES256", "ibm-sse-kp-customer-root-key-crn": "not-a-crn"}), "InvalidArgument"),
+            (dict(**{"ibm-sse-kp-encryption-algorithm": "AES256",
+                     "ibm-sse-kp-customer-root-key-crn": "crn:v1:bluemix:public:cloud-object-storage:global:a/1::key:2"}), "InvalidArgument"),
+            (dict(**{"ibm-sse-kp-encryption-algorithm": "AES256",
+                     "ibm-sse-kp-customer-root-key-crn": "crn:v1:bluemix:public:kms:us-south:a/1:2::"}), "InvalidArgument"),
+        ]
+        for kwargs, code in cases:
+            b = "rf" + uuid.uuid4().hex[:12]
+            r = self.create(b, **kwargs)
+            self.assertEqual(r.status_code, 400, (kwargs, r.text))
+            self.assertIn("<Code>%s</Code>" % code, r.text, kwargs)
+            self.assertEqual(requests.head("%s/%s" % (self.url, b)).status_code, 404, "%s: not created" % kwargs)
+        hs = "hs" + uuid.uuid4().hex[:12]
+        hpcs = {"ibm-sse-kp-encryption-algorithm": "AES256",
+                "ibm-sse-kp-customer-root-key-crn": "crn:v1:bluemix:public:hs-crypto:us-south:a/1:2:key:3"}
+        self.assertEqual(self.create(hs, **hpcs).status_code, 200, "a Hyper Protect Crypto Services key")
+        self.assertEqual(self.create("ab").status_code, 400, "moto's bucket name rules")
+        # IBM bucket names are global: any existing name is refused, by whatever request.
+        b = "re" + uuid.uuid4().hex[:12]
+        self.assertEqual(self.create(b, "us-south-vault").status_code, 200)
+        for again in (dict(), dict(location="us-south-vault"), dict(location="eu-de-cold"), dict(Authorization=SIGNED_US_SOUTH)):
+            r = self.create(b, **again)
+            self.assertEqual(r.status_code, 409, again)
+            self.assertIn("<Code>BucketAlreadyExists</Code>", r.text)
+        self.assertEqual(self.location(b), "us-south-vault", "a refused re-create changes nothing")
+        stats = requests.get("%s/__double/stats" % self.url).json()
+        self.assertEqual(stats["bucket_creates"][b], 5, "refused creates are counted")
+
+    def test_list_buckets_extended(self):
+        prefix = "ls" + uuid.uuid4().hex[:10]
+        names = {prefix + "-a": "us-south-cold", prefix + "-b": None, prefix + "-c": "eu-gb-flex"}
+        for name, loc in names.items():
+            self.assertEqual(self.create(name, loc).status_code, 200)
+        r = requests.get("%s/?extended" % self.url)
+        self.assertEqual(r.status_code, 200, r.text)
+        root = ET.fromstring(r.content)
+        self.assertEqual(root.tag, S3 + "ListAllMyBucketsResult", "moto's namespace kept")
+        self.assertEqual(root.findtext(S3 + "IsTruncated"), "false")
+        listed = {}
+        for b in root.iter(S3 + "Bucket"):
+            tags = [c.tag[len(S3):] for c in b]
+            self.assertEqual(tags[:3], ["Name", "CreationDate", "LocationConstraint"], "each bucket has its constraint")
+            listed[b.findtext(S3 + "Name")] = b.findtext(S3 + "LocationConstraint")
+        for name, loc in names.items():
+            self.assertEqual(listed[name], loc or "us-south-standard", name)
+        # The plain listing is moto's, unchanged.
+        plain = ET.fromstring(requests.get("%s/" % self.url).content)
+        plain_names = [b.findtext(S3 + "Name") for b in plain.iter(S3 + "Bucket")]
+        self.assertTrue(set(names) <= set(plain_names))
+        self.assertIsNone(plain.find(".//" + S3 + "LocationConstraint"))
+        # Pages: prefix, max-keys, marker and NextMarker.
+        seen, marker = [], ""
+        for _ in range(5):
+            r = requests.get("%s/?extended&prefix=%s&max-keys=2&marker=%s" % (self.url, prefix, marker))
+            page = ET.fromstring(r.content)
+            seen += [b.findtext(S3 + "Name") for b in page.iter(S3 + "Bucket")]
+            self.assertEqual(page.findtext(S3 + "Prefix"), prefix)
+            if page.findtext(S3 + "IsTruncated") != "true":
+                self.assertIsNone(page.find(S3 + "NextMarker"))
+                break
+            marker = page.findtext(S3 + "NextMarker")
+            self.assertEqual(marker, seen[-1])
+        self.assertEqual(seen, sorted(names), "two pages, sorted by name")
+        self.assertEqual(requests.get("%s/?extended&max-keys=x" % self.url).status_code, 400)
+
+    def test_delete_bucket(self):
+        b = "dl" + uuid.uuid4().hex[:12]
+        self.assertEqual(self.create(b, "us-south-cold", **KP_HEADERS).status_code, 200)
+        self.assertEqual(requests.put("%s/%s/k" % (self.url, b), data=b"x").status_code, 200)
+        r = requests.delete("%s/%s" % (self.url, b))
+        self.assertEqual(r.status_code, 409, r.text)
+        self.assertIn("<Code>BucketNotEmpty</Code>", r.text)
+        h = requests.head("%s/%s" % (self.url, b))
+        self.assertEqual(h.status_code, 200, "still there")
+        self.assertEqual(h.headers["ibm-sse-kp-enabled"], "true", "and still Key Protect")
+        self.assertEqual(self.location(b), "us-south-cold")
+        self.assertIn(requests.delete("%s/%s/k" % (self.url, b)).status_code, (200, 204))
+        self.assertEqual(requests.delete("%s/%s" % (self.url, b)).status_code, 204)
+        self.assertEqual(requests.head("%s/%s" % (self.url, b)).status_code, 404)
+        listing = ET.fromstring(requests.get("%s/?extended" % self.url).content)
+        self.assertNotIn(b, [n.text for n in listing.iter(S3 + "Name")])
+        self.assertEqual(requests.delete("%s/%s" % (self.url, b)).status_code, 404, "NoSuchBucket")
+        # Created again without Key Protect or a constraint: nothing of the old bucket is left.
+        self.assertEqual(self.create(b).status_code, 200)
+        self.assertEqual(requests.head("%s/%s" % (self.url, b)).headers["ibm-sse-kp-enabled"], "false")
+        self.assertEqual(self.location(b), "us-south-standard")
+        stats = requests.get("%s/__double/stats" % self.url).json()
+        self.assertEqual(stats["bucket_deletes"][b], 3)
+        # An empty bucket with a retention policy may go; its policy goes with it.
+        p = self.bucket(minimum=0, default=1, maximum=10)
+        self.assertEqual(requests.delete("%s/%s" % (self.url, p)).status_code, 204)
+        self.assertEqual(self.create(p).status_code, 200)
+        self.assertIn("<Status>Disabled</Status>", requests.get("%s/%s?protection" % (self.url, p)).text)
 
 
 if __name__ == "__main__":
