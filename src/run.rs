@@ -14,9 +14,9 @@ use tracing::{error, info, warn};
 
 use crate::creds::{self, endpoints};
 
-use crate::config::MountConfig;
 use crate::account::s3::{open_bucket, S3Buckets};
 use crate::account::{AccountRoot, Mount};
+use crate::config::MountConfig;
 use crate::fuse::FuseFs;
 use crate::store::s3::S3Store;
 use crate::store::{ObjectStore, StoreError};

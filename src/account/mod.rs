@@ -325,7 +325,10 @@ impl<S: ObjectStore> Mount<S> {
             To::Fs(fs, i, _) => fs.getxattr(i, name).await,
             To::Root(_) => Err(FsError::quiet(
                 libc::ENODATA,
-                format!("{}: the account root has no attributes (a bucket's are on its folder)", name.to_string_lossy()),
+                format!(
+                    "{}: the account root has no attributes (a bucket's are on its folder)",
+                    name.to_string_lossy()
+                ),
             )),
         }
     }

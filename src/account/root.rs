@@ -123,21 +123,18 @@ impl<S: ObjectStore> AccountRoot<S> {
         Ok(list)
     }
 
-    /// The bucket `name`, from a listing younger than the TTL (listing again once when the name
-    /// is not in a kept one, so a bucket made elsewhere shows at once).
+    /// The bucket `name`, from a listing younger than the TTL, else from a new one (so a bucket
+    /// made elsewhere shows at once; the kernel remembers a missing name for the TTL).
     async fn find(&self, name: &str) -> FsResult<BucketInfo> {
         for fresh in [false, true] {
             if let Some(b) = self.list(fresh).await?.iter().find(|b| b.name == name) {
                 return Ok(b.clone());
             }
-            let recent = lock(&self.listing)
-                .as_ref()
-                .is_some_and(|(at, _)| at.elapsed() < Duration::from_millis(200));
-            if recent {
-                break;
-            }
         }
-        Err(FsError::quiet(libc::ENOENT, format!("no bucket {name:?} in this account")))
+        Err(FsError::quiet(
+            libc::ENOENT,
+            format!("no bucket {name:?} in this account"),
+        ))
     }
 
     fn bucket_entry(&self, b: &BucketInfo) -> Entry {
@@ -213,7 +210,10 @@ impl<S: ObjectStore> AccountRoot<S> {
     pub async fn lookup(&self, name: &OsStr) -> FsResult<Entry> {
         let name = self.name(name)?;
         if check_bucket_name(name).is_err() {
-            return Err(FsError::quiet(libc::ENOENT, format!("{name:?} cannot be a bucket name")));
+            return Err(FsError::quiet(
+                libc::ENOENT,
+                format!("{name:?} cannot be a bucket name"),
+            ));
         }
         Ok(self.bucket_entry(&self.find(name).await?))
     }
@@ -227,7 +227,9 @@ impl<S: ObjectStore> AccountRoot<S> {
             .to_str()
             .ok_or_else(|| FsError::new(libc::EINVAL, "bucket names are ASCII"))?;
         check_bucket_name(name).map_err(|why| FsError::new(libc::EINVAL, why))?;
-        if self.list(false).await?.iter().any(|b| b.name == name) {
+        // Listed afresh: some servers (moto, AWS in us-east-1) answer a CreateBucket of a bucket
+        // the account already owns with success.
+        if self.list(true).await?.iter().any(|b| b.name == name) {
             return Err(FsError::quiet(libc::EEXIST, format!("bucket {name:?} exists")));
         }
         self.buckets.create(name).await?;

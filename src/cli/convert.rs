@@ -38,9 +38,11 @@ impl Cli {
                 ));
             }
             if self.retention_period.is_some() || self.legal_hold_id.is_some() || self.object_lock_mode.is_some() {
-                return Err("--retention-period, --legal-hold-id and --object-lock-mode apply to one bucket: \
+                return Err(
+                    "--retention-period, --legal-hold-id and --object-lock-mode apply to one bucket: \
                             mount that bucket on its own to use them"
-                    .into());
+                        .into(),
+                );
             }
             (String::new(), String::new())
         } else {
@@ -50,9 +52,11 @@ impl Cli {
             };
             check_bucket_name(&bucket)?;
             if self.location_constraint.is_some() || self.kp_root_key_crn.is_some() {
-                return Err("--location-constraint and --kp-root-key-crn are for buckets made by mkdir: \
+                return Err(
+                    "--location-constraint and --kp-root-key-crn are for buckets made by mkdir: \
                             they need --all-buckets"
-                    .into());
+                        .into(),
+                );
             }
             (bucket, prefix)
         };
@@ -217,7 +221,9 @@ mod tests {
         assert_eq!(c.mountpoint, std::path::PathBuf::from("/mnt/cos"));
         let new = c.all_buckets.expect("an account mount");
         assert_eq!(new.location_constraint.as_deref(), Some("us-south-cold"));
-        assert!(parse(&["--all-buckets", "b", "/mnt"]).unwrap_err().contains("only the mount point"));
+        assert!(parse(&["--all-buckets", "b", "/mnt"])
+            .unwrap_err()
+            .contains("only the mount point"));
         assert!(parse(&["bucket", "/mnt", "--location-constraint", "us-south-cold"])
             .unwrap_err()
             .contains("need --all-buckets"));
@@ -227,7 +233,10 @@ mod tests {
         assert!(parse(&["--all-buckets", "/mnt", "--retention-period", "60"])
             .unwrap_err()
             .contains("apply to one bucket"));
-        assert!(parse(&["bucket"]).is_err(), "a single-bucket mount needs its mount point");
+        assert!(
+            parse(&["bucket"]).is_err(),
+            "a single-bucket mount needs its mount point"
+        );
         let c = parse(&["bucket", "/mnt", "--metadata-ttl", "indefinite"]).expect("ok");
         assert!(c.fs.metadata_ttl > Duration::from_secs(86_400 * 365));
     }

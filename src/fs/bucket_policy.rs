@@ -169,7 +169,10 @@ impl<S: ObjectStore> S3Fs<S> {
             put("user.cos.encryption.key-protect", if on { "true" } else { "false" });
             if on {
                 // AES256 is the only algorithm IBM's SSE-KP has; HEAD bucket does not repeat it.
-                put("user.cos.encryption.algorithm", facts.kp_algorithm.as_deref().unwrap_or("AES256"));
+                put(
+                    "user.cos.encryption.algorithm",
+                    facts.kp_algorithm.as_deref().unwrap_or("AES256"),
+                );
             }
         }
         if let Some(crn) = &facts.kp_root_key_crn {

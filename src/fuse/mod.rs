@@ -27,9 +27,9 @@ use fuser::{
 use tokio::runtime::Handle;
 use tracing::debug;
 
+use crate::account::Mount;
 use crate::fs::attr::Attr;
 use crate::fs::inode::Kind;
-use crate::account::Mount;
 use crate::fs::SetAttr;
 use crate::metrics;
 use crate::store::ObjectStore;

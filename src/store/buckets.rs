@@ -78,7 +78,11 @@ pub fn check_bucket_name(name: &str) -> Result<(), String> {
     if name.contains("..") || name.contains(".-") || name.contains("-.") {
         return bad("a '.' may not be next to another '.' or a '-'");
     }
-    if name.split('.').count() == 4 && name.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
+    if name.split('.').count() == 4
+        && name
+            .split('.')
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    {
         return bad("it must not look like an IP address");
     }
     Ok(())

@@ -37,9 +37,19 @@ impl<S: ObjectStore> S3Fs<S> {
             if super::super::bucket_policy::is_bucket_fact(rest) {
                 return Err(FsError::new(
                     libc::EPERM,
-                    format!("{name} is set when the bucket is created (mkdir on an --all-buckets mount) and cannot change"),
+                    format!(
+                        "{name} is set when the bucket is created (mkdir on an --all-buckets mount) and cannot change"
+                    ),
                 ));
             }
+        }
+        if is_object_fact(rest) {
+            // ENOTSUP, not EPERM: `cp -a`, `mv` and `rsync -X` from another mount (or bucket)
+            // carry these names along, and coreutils reports every xattr error but ENOTSUP.
+            return Err(FsError::quiet(
+                libc::ENOTSUP,
+                format!("{name} is a fact of the stored object, set by the server: it cannot be set"),
+            ));
         }
         if inode.stat.kind != Kind::File {
             return Err(FsError::new(
@@ -217,4 +227,17 @@ fn check_flags(name: &str, exists: bool, flags: i32, removing: bool) -> FsResult
         return Err(FsError::quiet(libc::ENODATA, format!("no attribute user.{name}")));
     }
     Ok(())
+}
+
+/// Names whose values the server sets on every object (read-only everywhere).
+fn is_object_fact(name: &str) -> bool {
+    matches!(
+        name,
+        "s3.etag"
+            | "s3.content-type"
+            | "s3.storage-class"
+            | "s3.last-modified"
+            | "s3.version-id"
+            | "cos.legal-hold-count"
+    )
 }

@@ -17,17 +17,27 @@ use super::S3Store;
 /// Keeps what the raw answer said that the SDK's output drops: IBM's `ibm-sse-kp-*` headers and
 /// the body (ListBuckets' `LocationConstraint`, `IsTruncated`).
 #[derive(Debug, Default, Clone)]
-struct RawAnswer(Arc<Mutex<(Vec<(String, String)>, Vec<u8>)>>);
+struct RawAnswer(Arc<Mutex<Captured>>);
+
+#[derive(Debug, Default)]
+struct Captured {
+    /// `ibm-*` response headers.
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
 
 impl RawAnswer {
     fn header(&self, name: &str) -> Option<String> {
         let g = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        g.0.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone())
+        g.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
     }
 
     fn body(&self) -> String {
         let g = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        String::from_utf8_lossy(&g.1).into_owned()
+        String::from_utf8_lossy(&g.body).into_owned()
     }
 }
 
@@ -43,7 +53,7 @@ impl Intercept for RawAnswer {
         _cfg: &mut ConfigBag,
     ) -> Result<(), aws_sdk_s3::error::BoxError> {
         let mut g = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        g.0 = ctx
+        g.headers = ctx
             .response()
             .headers()
             .iter()
@@ -60,14 +70,16 @@ impl Intercept for RawAnswer {
         _cfg: &mut ConfigBag,
     ) -> Result<(), aws_sdk_s3::error::BoxError> {
         if let Some(bytes) = ctx.response().and_then(|r| r.body().bytes()) {
-            self.0.lock().unwrap_or_else(|p| p.into_inner()).1 = bytes.to_vec();
+            self.0.lock().unwrap_or_else(|p| p.into_inner()).body = bytes.to_vec();
         }
         Ok(())
     }
 }
 
 /// The service code of an SDK error, if the server sent one.
-fn code<E: ProvideErrorMetadata>(e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> Option<String> {
+fn code<E: ProvideErrorMetadata>(
+    e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> Option<String> {
     e.as_service_error().and_then(|s| s.code()).map(str::to_string)
 }
 
@@ -228,7 +240,9 @@ impl S3Store {
             .filter(|l| !l.is_empty());
         Ok(BucketFacts {
             location,
-            kp_enabled: raw.header("ibm-sse-kp-enabled").map(|v| v.trim().eq_ignore_ascii_case("true")),
+            kp_enabled: raw
+                .header("ibm-sse-kp-enabled")
+                .map(|v| v.trim().eq_ignore_ascii_case("true")),
             kp_root_key_crn: raw
                 .header("ibm-sse-kp-crk-id")
                 .or_else(|| raw.header("ibm-sse-kp-customer-root-key-crn")),
