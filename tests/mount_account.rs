@@ -246,3 +246,24 @@ fn a_name_taken_on_the_double_is_eexist_and_bad_constraints_are_refused_at_mount
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("not a location constraint"));
 }
+
+#[test]
+fn a_single_bucket_mount_shows_its_buckets_encryption_and_location_on_the_root() {
+    let ep = cos_double();
+    let b = format!("single{}", std::process::id());
+    let body = "<CreateBucketConfiguration><LocationConstraint>us-south-smart</LocationConstraint></CreateBucketConfiguration>";
+    sh_ok(&format!(
+        "curl -sf -X PUT -H 'ibm-sse-kp-encryption-algorithm: AES256' \
+         -H 'ibm-sse-kp-customer-root-key-crn: {ROOT_KEY}' --data '{body}' '{ep}/{b}'"
+    ));
+    let m = Mount::with_endpoint(&b, &ep, &[]);
+    let facts = sh_ok(&format!("getfattr -d -m user.cos '{}'", m.p("")));
+    for line in [
+        "user.cos.location=\"us-south-smart\"",
+        "user.cos.storage-class=\"smart\"",
+        "user.cos.encryption.key-protect=\"true\"",
+        &format!("user.cos.encryption.root-key-crn=\"{ROOT_KEY}\""),
+    ] {
+        assert!(facts.contains(line), "{line} in {facts}");
+    }
+}
