@@ -81,7 +81,10 @@ impl DirReplier for Collect {
     }
 }
 
-fn account(buckets: &[(&str, &[(&str, &[u8])])]) -> (MemoryBuckets, Mount<MemoryStore>) {
+/// Buckets by name, each with its objects (key, body).
+type Objects<'a> = &'a [(&'a str, &'a [u8])];
+
+fn account(buckets: &[(&str, Objects<'_>)]) -> (MemoryBuckets, Mount<MemoryStore>) {
     let mem = MemoryBuckets::default();
     for (name, objects) in buckets {
         let store = MemoryStore::new();
