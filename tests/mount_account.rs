@@ -222,7 +222,19 @@ fn an_encrypted_bucket_with_a_retention_policy_made_with_mkdir_setfattr_and_cp()
     let still = rt().block_on(client_at(&ep).head_object().bucket(&records).key("r1.txt").send());
     assert!(still.is_ok(), "the held record is still stored: {still:?}");
     // Each bucket keeps its own scheme: the protected one refuses deletes, the plain one not.
+    // A shell redirect stores the file once, with its contents, as on a single-bucket mount
+    // (the last close is found in /proc by the inode number the kernel sees).
     sh_ok(&format!("echo x > '{}/a' && echo y > '{}/b'", m.p(&kept), m.p(&plain)));
+    let stored = rt().block_on(async {
+        let o = client_at(&ep).get_object().bucket(&kept).key("a").send().await?;
+        Ok::<_, Box<dyn std::error::Error>>(o.body.collect().await?.into_bytes())
+    });
+    assert_eq!(&stored.expect("stored")[..], b"x\n", "not an empty, locked object");
+    assert_eq!(
+        double_stats(&ep)["writes"][format!("{kept}/a")].as_u64(),
+        Some(1),
+        "one PUT"
+    );
     assert!(!sh(&format!("rm '{}/a'", m.p(&kept))).status.success());
     sh_ok(&format!("rm '{}/b'", m.p(&plain)));
     // A bucket is refused deletion while it holds records.

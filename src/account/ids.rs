@@ -19,6 +19,11 @@ pub fn global(slot: u64, local: u64) -> u64 {
     }
 }
 
+/// What the kernel adds to every number of bucket `slot`.
+pub fn base(slot: u64) -> u64 {
+    slot << SLOT_SHIFT
+}
+
 /// `(slot, local)` of a kernel number.
 pub fn split(global: u64) -> (u64, u64) {
     (global >> SLOT_SHIFT, global & LOCAL_MASK)

@@ -165,6 +165,7 @@ impl<S: ObjectStore> AccountRoot<S> {
         let fs = cell
             .get_or_try_init(|| async {
                 let fs = self.buckets.open(&name).await?;
+                fs.set_kernel_ino_base(ids::base(slot));
                 if let Some(id) = self.mount_id.get() {
                     fs.set_mount_id(*id);
                 }

@@ -170,6 +170,11 @@ impl<S: ObjectStore> S3Fs<S> {
         let _ = self.mount_id.set(id);
     }
 
+    /// The kernel sees this filesystem's inode `n` as `base | n` (an account mount's bucket).
+    pub fn set_kernel_ino_base(&self, base: u64) {
+        let _ = self.kernel_ino_base.set(base);
+    }
+
     /// flush (each `close`): store a dirty file when this is the writer's last close (see
     /// `closing.rs`); the upload's error is the caller's. A close by another process than the
     /// opener (a forked child dropping inherited descriptors at `exec`) or by one that still holds
@@ -193,7 +198,8 @@ impl<S: ObjectStore> S3Fs<S> {
             drop(g);
             return self.unstored_error(h.ino);
         }
-        let still_writing = self.mount_id.get().and_then(|&mnt| still_writing(pid, mnt, h.ino));
+        let kernel_ino = self.kernel_ino_base.get().copied().unwrap_or(0) | h.ino;
+        let still_writing = self.mount_id.get().and_then(|&mnt| still_writing(pid, mnt, kernel_ino));
         if still_writing == Some(true) {
             tracing::debug!(
                 ino = h.ino,

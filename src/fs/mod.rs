@@ -200,6 +200,9 @@ pub struct S3Fs<S: ObjectStore> {
     unstored: closing::Unstored,
     /// This mount's id in `/proc/self/mountinfo` (to tell a last close, see `closing.rs`).
     mount_id: std::sync::OnceLock<u64>,
+    /// What the kernel adds to this filesystem's inode numbers (a bucket of an account mount
+    /// has its slot in the high bits; 0 otherwise), to find its files in `/proc/PID/fdinfo`.
+    kernel_ino_base: std::sync::OnceLock<u64>,
     /// The bucket's immutability scheme: `config.worm` at mount, then what `setfattr` of a
     /// retention policy made it (see `bucket_policy.rs`).
     worm: Mutex<crate::store::worm::Worm>,
@@ -244,6 +247,7 @@ impl<S: ObjectStore> S3Fs<S> {
             open_files: Mutex::new(HashMap::new()),
             unstored: closing::Unstored::default(),
             mount_id: std::sync::OnceLock::new(),
+            kernel_ino_base: std::sync::OnceLock::new(),
             prefetch,
             kept_dirs: Mutex::new(std::collections::HashSet::new()),
             xattr_cache: Mutex::new(HashMap::new()),
