@@ -37,6 +37,14 @@ pub fn run(config: MountConfig) -> Result<(), String> {
         warn!("{w}");
     }
     info!(source = found.resolved.source(), "credentials");
+    if let (Some(_), creds::Resolved::ApiKey { instance_id: None, .. }) = (&config.all_buckets, &found.resolved) {
+        return Err(format!(
+            "--all-buckets with an IBM API key (from {}) needs the COS service instance whose buckets \
+                 to list and create: give --service-instance-id CRN (or IBM_SERVICE_INSTANCE_ID, or \
+                 resource_instance_id in the COS credentials file)",
+            found.resolved.source()
+        ));
+    }
     let mut s3 = config.s3.clone();
     if s3.endpoint_url.is_none() && found.resolved.is_ibm() {
         let Some(region) = s3.region.clone() else {

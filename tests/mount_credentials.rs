@@ -166,3 +166,45 @@ fn a_token_refused_before_its_expiry_is_refreshed_once_and_the_request_retried()
         "a new token was fetched"
     );
 }
+
+#[test]
+fn an_account_mount_with_an_api_key_names_its_service_instance() {
+    // With the instance (IBM wants it to list and create buckets): buckets listed and made.
+    let b = bucket("iam-acct");
+    let iam = IamDouble::start(Duration::from_secs(600));
+    let proxy = AuthProxy::start(&endpoint(), &iam);
+    let m = Mount::custom("--all-buckets", &proxy.endpoint, &[], |c| {
+        ibm_env(c, GOOD_KEY, &iam.endpoint)
+    });
+    let names = std::fs::read_dir(m.path())
+        .expect("ls")
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<Vec<_>>();
+    assert!(names.contains(&b), "{names:?}");
+    let made = format!("iam-made-{}", std::process::id());
+    std::fs::create_dir(m.p(&made)).expect("mkdir creates a bucket with a bearer token");
+    std::fs::write(m.p(&format!("{made}/f")), b"through IAM").expect("write");
+    assert_eq!(get(&made, "f").expect("stored"), b"through IAM");
+    assert_eq!(proxy.rejected.load(std::sync::atomic::Ordering::SeqCst), 0);
+    drop(m);
+    // Without it, the mount says what is missing before asking IAM for anything.
+    let mnt = tempfile::tempdir().expect("tmp");
+    let mut cmd = cosmount_cmd();
+    ibm_env(&mut cmd, GOOD_KEY, &iam.endpoint);
+    cmd.env_remove("IBM_SERVICE_INSTANCE_ID");
+    let calls = iam.calls.load(std::sync::atomic::Ordering::SeqCst);
+    let out = cmd
+        .args(["--all-buckets"])
+        .arg(mnt.path())
+        .args(["--endpoint-url", &proxy.endpoint, "--force-path-style", "--foreground"])
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("--service-instance-id"), "{err}");
+    assert_eq!(
+        iam.calls.load(std::sync::atomic::Ordering::SeqCst),
+        calls,
+        "IAM was not asked"
+    );
+}

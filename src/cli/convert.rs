@@ -31,7 +31,8 @@ impl Cli {
     pub fn into_config(self) -> Result<MountConfig, String> {
         let mountpoint = self.mountpoint_arg();
         let (bucket, prefix) = if self.all_buckets {
-            if self.mountpoint.is_some() {
+            // `all-buckets` is the source that mount(8) and fstab pass (and `mount` shows).
+            if self.mountpoint.is_some() && self.bucket != "all-buckets" {
                 return Err(format!(
                     "--all-buckets mounts every bucket: give only the mount point (`cosmount --all-buckets {}`)",
                     mountpoint.display()

@@ -141,6 +141,24 @@ impl AuthProxy {
                             }
                             continue;
                         }
+                        // IBM wants the service instance on requests that list or create buckets.
+                        let mut parts = line.split(' ');
+                        let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+                        let path = target.split('?').next().unwrap_or("");
+                        let bucket_level = path.trim_matches('/').split('/').count() == 1 && !target.contains('?');
+                        let needs_instance = path == "/" || (method == "PUT" && bucket_level && path != "/");
+                        if needs_instance && !headers.iter().any(|(k, _)| k == "ibm-service-instance-id") {
+                            rj.fetch_add(1, Ordering::SeqCst);
+                            let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InvalidArgument</Code><Message>ibm-service-instance-id is required to list or create buckets</Message></Error>";
+                            let resp = format!(
+                                "HTTP/1.1 400 Bad Request\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\r\n{xml}",
+                                xml.len()
+                            );
+                            if to_client.write_all(resp.as_bytes()).is_err() {
+                                break;
+                            }
+                            continue;
+                        }
                         a.fetch_add(1, Ordering::SeqCst);
                         let mut head = format!("{line}\r\n");
                         for (k, v) in &headers {
