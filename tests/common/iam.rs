@@ -146,7 +146,7 @@ impl AuthProxy {
                         let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
                         let path = target.split('?').next().unwrap_or("");
                         let bucket_level = path.trim_matches('/').split('/').count() == 1 && !target.contains('?');
-                        let needs_instance = path == "/" || (method == "PUT" && bucket_level && path != "/");
+                        let needs_instance = path == "/" || (method == "PUT" && bucket_level);
                         if needs_instance && !headers.iter().any(|(k, _)| k == "ibm-service-instance-id") {
                             rj.fetch_add(1, Ordering::SeqCst);
                             let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InvalidArgument</Code><Message>ibm-service-instance-id is required to list or create buckets</Message></Error>";
