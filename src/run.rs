@@ -88,7 +88,8 @@ pub fn run(config: MountConfig) -> Result<(), String> {
                 config.fs.presentation,
                 config.fs.metadata_ttl,
                 config.read_only,
-            );
+            )
+            .in_region(config.s3.region.clone());
             Mount::Account(Arc::new(root))
         }
     });

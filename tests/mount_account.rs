@@ -279,3 +279,29 @@ fn a_single_bucket_mount_shows_its_buckets_encryption_and_location_on_the_root()
         assert!(facts.contains(line), "{line} in {facts}");
     }
 }
+
+#[test]
+fn buckets_in_other_locations_are_not_shown_with_region() {
+    // IBM's extended listing names each bucket's location; with --region only that location's
+    // buckets are reachable through its endpoint, so only they are shown.
+    let ep = cos_double();
+    let (here, there) = (
+        format!("south{}", std::process::id()),
+        format!("frankfurt{}", std::process::id()),
+    );
+    for (b, lc) in [(&here, "us-south-vault"), (&there, "eu-de-standard")] {
+        let body = format!(
+            "<CreateBucketConfiguration><LocationConstraint>{lc}</LocationConstraint></CreateBucketConfiguration>"
+        );
+        sh_ok(&format!("curl -sf -X PUT --data '{body}' '{ep}/{b}'"));
+    }
+    let m = account(&ep, &["--region", "us-south"]);
+    let names = sh_ok(&format!("ls '{}'", m.p("")));
+    assert!(names.lines().any(|l| l == here), "{names}");
+    assert!(!names.lines().any(|l| l == there), "{names}");
+    wait_log(&m.log, &format!("{there} (eu-de-standard)"));
+    // Without --region every bucket is shown.
+    let all = account(&ep, &[]);
+    let names = sh_ok(&format!("ls '{}'", all.p("")));
+    assert!(names.lines().any(|l| l == there), "{names}");
+}

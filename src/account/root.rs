@@ -43,6 +43,9 @@ pub struct AccountRoot<S: ObjectStore> {
     presentation: Presentation,
     ttl: Duration,
     read_only: bool,
+    /// `--region`: buckets that IBM's extended listing places in another location are not shown
+    /// (requests for them would have to go to another endpoint).
+    region: Option<String>,
     mounted_at: SystemTime,
     /// Bucket name → slot, for the life of the mount (a bucket made again gets its old slot).
     slots: Mutex<HashMap<String, u64>>,
@@ -75,6 +78,7 @@ impl<S: ObjectStore> AccountRoot<S> {
             presentation,
             ttl,
             read_only,
+            region: None,
             mounted_at: SystemTime::now(),
             slots: Mutex::new(HashMap::new()),
             open: Mutex::new(HashMap::new()),
@@ -82,6 +86,21 @@ impl<S: ObjectStore> AccountRoot<S> {
             dirs: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             mount_id: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Show only the buckets that IBM's extended listing places in `region` (`us-south` takes
+    /// `us-south-standard`, `us-south-cold`, ...); buckets the listing says nothing of are shown.
+    pub fn in_region(mut self, region: Option<String>) -> Self {
+        self.region = region;
+        self
+    }
+
+    /// Whether bucket `b` is served through this endpoint.
+    fn here(&self, b: &BucketInfo) -> bool {
+        match (&self.region, &b.location) {
+            (Some(r), Some(l)) => l == r || l.strip_prefix(r.as_str()).is_some_and(|rest| rest.starts_with('-')),
+            _ => true,
         }
     }
 
@@ -118,7 +137,20 @@ impl<S: ObjectStore> AccountRoot<S> {
             }
         }
         let at = Instant::now();
-        let list = Arc::new(self.buckets.list().await?);
+        let (here, elsewhere): (Vec<BucketInfo>, Vec<BucketInfo>) =
+            self.buckets.list().await?.into_iter().partition(|b| self.here(b));
+        if !elsewhere.is_empty() {
+            let names: Vec<String> = elsewhere
+                .iter()
+                .map(|b| format!("{} ({})", b.name, b.location.as_deref().unwrap_or("?")))
+                .collect();
+            info!(
+                "{} bucket(s) in other locations are not shown (mount with their --region to see them): {}",
+                names.len(),
+                names.join(", ")
+            );
+        }
+        let list = Arc::new(here);
         *lock(&self.listing) = Some((at, list.clone()));
         Ok(list)
     }

@@ -5,7 +5,9 @@
 
 use std::sync::{Arc, Mutex};
 
-use aws_sdk_s3::config::interceptors::{BeforeDeserializationInterceptorContextRef, FinalizerInterceptorContextRef};
+use aws_sdk_s3::config::interceptors::{
+    AfterDeserializationInterceptorContextRef, BeforeDeserializationInterceptorContextRef,
+};
 use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
@@ -63,13 +65,14 @@ impl Intercept for RawAnswer {
         Ok(())
     }
 
-    fn read_after_attempt(
+    fn read_after_deserialization(
         &self,
-        ctx: &FinalizerInterceptorContextRef<'_>,
+        ctx: &AfterDeserializationInterceptorContextRef<'_>,
         _components: &RuntimeComponents,
         _cfg: &mut ConfigBag,
     ) -> Result<(), aws_sdk_s3::error::BoxError> {
-        if let Some(bytes) = ctx.response().and_then(|r| r.body().bytes()) {
+        // The body of a non-streaming answer is in memory once it has been deserialized.
+        if let Some(bytes) = ctx.response().body().bytes() {
             self.0.lock().unwrap_or_else(|p| p.into_inner()).body = bytes.to_vec();
         }
         Ok(())
