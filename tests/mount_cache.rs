@@ -156,3 +156,90 @@ fn reading_a_tree_again_after_the_ttl_lists_each_directory_once_instead_of_askin
     assert!(again <= 12, "reading the tree again cost {again} requests");
     assert!(log_count(&m, "listed again to refresh expired entries") >= 3);
 }
+
+/// HEADs of `bucket/key` the IBM double has seen.
+fn heads_of(ep: &str, key: &str) -> u64 {
+    double_stats(ep)["heads"][key].as_u64().unwrap_or(0)
+}
+
+#[test]
+fn a_later_mount_takes_ls_l_metadata_from_the_disk_cache_except_for_changed_objects() {
+    let ep = cos_double();
+    let c = client_at(&ep);
+    let b = format!("metacache{}", std::process::id());
+    rt().block_on(c.create_bucket().bucket(&b).send()).expect("bucket");
+    let names: Vec<String> = (0..20).map(|i| format!("d/f{i:02}")).collect();
+    rt().block_on(async {
+        for k in &names {
+            c.put_object()
+                .bucket(&b)
+                .key(k)
+                .body(aws_sdk_s3::primitives::ByteStream::from(k.as_bytes().to_vec()))
+                .metadata("mode", "33216") // 0o100700
+                .metadata("uid", "1234")
+                .send()
+                .await
+                .expect("put");
+        }
+    });
+    let state = tempfile::tempdir().expect("state dir");
+    let state_arg = state.path().to_str().expect("utf8").to_string();
+    let ls = |m: &Mount| sh_ok(&format!("ls -ln '{}'", m.p("d")));
+    let heads = || names.iter().map(|k| heads_of(&ep, k)).sum::<u64>();
+    let m = Mount::with_endpoint(&b, &ep, &["--state-dir", &state_arg]);
+    let first = ls(&m);
+    assert_eq!(
+        first.lines().filter(|l| l.starts_with("-rwx------ 1 1234 ")).count(),
+        20,
+        "{first}"
+    );
+    let after_first = heads();
+    assert!(after_first >= 20, "the first mount HEADs every file: {after_first}");
+    drop(m);
+    // Another client changes one object: a new ETag.
+    rt().block_on(
+        c.put_object()
+            .bucket(&b)
+            .key("d/f07")
+            .body(aws_sdk_s3::primitives::ByteStream::from(b"changed elsewhere".to_vec()))
+            .metadata("mode", "33188") // 0o100644
+            .send(),
+    )
+    .expect("put");
+    let m = Mount::with_endpoint(&b, &ep, &["--state-dir", &state_arg]);
+    wait_log(&m.log, "metadata cache on disk");
+    let second = ls(&m);
+    assert_eq!(
+        second.lines().filter(|l| l.starts_with("-rwx------ 1 1234 ")).count(),
+        19,
+        "{second}"
+    );
+    assert!(
+        second
+            .lines()
+            .any(|l| l.starts_with("-rw-r--r--") && l.ends_with("f07")),
+        "the changed object shows its new mode: {second}"
+    );
+    assert_eq!(heads() - after_first, 1, "only the changed object is HEADed again");
+    drop(m);
+    // A damaged cache file is rebuilt, never trusted.
+    let file = std::fs::read_dir(state.path())
+        .expect("state dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().contains("metadata-"))
+        .expect("a metadata cache file");
+    let mut bytes = std::fs::read(&file).expect("read");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&file, &bytes).expect("damage");
+    let m = Mount::with_endpoint(&b, &ep, &["--state-dir", &state_arg]);
+    let third = ls(&m);
+    assert_eq!(
+        third.lines().filter(|l| l.starts_with("-rwx------ 1 1234 ")).count(),
+        19,
+        "{third}"
+    );
+    let log = wait_log(&m.log, "damaged record");
+    assert!(log.contains("rebuilt"), "the log says so");
+}

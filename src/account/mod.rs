@@ -93,6 +93,14 @@ impl<S: ObjectStore> Mount<S> {
         }
     }
 
+    /// Write out what the buckets' metadata caches on disk have buffered (at unmount).
+    pub fn flush_caches(&self) {
+        match self {
+            Mount::Bucket(fs) => fs.flush_metadata(),
+            Mount::Account(root) => root.each_open(|fs| fs.flush_metadata()),
+        }
+    }
+
     /// The S3 key (with its bucket, in an account mount) of an inode or a child, for log lines.
     pub fn key_of(&self, ino: u64, name: Option<&OsStr>) -> Option<String> {
         match self {

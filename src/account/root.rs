@@ -208,6 +208,17 @@ impl<S: ObjectStore> AccountRoot<S> {
         Ok(fs.clone())
     }
 
+    /// Run `f` on every bucket's filesystem that is open.
+    pub fn each_open(&self, f: impl Fn(&S3Fs<S>)) {
+        let open: Vec<Arc<S3Fs<S>>> = lock(&self.open)
+            .values()
+            .filter_map(|(_, c)| c.get().cloned())
+            .collect();
+        for fs in open {
+            f(&fs);
+        }
+    }
+
     /// The filesystem of bucket `slot` if it is open (handles only come from open ones).
     pub fn fs_if_open(&self, slot: u64) -> Option<Arc<S3Fs<S>>> {
         lock(&self.open).get(&slot).and_then(|(_, c)| c.get().cloned())

@@ -42,6 +42,7 @@ pub async fn open_bucket(
             store
         }
     };
+    let endpoint = store.describe();
     let mut fs_config = config.fs.clone();
     fs_config.worm = worm;
     let disk = match (disk_dir, &config.disk_cache) {
@@ -50,7 +51,15 @@ pub async fn open_bucket(
         }
         _ => None,
     };
-    Ok(S3Fs::with_budget(Arc::new(store), fs_config, disk, budget))
+    let fs = S3Fs::with_budget(Arc::new(store), fs_config, disk, budget);
+    match fs.keep_metadata_in(&config.state_dir, &endpoint, &bucket) {
+        Ok(n) => info!(bucket = bucket.as_str(), objects = n, "metadata cache on disk"),
+        Err(e) => warn!(
+            "no metadata cache in {} ({e}): each mount HEADs objects again for ls -l",
+            config.state_dir.display()
+        ),
+    }
+    Ok(fs)
 }
 
 /// Retention options must match the bucket's scheme.

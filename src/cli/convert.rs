@@ -133,6 +133,7 @@ impl Cli {
                 metadata_ttl: self.metadata_ttl,
                 listing_attributes: self.listing_attributes,
                 max_memory: self.max_memory,
+                metadata_concurrency: self.max_connections.max(1),
                 bypass_governance: self.bypass_governance_retention,
                 read_only: self.read_only,
                 upload: UploadConfig {

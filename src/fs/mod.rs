@@ -10,7 +10,7 @@
 //!
 //! - **Names and attributes**: `lookup.rs` (lookup, getattr, forget) over `inode.rs` (inode
 //!   numbers ↔ paths, freshness, negative entries), `attr.rs` (what `stat` shows), `meta.rs`
-//!   (POSIX attributes in user metadata), `prefetch.rs` (HEADs ahead of `ls -l`), `new_dirs.rs`
+//!   (POSIX attributes in user metadata), `prefetch.rs` (HEADs ahead of `ls -l`; `meta_disk.rs` keeps what they said), `new_dirs.rs`
 //!   (names in directories made moments ago are absent) and `path.rs` (which keys can be names;
 //!   paths ↔ keys).
 //! - **Directories**: `dirs.rs` (opendir, readdir, readdirplus, releasedir) reads listings
@@ -44,6 +44,7 @@ mod listing;
 pub mod listing_cache;
 mod lookup;
 pub mod meta;
+pub mod meta_disk;
 mod namespace;
 pub mod new_dirs;
 mod open_files;
@@ -110,6 +111,8 @@ pub struct FsConfig {
     pub bypass_governance: bool,
     /// Bytes of object data held in memory at most (read cache, read-ahead, write buffers).
     pub max_memory: u64,
+    /// HEADs in flight at once for `ls -l`'s metadata (the mount's `--max-connections`).
+    pub metadata_concurrency: usize,
 }
 
 /// Default of `--max-memory`.
@@ -133,6 +136,7 @@ impl Default for FsConfig {
             worm: crate::store::worm::Worm::None,
             bypass_governance: false,
             max_memory: DEFAULT_MAX_MEMORY,
+            metadata_concurrency: prefetch::CONCURRENCY,
         }
     }
 }
@@ -231,7 +235,8 @@ impl<S: ObjectStore> S3Fs<S> {
     /// A filesystem whose memory counts against `budget`, shared with others (the buckets of an
     /// account mount share one `--max-memory`).
     pub fn with_budget(store: Arc<S>, config: FsConfig, disk: Option<blocks::DiskCache>, budget: Arc<Budget>) -> Self {
-        let prefetch = prefetch::Prefetcher::new(store.clone(), config.metadata_ttl);
+        let prefetch =
+            prefetch::Prefetcher::with_concurrency(store.clone(), config.metadata_ttl, config.metadata_concurrency);
         let blocks = BlockCache::new(budget.clone(), disk);
         let parts = parts::PartPool::new(budget.clone(), config.upload.part_size);
         let listings = listing_cache::ListingCache::new(config.metadata_ttl);
@@ -287,6 +292,20 @@ impl<S: ObjectStore> S3Fs<S> {
     /// The store underneath.
     pub fn store(&self) -> &Arc<S> {
         &self.store
+    }
+
+    /// Keep the POSIX attributes HEADs and uploads tell in `dir`, for this and later mounts of
+    /// `bucket` at `endpoint` (see `meta_disk.rs`); returns how many an earlier mount kept.
+    pub fn keep_metadata_in(&self, dir: &std::path::Path, endpoint: &str, bucket: &str) -> std::io::Result<usize> {
+        let (disk, records) = meta_disk::MetaDisk::open(dir, endpoint, bucket)?;
+        let n = records.len();
+        self.prefetch.attach_disk(Arc::new(disk), records);
+        Ok(n)
+    }
+
+    /// Write out what the metadata cache on disk has buffered (at unmount).
+    pub fn flush_metadata(&self) {
+        self.prefetch.flush_disk();
     }
 
     fn fresh_until(&self) -> Instant {

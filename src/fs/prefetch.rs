@@ -16,6 +16,9 @@
 //!   afterwards. Plain `ls` or `find`, which never stat, cost no HEAD. A lookup whose key is
 //!   queued or in flight waits for that HEAD rather than sending its own, so `ls -l` runs at the
 //!   prefetch's concurrency, not one HEAD at a time.
+//! - what HEADs said (and what uploads stored) is also kept on disk, by key and ETag, for later
+//!   mounts of the bucket (`meta_disk.rs`): their `ls -l` of unchanged objects needs no HEAD.
+//!   Such a record only ever vouches for its ETag, never for a listing without one;
 //! - `--listing-attributes` skips all of this and shows listing attributes only.
 
 use std::collections::HashMap;
@@ -29,6 +32,7 @@ use tokio::sync::{watch, Semaphore};
 use super::inode::Stat;
 use super::lock;
 use super::meta::Posix;
+use super::meta_disk::{MetaDisk, Record};
 use super::readdir::Listed;
 use crate::store::{ObjectStore, StoreError};
 
@@ -47,6 +51,8 @@ struct Head {
     mtime: SystemTime,
     posix: Posix,
     sent: Instant,
+    /// Read from the disk cache of an earlier mount: holds for its ETag only.
+    persisted: bool,
 }
 
 impl Head {
@@ -55,9 +61,23 @@ impl Head {
     fn holds_for(&self, etag: &Option<String>, ttl: Duration) -> bool {
         match etag {
             Some(_) => self.etag == *etag,
-            None => self.sent.elapsed() < ttl,
+            None => !self.persisted && self.sent.elapsed() < ttl,
         }
     }
+}
+
+/// Keep `head` of `key` in memory, and on disk when it has an ETag to vouch for.
+fn put(cache: &PosixCache, disk: Option<&MetaDisk>, key: &str, head: Head) {
+    if let (Some(disk), Some(etag)) = (disk, &head.etag) {
+        disk.append(&Record {
+            key: key.to_string(),
+            etag: etag.clone(),
+            size: head.size,
+            last_modified: head.mtime,
+            posix: head.posix.clone(),
+        });
+    }
+    lock(cache).put(key.to_string(), head);
 }
 
 type PosixCache = Mutex<LruCache<String, Head>>;
@@ -89,6 +109,8 @@ pub struct Prefetcher<S: ObjectStore> {
     permits: Arc<Semaphore>,
     /// HEADs queued or in flight, by key, with a channel that turns true when done.
     inflight: Arc<Mutex<HashMap<String, watch::Receiver<bool>>>>,
+    /// The cache on disk, shared with later mounts.
+    disk: std::sync::OnceLock<Arc<MetaDisk>>,
 }
 
 fn cap(n: usize) -> NonZeroUsize {
@@ -98,13 +120,47 @@ fn cap(n: usize) -> NonZeroUsize {
 impl<S: ObjectStore> Prefetcher<S> {
     /// A prefetcher over `store`; metadata is fresh for `ttl`.
     pub fn new(store: Arc<S>, ttl: Duration) -> Self {
+        Self::with_concurrency(store, ttl, CONCURRENCY)
+    }
+
+    /// A prefetcher with `concurrency` HEADs in flight (the mount's `--max-connections`).
+    pub fn with_concurrency(store: Arc<S>, ttl: Duration, concurrency: usize) -> Self {
         Self {
             store,
             ttl,
             cache: Arc::new(Mutex::new(LruCache::new(cap(CACHE_ENTRIES)))),
             listings: Mutex::new(LruCache::new(cap(LISTINGS))),
-            permits: Arc::new(Semaphore::new(CONCURRENCY)),
+            permits: Arc::new(Semaphore::new(concurrency.max(1))),
             inflight: Arc::new(Mutex::new(HashMap::new())),
+            disk: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Keep attributes on `disk` from now on, and take those an earlier mount kept there.
+    pub fn attach_disk(&self, disk: Arc<MetaDisk>, records: Vec<Record>) {
+        let now = Instant::now();
+        let mut cache = lock(&self.cache);
+        for r in records {
+            cache.put(
+                r.key,
+                Head {
+                    etag: Some(r.etag),
+                    size: r.size,
+                    mtime: r.last_modified,
+                    posix: r.posix,
+                    sent: now,
+                    persisted: true,
+                },
+            );
+        }
+        drop(cache);
+        let _ = self.disk.set(disk);
+    }
+
+    /// Write what the disk cache has buffered.
+    pub fn flush_disk(&self) {
+        if let Some(d) = self.disk.get() {
+            d.flush();
         }
     }
 
@@ -117,8 +173,9 @@ impl<S: ObjectStore> Prefetcher<S> {
                 mtime: stat.mtime,
                 posix: posix.clone(),
                 sent,
+                persisted: false,
             };
-            lock(&self.cache).put(key.to_string(), head);
+            put(&self.cache, self.disk.get().map(|d| &**d), key, head);
         }
     }
 
@@ -139,7 +196,7 @@ impl<S: ObjectStore> Prefetcher<S> {
     /// fresh.
     pub fn recent(&self, key: &str) -> Option<(Stat, Instant)> {
         let cache = lock(&self.cache);
-        let h = cache.peek(key)?;
+        let h = cache.peek(key).filter(|h| !h.persisted)?;
         let until = h.sent.checked_add(self.ttl)?;
         if until <= Instant::now() {
             return None;
@@ -231,7 +288,7 @@ impl<S: ObjectStore> Prefetcher<S> {
                 inflight.insert(key.clone(), rx);
             }
             let (store, cache, permits) = (self.store.clone(), self.cache.clone(), self.permits.clone());
-            let (inflight, ttl) = (self.inflight.clone(), self.ttl);
+            let (inflight, ttl, disk) = (self.inflight.clone(), self.ttl, self.disk.get().cloned());
             rt.spawn(async move {
                 if let Ok(_permit) = permits.acquire_owned().await {
                     let known = lock(&cache).get(&key).is_some_and(|h| h.holds_for(&etag, ttl));
@@ -245,8 +302,9 @@ impl<S: ObjectStore> Prefetcher<S> {
                                     size: meta.size,
                                     mtime: meta.last_modified,
                                     sent,
+                                    persisted: false,
                                 };
-                                lock(&cache).put(key.clone(), head);
+                                put(&cache, disk.as_deref(), &key, head);
                             }
                             Err(StoreError::NotFound { .. }) => {
                                 lock(&cache).pop(&key);

@@ -376,6 +376,7 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
     }
 
     fn destroy(&mut self) {
+        self.fs.flush_caches();
         debug!("filesystem destroyed");
     }
 }

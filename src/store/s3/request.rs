@@ -76,7 +76,7 @@ impl S3Store {
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, StoreError>>,
     {
-        self.call_within(self.attempt_limit, f).await
+        self.call_within(self.attempt_limit, self.timeout, f).await
     }
 
     /// [`call`](Self::call) for requests the server may work on for a while before it answers
@@ -87,10 +87,22 @@ impl S3Store {
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, StoreError>>,
     {
-        self.call_within(self.timeout, f).await
+        self.call_within(self.timeout, self.timeout, f).await
     }
 
-    async fn call_within<T, F, Fut>(&self, attempt_limit: Duration, f: F) -> Result<T, StoreError>
+    /// [`call_patient`](Self::call_patient) for a request the server may work on for `extra`
+    /// longer than `--timeout` before it answers: a CompleteMultipartUpload of many parts, which
+    /// some servers assemble in silence (S3 sends spaces meanwhile; moto and others do not).
+    pub(super) async fn call_patient_for<T, F, Fut>(&self, extra: Duration, f: F) -> Result<T, StoreError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        let limit = self.timeout + extra;
+        self.call_within(limit, limit, f).await
+    }
+
+    async fn call_within<T, F, Fut>(&self, attempt_limit: Duration, timeout: Duration, f: F) -> Result<T, StoreError>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, StoreError>>,
@@ -116,9 +128,9 @@ impl S3Store {
         };
         // Offline (an earlier request found the server silent and nothing came since): a probe.
         let limit = if deadline::offline() {
-            deadline::PROBE.min(self.timeout)
+            deadline::PROBE.min(timeout)
         } else {
-            self.timeout
+            timeout
         };
         let request = Arc::new(deadline::Request::new(attempt_limit.min(limit), limit));
         let sent = deadline::for_request(request.clone(), self.authorized(f));
@@ -131,7 +143,7 @@ impl S3Store {
                     endpoint: self.endpoint.clone(),
                     message: format!("{why} (retried for {} s)", limit.as_secs()),
                 },
-                None if limit < self.timeout => StoreError::TimedOut {
+                None if limit < timeout => StoreError::TimedOut {
                     endpoint: self.endpoint.clone(),
                     message: format!(
                         "still no answer within {} s (it stopped answering earlier; --timeout {} s)",
