@@ -13,6 +13,22 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+/// The file `KIND-ENDPOINT-BUCKET.EXT` in the state directory `dir` (characters other than
+/// letters, digits, `-` and `.` become `_`): one per endpoint and bucket, for each kind of state.
+pub fn state_file(dir: &Path, kind: &str, endpoint: &str, bucket: &str, ext: &str) -> PathBuf {
+    let tag: String = format!("{endpoint}-{bucket}")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    dir.join(format!("{kind}-{tag}.{ext}"))
+}
+
 /// An append-only record of started and finished multipart uploads.
 #[derive(Debug)]
 pub struct Journal {
@@ -24,17 +40,7 @@ impl Journal {
     /// The journal of `bucket` at `endpoint` in `dir` (created if missing).
     pub fn open(dir: &Path, endpoint: &str, bucket: &str) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
-        let tag: String = format!("{endpoint}-{bucket}")
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        let path = dir.join(format!("uploads-{tag}.log"));
+        let path = state_file(dir, "uploads", endpoint, bucket, "log");
         let file = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
         Ok(Self {
             path,
