@@ -208,17 +208,7 @@ impl MetaDisk {
     /// the file is rewritten when it held duplicates or a corrupt tail.
     pub fn open(dir: &Path, endpoint: &str, bucket: &str) -> std::io::Result<(Self, Vec<Record>)> {
         std::fs::create_dir_all(dir)?;
-        let tag: String = format!("{endpoint}-{bucket}")
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        let path = dir.join(format!("metadata-{tag}.cache"));
+        let path = crate::store::journal::state_file(dir, "metadata", endpoint, bucket, "cache");
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
