@@ -6,6 +6,7 @@
 //! - [`servers`]: bench-server, credentials and the environment of every child, the raw client,
 //!   the peers' installation;
 //! - [`mounts`]: mounting and unmounting systems, daemon RSS, cleanup on any exit;
+//! - [`delay_proxy`]: the TCP proxy that adds a round-trip to every request (`--latency MS`);
 //! - [`datasets`]: the input data and the data sets the workloads read or list;
 //! - [`workloads`]: the workload groups, run in rounds over the raw client and every system;
 //! - [`checks`]: what every answer is checked against (MD5, byte-for-byte trees, listing sizes);
@@ -22,6 +23,7 @@
 pub mod checks;
 pub mod config;
 pub mod datasets;
+pub mod delay_proxy;
 pub mod error;
 pub mod mounts;
 pub mod parse;
