@@ -3,7 +3,7 @@
 # against the same local S3 server, for a raw aws-sdk-s3 client (the practical limit) and, in full
 # mode, for the peers s3fs and rclone mount (installed with apt-get if missing).
 #
-#   scripts/bench.sh [--quick] [--label NAME]
+#   scripts/bench.sh [--quick] [--label NAME] [--latency MS]
 #
 # Workloads, each for every system in turn (raw client first; "cosmount-la" is cosmount with
 # --listing-attributes, measured on the listing workloads only; "local" is a local directory):
@@ -30,6 +30,12 @@
 #   find_cold      `find` over a FIND-file tree (50 directories) vs raw LIST without delimiter
 #   rsync2         a second `rsync -a --stats` of the FILES tree onto the mount, after a first one and a
 #                  remount, vs raw LIST + HEAD of that tree; the cell counts files it re-copied
+# --latency MS (or BENCH_LATENCY_MS) runs small_write, small_read, ls and find a second time through a
+# delay proxy in the harness that adds MS of round-trip to every request (the first bytes of each
+# request and of each response held MS/2; the rest streamed), for the raw client and every system
+# alike; those rows are reported as WORKLOAD@MSms (e.g. ls_l_cold@20ms) in a table of their own,
+# with ratios to the raw client through the same proxy. Off by default; BENCH_WORKLOADS names these
+# groups small_write@lat small_read@lat ls@lat find@lat, or "latency" for all four (latency rows only).
 # Listing and time workloads are in seconds (lower is better; the ratio is time / baseline time);
 # MB/s, ops/s and files/s are higher-is-better (ratio = figure / raw).
 # Reads use the objects the raw client wrote (the same bytes for everyone); every system's writes go
@@ -51,7 +57,8 @@
 # Overrides (for experiments): BENCH_REPS, BENCH_SYSTEMS ("cosmount s3fs rclone"), BENCH_BIG_MIB,
 # BENCH_FILES, BENCH_PAR_MIB, BENCH_RAND, BENCH_LS, BENCH_LS_BIG, BENCH_LS_BIG_REPS, BENCH_FIND,
 # BENCH_WORKLOADS (groups to run, default "seq_write seq_read par_read rand_read small_write
-# small_read ls ls_big find rsync"), BENCH_KEEP=1 (keep bench/work/ and logs).
+# small_read ls ls_big find rsync", plus the latency groups with --latency), BENCH_LATENCY_MS,
+# BENCH_KEEP=1 (keep bench/work/ and logs).
 set -euo pipefail
 # This script is the entry point only: the harness is the Rust program bench-harness in bench/
 # (src/harness/, one module per concern, unit-tested with `cargo test` there). The help
@@ -63,8 +70,8 @@ skip=0
 for a in "$@"; do
   if [ "$skip" = 1 ]; then skip=0; continue; fi
   case "$a" in
-    --quick|--label=*) ;;
-    --label) skip=1 ;;
+    --quick|--label=*|--latency=*) ;;
+    --label|--latency) skip=1 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) break ;;   # the harness reports it (exit 2)
   esac

@@ -1,5 +1,10 @@
-//! Configuration: `scripts/bench.sh [--quick] [--label NAME]` plus the `BENCH_*` overrides, with the
-//! quick and full modes' defaults, the fixed sizes and the raw client's tuned settings.
+//! Configuration: `scripts/bench.sh [--quick] [--label NAME] [--latency MS]` plus the `BENCH_*`
+//! overrides, with the quick and full modes' defaults, the fixed sizes and the raw client's tuned
+//! settings.
+//!
+//! `--latency MS` (or `BENCH_LATENCY_MS`) adds the latency groups: the groups of
+//! [`LATENCY_GROUPS`] run a second time through the delay proxy, named `GROUP@lat` in
+//! `BENCH_WORKLOADS` (`latency` stands for all of them) and reported as rows `WORKLOAD@MSms`.
 //!
 //! An override that is set but empty counts as unset (bash's `${BENCH_X:-default}`). The `--help`
 //! text is the header comment of `scripts/bench.sh` (the one place it is written), read at build
@@ -21,7 +26,16 @@ pub const ALL_GROUPS: [&str; 10] = [
     "rsync",
 ];
 
-/// The overrides that are reported in the result's command line when set.
+/// The groups that also run under latency (`--latency MS`), in the order they run: the chains and
+/// fan-outs of small requests (BENCH.md, "Real latency"). In `BENCH_WORKLOADS` each is `GROUP@lat`.
+pub const LATENCY_GROUPS: [&str; 4] = ["small_write", "small_read", "ls", "find"];
+/// The suffix of a latency group's name in `BENCH_WORKLOADS`.
+pub const LAT: &str = "@lat";
+/// `BENCH_WORKLOADS`'s name for every latency group.
+pub const LATENCY_ALIAS: &str = "latency";
+
+/// The overrides that are reported in the result's command line when set (`BENCH_LATENCY_MS` is
+/// reported as `--latency MS`).
 pub const REPORTED_OVERRIDES: [&str; 11] = [
     "BENCH_REPS",
     "BENCH_SYSTEMS",
@@ -102,8 +116,10 @@ pub struct Config {
     pub ls_big_reps: u32,
     /// Timeout of each measured command (s).
     pub cmd_timeout: u64,
-    /// Workload groups to run.
+    /// Workload groups to run (`GROUP@lat`: under latency).
     pub groups: Vec<String>,
+    /// The round-trip the delay proxy adds for the latency groups (ms); `None`: no latency groups.
+    pub latency_ms: Option<u64>,
     /// `BENCH_KEEP=1`: keep bench/work/ and the logs.
     pub keep: bool,
 }
@@ -130,10 +146,22 @@ fn env_num<T: std::str::FromStr>(env: &dyn Fn(&str) -> Option<String>, name: &st
     }
 }
 
+/// The usage line of the error messages.
+const USAGE: &str = "usage: scripts/bench.sh [--quick] [--label NAME] [--latency MS]";
+
+fn latency_ms(v: &str, from: &str) -> Result<u64> {
+    v.trim().parse().map_err(|_| {
+        Error::Usage(format!(
+            "bench: {from} must be a whole number of milliseconds, not {v:?}"
+        ))
+    })
+}
+
 /// Parses the arguments (without the program name) and the overrides read through `env`.
 pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Parsed> {
     let mut quick = false;
     let mut label = String::new();
+    let mut latency: Option<u64> = None;
     let mut i = 0;
     while i < args.len() {
         let a = args[i].as_str();
@@ -147,19 +175,35 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Pa
                     None => return Err(Error::Fatal("bench: --label needs a name".into())),
                 }
             }
+            "--latency" => {
+                i += 1;
+                match args.get(i) {
+                    Some(v) => latency = Some(latency_ms(v, "--latency")?),
+                    None => {
+                        return Err(Error::Usage(format!(
+                            "bench: --latency needs a round-trip in ms ({USAGE})"
+                        )))
+                    }
+                }
+            }
             "-h" | "--help" => return Ok(Parsed::Help),
             _ => {
                 if let Some(v) = a.strip_prefix("--label=") {
                     label = v.to_string();
+                } else if let Some(v) = a.strip_prefix("--latency=") {
+                    latency = Some(latency_ms(v, "--latency")?);
                 } else {
-                    return Err(Error::Usage(format!(
-                        "bench: unknown argument {a} (usage: scripts/bench.sh [--quick] [--label NAME])"
-                    )));
+                    return Err(Error::Usage(format!("bench: unknown argument {a} ({USAGE})")));
                 }
             }
         }
         i += 1;
     }
+    let latency = match (latency, env_nonempty(env, "BENCH_LATENCY_MS")) {
+        (Some(ms), _) => Some(ms),
+        (None, Some(v)) => Some(latency_ms(&v, "BENCH_LATENCY_MS")?),
+        (None, None) => None,
+    };
     let mode = if quick { Mode::Quick } else { Mode::Full };
     let reps_default = if quick { 1 } else { 3 };
     let reps: u32 = env_num(env, "BENCH_REPS", reps_default)?;
@@ -183,21 +227,10 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Pa
         ls_big_reps: env_num(env, "BENCH_LS_BIG_REPS", if quick { reps } else { 1 })?,
         reps,
         cmd_timeout: if quick { 120 } else { 900 },
-        groups: env_nonempty(env, "BENCH_WORKLOADS")
-            .unwrap_or_else(|| ALL_GROUPS.join(" "))
-            .split_whitespace()
-            .map(str::to_string)
-            .collect(),
+        groups: groups(env_nonempty(env, "BENCH_WORKLOADS"), latency)?,
+        latency_ms: latency,
         keep: env("BENCH_KEEP").as_deref() == Some("1"),
     };
-    for g in &cfg.groups {
-        if !ALL_GROUPS.contains(&g.as_str()) {
-            return Err(Error::Usage(format!(
-                "bench: unknown workload group {g} (BENCH_WORKLOADS; groups: {})",
-                ALL_GROUPS.join(" ")
-            )));
-        }
-    }
     let label = if label.is_empty() {
         mode.as_str().to_string()
     } else {
@@ -212,14 +245,77 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Pa
     Ok(Parsed::Run(Config { label, ..cfg }))
 }
 
+/// The workload groups: `BENCH_WORKLOADS` (with `latency` expanded), else every group (and, with a
+/// latency, every latency group); checked against the known groups.
+fn groups(selected: Option<String>, latency: Option<u64>) -> Result<Vec<String>> {
+    let lat_groups = || LATENCY_GROUPS.iter().map(|g| format!("{g}{LAT}"));
+    let Some(selected) = selected else {
+        let mut v: Vec<String> = ALL_GROUPS.iter().map(|g| g.to_string()).collect();
+        if latency.is_some() {
+            v.extend(lat_groups());
+        }
+        return Ok(v);
+    };
+    let mut v = Vec::new();
+    for g in selected.split_whitespace() {
+        if g == LATENCY_ALIAS {
+            v.extend(lat_groups());
+            continue;
+        }
+        if let Some(base) = g.strip_suffix(LAT) {
+            if !LATENCY_GROUPS.contains(&base) {
+                return Err(Error::Usage(format!(
+                    "bench: {g}: only {} run under latency (BENCH_WORKLOADS)",
+                    LATENCY_GROUPS.join(" ")
+                )));
+            }
+        } else if !ALL_GROUPS.contains(&g) {
+            return Err(Error::Usage(format!(
+                "bench: unknown workload group {g} (BENCH_WORKLOADS; groups: {}; under latency: {} or {LATENCY_ALIAS})",
+                ALL_GROUPS.join(" "),
+                lat_groups().collect::<Vec<_>>().join(" ")
+            )));
+        }
+        v.push(g.to_string());
+    }
+    if latency.is_none() {
+        if let Some(g) = v.iter().find(|g| g.ends_with(LAT)) {
+            return Err(Error::Usage(format!(
+                "bench: workload group {g} needs a latency: --latency MS (or BENCH_LATENCY_MS)"
+            )));
+        }
+    }
+    Ok(v)
+}
+
 impl Config {
     pub fn quick(&self) -> bool {
         self.mode == Mode::Quick
     }
 
-    /// Whether workload group `g` runs.
+    /// Whether workload group `g` runs (on loopback; `g@lat` for under latency).
     pub fn want(&self, g: &str) -> bool {
         self.groups.iter().any(|x| x == g)
+    }
+
+    /// Whether workload group `g` runs under latency (`g@lat` is selected).
+    pub fn want_lat(&self, g: &str) -> bool {
+        self.latency_ms.is_some() && self.want(&format!("{g}{LAT}"))
+    }
+
+    /// Whether workload group `g` runs on loopback or under latency (its data set is needed).
+    pub fn want_any(&self, g: &str) -> bool {
+        self.want(g) || self.want_lat(g)
+    }
+
+    /// Whether any latency group runs (the delay proxy is needed).
+    pub fn any_lat(&self) -> bool {
+        LATENCY_GROUPS.iter().any(|g| self.want_lat(g))
+    }
+
+    /// The suffix of the latency rows' workload names: `@20ms` (`""` without a latency).
+    pub fn lat_suffix(&self) -> String {
+        self.latency_ms.map(|ms| format!("@{ms}ms")).unwrap_or_default()
     }
 
     pub fn big_bytes(&self) -> u64 {
@@ -244,7 +340,7 @@ impl Config {
     }
 
     /// The command that reproduces this run, as the report shows it: the reported overrides
-    /// (`NAME=value`, sorted), then `bash scripts/bench.sh [--quick] [--label NAME]`.
+    /// (`NAME=value`, sorted), then `bash scripts/bench.sh [--quick] [--label NAME] [--latency MS]`.
     pub fn command_line(&self, env: &[(String, String)]) -> String {
         let mut cmd = "bash scripts/bench.sh".to_string();
         if self.quick() {
@@ -253,6 +349,9 @@ impl Config {
         if self.label != self.mode.as_str() {
             cmd.push_str(" --label ");
             cmd.push_str(&self.label);
+        }
+        if let Some(ms) = self.latency_ms {
+            cmd.push_str(&format!(" --latency {ms}"));
         }
         let mut set: Vec<String> = env
             .iter()
@@ -382,8 +481,88 @@ mod tests {
         let e = parse_with(&["--bogus"], &[]).unwrap_err().to_string();
         assert_eq!(
             e,
-            "bench: unknown argument --bogus (usage: scripts/bench.sh [--quick] [--label NAME])"
+            "bench: unknown argument --bogus (usage: scripts/bench.sh [--quick] [--label NAME] [--latency MS])"
         );
+    }
+
+    #[test]
+    fn latency_groups_and_overrides() {
+        let off = cfg(&["--quick"], &[]);
+        assert_eq!(
+            (off.latency_ms, off.any_lat(), off.lat_suffix().as_str()),
+            (None, false, "")
+        );
+        assert!(!off.want_lat("ls") && off.want_any("ls"));
+        // With a latency, every group runs, then the latency groups.
+        let c = cfg(&["--quick", "--latency", "20"], &[]);
+        assert_eq!(c.latency_ms, Some(20));
+        assert_eq!(c.groups.len(), 14);
+        assert_eq!(
+            &c.groups[10..],
+            ["small_write@lat", "small_read@lat", "ls@lat", "find@lat"]
+        );
+        assert!(c.want("ls") && c.want_lat("ls") && c.want_lat("small_read") && !c.want_lat("rsync"));
+        assert_eq!(c.lat_suffix(), "@20ms");
+        // `latency` alone: the latency groups only; a single one selects itself.
+        let only = cfg(&["--latency=5"], &[("BENCH_WORKLOADS", "latency")]);
+        assert_eq!(only.groups, ["small_write@lat", "small_read@lat", "ls@lat", "find@lat"]);
+        assert!(!only.want("ls") && only.want_lat("ls") && only.want_any("ls") && only.any_lat());
+        let one = cfg(&[], &[("BENCH_LATENCY_MS", "30"), ("BENCH_WORKLOADS", "ls ls@lat")]);
+        assert_eq!(one.latency_ms, Some(30));
+        assert!(one.want("ls") && one.want_lat("ls") && !one.want_lat("find") && !one.want_any("find"));
+        // The argument wins over the override; an empty override is unset; 0 is a latency.
+        assert_eq!(
+            cfg(&["--latency", "7"], &[("BENCH_LATENCY_MS", "30")]).latency_ms,
+            Some(7)
+        );
+        assert_eq!(cfg(&[], &[("BENCH_LATENCY_MS", "")]).latency_ms, None);
+        assert_eq!(cfg(&["--latency", "0"], &[]).lat_suffix(), "@0ms");
+        // The command line says --latency, whichever way it was given.
+        assert_eq!(
+            only.command_line(&[("BENCH_WORKLOADS".to_string(), "latency".to_string())]),
+            "BENCH_WORKLOADS=latency bash scripts/bench.sh --latency 5"
+        );
+        for (args, vars, msg) in [
+            (vec!["--latency"], vec![], "bench: --latency needs a round-trip in ms"),
+            (
+                vec!["--latency", "20ms"],
+                vec![],
+                "bench: --latency must be a whole number",
+            ),
+            (
+                vec![],
+                vec![("BENCH_LATENCY_MS", "x")],
+                "bench: BENCH_LATENCY_MS must be",
+            ),
+            (
+                vec![],
+                vec![("BENCH_WORKLOADS", "ls@lat")],
+                "bench: workload group ls@lat needs a latency",
+            ),
+            (
+                vec![],
+                vec![("BENCH_WORKLOADS", "latency")],
+                "bench: workload group small_write@lat needs",
+            ),
+            (
+                vec!["--latency", "20"],
+                vec![("BENCH_WORKLOADS", "rsync@lat")],
+                "bench: rsync@lat: only",
+            ),
+            (
+                vec!["--latency", "20"],
+                vec![("BENCH_WORKLOADS", "ls@20ms")],
+                "bench: unknown workload group ls@20ms",
+            ),
+        ] {
+            match parse_with(&args, &vars) {
+                Err(e) => {
+                    assert_eq!(e.exit_code(), 2, "{args:?} {vars:?}: {e}");
+                    assert!(e.to_string().starts_with(msg), "{args:?} {vars:?}: {e}");
+                }
+                Ok(p) => panic!("{args:?} {vars:?} parsed as {p:?}"),
+            }
+        }
     }
 
     #[test]
@@ -417,7 +596,8 @@ mod tests {
         assert_eq!(help_from_script(script), "Title line\n\n  usage\nno space\n");
         let h = help_text();
         assert!(h.starts_with("Benchmarks cosmount"), "{h}");
-        assert!(h.contains("scripts/bench.sh [--quick] [--label NAME]"));
+        assert!(h.contains("scripts/bench.sh [--quick] [--label NAME] [--latency MS]"));
+        assert!(h.contains("BENCH_LATENCY_MS"));
         assert!(h.contains("BENCH_KEEP=1"));
         assert!(!h.contains("set -euo"));
     }

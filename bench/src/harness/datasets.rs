@@ -75,7 +75,9 @@ pub fn make_data(ctx: &mut Ctx) -> Result<()> {
         ];
         ctx.raw_setup(&[&args[..], &["--part-size", &part, "--concurrency", &put]].concat())?;
     }
-    if !cfg.want("small_write") && cfg.want("small_read") {
+    // small_read (loopback or under latency) reads tree-1, which the raw client's loopback
+    // small_write writes in its first run; without that group, it is written here.
+    if !cfg.want("small_write") && cfg.want_any("small_read") {
         let args = [
             "put-small",
             "--bucket",
@@ -120,7 +122,7 @@ pub fn make_data(ctx: &mut Ctx) -> Result<()> {
         ctx.raw_setup(&["list", "--bucket", bucket])?; // bench-server walks a bucket once after writes
         Ok(())
     };
-    if cfg.want("ls") {
+    if cfg.want_any("ls") {
         log(&format!(
             "data: {} objects of {LS_SIZE} bytes in {LS_DIR}/ (and the same names in a local directory)",
             cfg.ls_n
@@ -139,7 +141,7 @@ pub fn make_data(ctx: &mut Ctx) -> Result<()> {
         log(&format!("data: {} objects in {LS_BIG_DIR}/", cfg.ls_big_n));
         put_listing(ctx, "bench-lsbig", LS_BIG_DIR.trim_end_matches("/d00"), cfg.ls_big_n, 1)?;
     }
-    if cfg.want("find") {
+    if cfg.want_any("find") {
         log(&format!(
             "data: {} objects in {} directories of {FIND_DIR}/",
             cfg.find_n, cfg.find_dirs

@@ -6,6 +6,7 @@
 //! - [`servers`]: bench-server, credentials and the environment of every child, the raw client,
 //!   the peers' installation;
 //! - [`mounts`]: mounting and unmounting systems, daemon RSS, cleanup on any exit;
+//! - [`delay_proxy`]: the TCP proxy that adds a round-trip to every request (`--latency MS`);
 //! - [`datasets`]: the input data and the data sets the workloads read or list;
 //! - [`workloads`]: the workload groups, run in rounds over the raw client and every system;
 //! - [`checks`]: what every answer is checked against (MD5, byte-for-byte trees, listing sizes);
@@ -22,6 +23,7 @@
 pub mod checks;
 pub mod config;
 pub mod datasets;
+pub mod delay_proxy;
 pub mod error;
 pub mod mounts;
 pub mod parse;
@@ -68,7 +70,8 @@ pub struct Ctx {
     pub cosmount_args: Vec<String>,
     /// `--max-memory` in MiB, when the build has it.
     pub max_memory_mib: Option<u64>,
-    /// http://127.0.0.1:PORT of bench-server.
+    /// http://127.0.0.1:PORT of bench-server, or of the delay proxy while the latency groups run
+    /// (see `Ctx::use_endpoint`).
     pub endpoint: String,
     /// Variables set for every child (credentials, proxies, rclone's remote).
     pub env: Vec<(String, String)>,
@@ -106,6 +109,12 @@ impl Ctx {
         }
         c.envs(self.env.iter().map(|(k, v)| (k, v)));
         c
+    }
+
+    /// Whether the latency groups are running (the clients go through the delay proxy and the
+    /// rows are recorded as `WORKLOAD@MSms`).
+    pub fn under_latency(&self) -> bool {
+        !self.res.suffix.is_empty()
     }
 
     /// `timeout -k 10 CMD_TIMEOUT program`: every measured command is bounded.

@@ -6,6 +6,9 @@
 //! so the machine's drift reaches all alike). In a later round, [`Results::record`] adds the new
 //! run to the earlier ones and takes the median again; once an entry failed, later rounds leave it
 //! failed; a failure in a later round keeps the earlier runs in the failed entry.
+//!
+//! Latency rows: while the latency groups run, [`Results::suffix`] is `@MSms` and every workload
+//! and group recorded gets it (`ls_l_cold@20ms`), so the same workload code fills rows of its own.
 
 use std::collections::HashMap;
 
@@ -46,6 +49,8 @@ pub struct Results {
     pub accumulate: bool,
     /// The current round, from 0 (for the log line).
     pub round: u32,
+    /// Appended to the workload and group names recorded (`@20ms` under latency, else empty).
+    pub suffix: String,
     /// A check of the raw client or of cosmount failed: the run exits 1.
     pub failed_core: bool,
     /// Peak RSS (MiB) per system (cosmount-la's also counts for cosmount).
@@ -67,6 +72,7 @@ impl Results {
 
     /// Records a system's result for a workload (see the module doc for rounds) and logs it.
     pub fn record(&mut self, sys: &str, wl: &str, status: Status, figure: &str, runs: &[String], note: &str) {
+        let wl = &format!("{wl}{}", self.suffix);
         let k = key(sys, wl);
         let mut runs = runs.to_vec();
         if self.accumulate {
@@ -137,7 +143,8 @@ impl Results {
 
     /// Notes a daemon's peak RSS (MiB) in a workload group.
     pub fn note_rss(&mut self, sys: &str, group: &str, mib: u64) {
-        let g = self.rss_group.entry(key(sys, group)).or_insert(0);
+        let group = format!("{group}{}", self.suffix);
+        let g = self.rss_group.entry(key(sys, &group)).or_insert(0);
         *g = (*g).max(mib);
         for s in [sys, sys.trim_end_matches("-la")] {
             let r = self.rss.entry(s.to_string()).or_insert(0);
@@ -216,6 +223,30 @@ mod tests {
         r.failed("cosmount", "ls_f_big_first", &[], "mount");
         r.ok("cosmount", "ls_f_big_first", &v(&["0.01"]), "");
         assert_eq!(r.get("cosmount", "ls_f_big_first").unwrap().status, Status::Ok);
+    }
+
+    #[test]
+    fn the_suffix_names_latency_rows_and_groups() {
+        let mut r = Results::default();
+        r.ok("raw", "ls_l_cold", &v(&["0.15"]), "");
+        r.suffix = "@20ms".into();
+        r.accumulate = true;
+        r.ok("raw", "ls_l_cold", &v(&["0.9"]), "");
+        r.ok("raw", "ls_l_cold", &v(&["1.1"]), "");
+        r.failed("cosmount", "find_cold", &[], "mount");
+        r.note_rss("cosmount", "ls", 20);
+        assert_eq!(
+            r.get("raw", "ls_l_cold").unwrap().runs,
+            v(&["0.15"]),
+            "the loopback row is apart"
+        );
+        assert_eq!(r.get("raw", "ls_l_cold@20ms").unwrap().runs, v(&["0.9", "1.1"]));
+        assert_eq!(r.get("raw", "ls_l_cold@20ms").unwrap().figure, "1");
+        assert_eq!(r.get("cosmount", "find_cold@20ms").unwrap().status, Status::Failed);
+        assert!(r.get("cosmount", "find_cold").is_none());
+        assert!(r.failed_core);
+        assert_eq!(r.rss_group[&key("cosmount", "ls@20ms")], 20);
+        assert_eq!(r.rss["cosmount"], 20);
     }
 
     #[test]

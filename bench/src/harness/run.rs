@@ -1,17 +1,19 @@
 //! The order of a run: prerequisites, the cosmount build, the peers, the server and credentials,
-//! the data sets, the workload groups, the report and the exit code (0 only if every check of the
-//! raw client and of cosmount passed; peers' failures are in the table, not fatal).
+//! the data sets, the workload groups, then (with `--latency MS`) the latency groups through the
+//! delay proxy, the report and the exit code (0 only if every check of the raw client and of
+//! cosmount passed; peers' failures are in the table, not fatal).
 
 use std::fs;
 use std::path::Path;
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::config::{Config, MAX_MEMORY_MIB, REPORTED_OVERRIDES};
+use super::delay_proxy::{endpoint_addr, DelayProxy};
 use super::error::{fatal, Error, Result};
 use super::mounts::Janitor;
 use super::parse::{loadavg3, mem_total_mib};
-use super::report::{self, RunInfo};
+use super::report::{self, ProxyInfo, RunInfo};
 use super::results::Results;
 use super::servers::{build_cosmount, has_max_memory, have, peer_version_of};
 use super::stats::fixed;
@@ -128,7 +130,13 @@ fn run_inner(cfg: Config, janitor: &Janitor) -> Result<i32> {
     super::datasets::make_data(&mut ctx)?;
 
     let load_before = loadavg3(&fs::read_to_string("/proc/loadavg").unwrap_or_default());
-    run_groups(&mut ctx);
+    let cfg = ctx.cfg.clone();
+    run_groups(&mut ctx, |g| cfg.want(g));
+    let proxy = if cfg.any_lat() {
+        Some(run_latency(&mut ctx)?)
+    } else {
+        None
+    };
     let load_after = loadavg3(&fs::read_to_string("/proc/loadavg").unwrap_or_default());
     let elapsed = fixed(t_start.elapsed().as_secs_f64(), 0);
 
@@ -161,6 +169,7 @@ fn run_inner(cfg: Config, janitor: &Janitor) -> Result<i32> {
         elapsed,
         lat_p50,
         lat_p99,
+        proxy,
         big_md5: ctx.big_md5.clone(),
         cold: ctx.cold,
         cosmount_rev: rev,
@@ -190,10 +199,42 @@ fn run_inner(cfg: Config, janitor: &Janitor) -> Result<i32> {
     Ok(0)
 }
 
-/// The workload groups in order: for each, the raw client, then each system, in REPS rounds
-/// (ls_big and rsync run their own repetitions). The listing groups also run cosmount-la.
-fn run_groups(ctx: &mut Ctx) {
+/// The latency groups: a delay proxy adding the round-trip between every client and bench-server,
+/// checked with 1-byte GETs through it, then the same groups as on loopback through it, each
+/// row recorded as `WORKLOAD@MSms`. The clients go back to the server itself afterwards.
+fn run_latency(ctx: &mut Ctx) -> Result<ProxyInfo> {
     let cfg = ctx.cfg.clone();
+    let ms = cfg.latency_ms.unwrap_or(0);
+    let server = ctx.endpoint.clone();
+    let upstream = endpoint_addr(&server).ok_or_else(|| fatal(format!("cannot proxy the endpoint {server}")))?;
+    let proxy = DelayProxy::start(upstream, Duration::from_millis(ms)).map_err(Error::io("delay proxy"))?;
+    log(&format!(
+        "latency: delay proxy at {} adds {ms} ms to each request-response exchange with {server}",
+        proxy.endpoint()
+    ));
+    ctx.use_endpoint(&proxy.endpoint());
+    let (p50, p99) = match ctx.proxy_check(ms) {
+        Ok(v) => v,
+        Err(e) => {
+            ctx.use_endpoint(&server);
+            return Err(e);
+        }
+    };
+    ctx.res.suffix = cfg.lat_suffix();
+    run_groups(ctx, |g| cfg.want_lat(g));
+    ctx.res.suffix.clear();
+    ctx.use_endpoint(&server);
+    let requests = proxy.requests();
+    log(&format!("latency: {requests} requests went through the delay proxy"));
+    Ok(ProxyInfo { p50, p99, requests })
+}
+
+/// The workload groups in order (those `want` selects): for each, the raw client, then each
+/// system, in REPS rounds (ls_big and rsync run their own repetitions). The listing groups also
+/// run cosmount-la. Under latency the log names each group with the rows' suffix.
+fn run_groups(ctx: &mut Ctx, want: impl Fn(&str) -> bool) {
+    let cfg = ctx.cfg.clone();
+    let sfx = ctx.res.suffix.clone();
     let (systems, ls_systems) = (cfg.systems.clone(), cfg.ls_systems());
     let reps = cfg.reps;
     // bench-server lists a bucket by walking it once after a write, then from memory: list
@@ -201,25 +242,28 @@ fn run_groups(ctx: &mut Ctx) {
     let prewarm = |ctx: &Ctx| {
         let _ = ctx.raw(&["list", "--bucket", "bench-raw"]);
     };
-    if cfg.want("seq_write") {
-        log(&format!("workload seq_write ({} MiB, {reps} rounds)", cfg.big_mib));
+    if want("seq_write") {
+        log(&format!("workload seq_write{sfx} ({} MiB, {reps} rounds)", cfg.big_mib));
         ctx.rounds(|c, runs| {
             c.seq_write_raw(runs);
             c.run_systems(&["seq_write"], &systems, |c, s| c.seq_write(s, runs));
         });
     }
-    if cfg.want("seq_read") {
+    if want("seq_read") {
         prewarm(ctx);
-        log(&format!("workload seq_read_cold ({} MiB, {reps} rounds)", cfg.big_mib));
+        log(&format!(
+            "workload seq_read_cold{sfx} ({} MiB, {reps} rounds)",
+            cfg.big_mib
+        ));
         ctx.rounds(|c, runs| {
             c.seq_read_raw(runs);
             c.run_systems(&["seq_read_cold"], &systems, |c, s| c.seq_read(s, runs));
         });
     }
-    if cfg.want("par_read") {
+    if want("par_read") {
         prewarm(ctx);
         log(&format!(
-            "workload par_read_cold (4 x {} MiB, {reps} rounds)",
+            "workload par_read_cold{sfx} (4 x {} MiB, {reps} rounds)",
             cfg.par_mib
         ));
         ctx.rounds(|c, runs| {
@@ -227,11 +271,11 @@ fn run_groups(ctx: &mut Ctx) {
             c.run_systems(&["par_read_cold"], &systems, |c, s| c.par_read(s, runs));
         });
     }
-    if cfg.want("rand_read") {
+    if want("rand_read") {
         prewarm(ctx);
         for (t, wl) in [(1, "rand_read"), (8, "rand_read8")] {
             log(&format!(
-                "workload {wl} ({} x 64 KiB, {t} in flight, {reps} rounds)",
+                "workload {wl}{sfx} ({} x 64 KiB, {t} in flight, {reps} rounds)",
                 cfg.rand_n
             ));
             ctx.rounds(|c, runs| {
@@ -240,24 +284,30 @@ fn run_groups(ctx: &mut Ctx) {
             });
         }
     }
-    if cfg.want("small_write") {
-        log(&format!("workload small_write ({} files, {reps} rounds)", cfg.files));
+    if want("small_write") {
+        log(&format!(
+            "workload small_write{sfx} ({} files, {reps} rounds)",
+            cfg.files
+        ));
         ctx.rounds(|c, runs| {
             c.small_write_raw(runs);
             c.run_systems(&["small_write"], &systems, |c, s| c.small_write(s, runs));
         });
     }
-    if cfg.want("small_read") {
+    if want("small_read") {
         prewarm(ctx);
-        log(&format!("workload small_read ({} files, {reps} rounds)", cfg.files));
+        log(&format!(
+            "workload small_read{sfx} ({} files, {reps} rounds)",
+            cfg.files
+        ));
         ctx.rounds(|c, runs| {
             c.small_read_raw(runs);
             c.run_systems(&["small_read"], &systems, |c, s| c.small_read(s, runs));
         });
     }
-    if cfg.want("ls") {
+    if want("ls") {
         log(&format!(
-            "workload ls ({} entries: ls -f, ls -l, cold and warm, {reps} rounds)",
+            "workload ls{sfx} ({} entries: ls -f, ls -l, cold and warm, {reps} rounds)",
             cfg.ls_n
         ));
         let wls = ["ls_f_cold", "ls_f_warm", "ls_l_cold", "ls_l_warm"];
@@ -267,18 +317,18 @@ fn run_groups(ctx: &mut Ctx) {
             c.run_systems(&wls, &ls_systems, |c, s| c.ls(s, runs));
         });
     }
-    if cfg.want("ls_big") {
+    if want("ls_big") {
         log(&format!(
-            "workload ls_big ({} entries: ls -f cold, {} runs)",
+            "workload ls_big{sfx} ({} entries: ls -f cold, {} runs)",
             cfg.ls_big_n, cfg.ls_big_reps
         ));
         let runs = ctx.all_runs();
         ctx.ls_big_raw(&runs);
         ctx.run_systems(&["ls_f_big_cold", "ls_f_big_first"], &ls_systems, |c, s| c.ls_big(s));
     }
-    if cfg.want("find") {
+    if want("find") {
         log(&format!(
-            "workload find ({} files in {} directories, {reps} rounds)",
+            "workload find{sfx} ({} files in {} directories, {reps} rounds)",
             cfg.find_n, cfg.find_dirs
         ));
         ctx.rounds(|c, runs| {
@@ -286,9 +336,9 @@ fn run_groups(ctx: &mut Ctx) {
             c.run_systems(&["find_cold"], &ls_systems, |c, s| c.find(s, runs));
         });
     }
-    if cfg.want("rsync") {
+    if want("rsync") {
         log(&format!(
-            "workload rsync ({} files: second rsync -a after a remount, {reps} runs)",
+            "workload rsync{sfx} ({} files: second rsync -a after a remount, {reps} runs)",
             cfg.files
         ));
         let runs = ctx.all_runs();

@@ -15,9 +15,10 @@ pub enum Unit {
 }
 
 impl Unit {
-    /// The unit of a workload: the data workloads are rates, every listing workload a time.
+    /// The unit of a workload: the data workloads are rates, every listing workload a time (a
+    /// latency row, `WORKLOAD@MSms`, has its workload's unit).
     pub fn of(workload: &str) -> Unit {
-        match workload {
+        match split_row(workload).0 {
             "seq_write" | "seq_read_cold" | "par_read_cold" => Unit::MbPerSec,
             "rand_read" | "rand_read8" => Unit::OpsPerSec,
             "small_write" | "small_read" => Unit::FilesPerSec,
@@ -118,12 +119,23 @@ pub fn ratio(figure: &str, baseline: &str) -> String {
     fixed(num(figure) / num(baseline), 2)
 }
 
+/// A row's workload and its latency suffix: `ls_l_cold@20ms` gives (`ls_l_cold`, `@20ms`), a
+/// loopback row (`ls_l_cold`, ``).
+pub fn split_row(workload: &str) -> (&str, &str) {
+    match workload.find('@') {
+        Some(i) => workload.split_at(i),
+        None => (workload, ""),
+    }
+}
+
 /// The system and workload whose figure `system`'s figure for `workload` is divided by: the raw
 /// client's same workload, except warm listings (the local directory's) and the cold `ls -l` of
-/// cosmount --listing-attributes and of the local directory (the raw LIST without HEADs).
+/// cosmount --listing-attributes and of the local directory (the raw LIST without HEADs). A
+/// latency row's baseline is the same row of the same run under the same latency (`@20ms`).
 pub fn baseline_of(system: &str, workload: &str) -> (&'static str, String) {
-    match (system, workload) {
-        ("cosmount-la" | "local", "ls_l_cold") => ("raw", "ls_f_cold".to_string()),
+    let (wl, lat) = split_row(workload);
+    match (system, wl) {
+        ("cosmount-la" | "local", "ls_l_cold") => ("raw", format!("ls_f_cold{lat}")),
         (_, "ls_f_warm" | "ls_l_warm") => ("local", workload.to_string()),
         _ => ("raw", workload.to_string()),
     }
@@ -191,6 +203,30 @@ mod tests {
         assert_eq!(baseline_of("s3fs", "ls_f_warm"), ("local", "ls_f_warm".to_string()));
         assert_eq!(baseline_of("local", "ls_l_warm"), ("local", "ls_l_warm".to_string()));
         assert_eq!(baseline_of("rclone", "seq_write"), ("raw", "seq_write".to_string()));
+    }
+
+    #[test]
+    fn latency_rows_keep_their_units_and_baselines_under_the_same_latency() {
+        assert_eq!(split_row("ls_l_cold@20ms"), ("ls_l_cold", "@20ms"));
+        assert_eq!(split_row("find_cold"), ("find_cold", ""));
+        assert_eq!(Unit::of("small_read@20ms"), Unit::FilesPerSec);
+        assert_eq!(Unit::of("ls_l_cold@20ms"), Unit::Seconds);
+        assert_eq!(
+            baseline_of("cosmount", "ls_l_cold@20ms"),
+            ("raw", "ls_l_cold@20ms".to_string())
+        );
+        assert_eq!(
+            baseline_of("cosmount-la", "ls_l_cold@20ms"),
+            ("raw", "ls_f_cold@20ms".to_string())
+        );
+        assert_eq!(
+            baseline_of("s3fs", "ls_l_warm@20ms"),
+            ("local", "ls_l_warm@20ms".to_string())
+        );
+        assert_eq!(
+            baseline_of("rclone", "small_write@5ms"),
+            ("raw", "small_write@5ms".to_string())
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The JSON result file: the same facts and figures as the markdown, for tools (one object per
-//! (system, workload) with its unit, which way is better, baseline and ratio).
+//! (system, workload) with its unit, which way is better, baseline and ratio; with `--latency MS`
+//! a `latency` object and, on each latency row, its `rtt_ms`).
 
 use std::fmt::Write as _;
 
@@ -8,7 +9,7 @@ use super::super::config::{
     RAW_SMALL_CONC,
 };
 use super::super::results::Results;
-use super::super::stats::{baseline_of, Unit};
+use super::super::stats::{baseline_of, split_row, Unit};
 use super::{entries_in_order, ratio_of, RunInfo};
 
 /// A JSON string literal as the bash harness wrote it: `\` and `"` escaped, newlines as spaces.
@@ -53,6 +54,16 @@ pub fn json(cfg: &Config, res: &Results, info: &RunInfo) -> String {
         "  \"server\": {{\"name\": \"bench-server (s3s-fs 0.14.1, TCP_NODELAY)\", \"latency_p50_ms\": {}, \"latency_p99_ms\": {}}},",
         info.lat_p50, info.lat_p99
     );
+    if let (Some(ms), Some(p)) = (cfg.latency_ms, &info.proxy) {
+        let _ = writeln!(
+            j,
+            "  \"latency\": {{\"rtt_ms\": {ms}, \"row_suffix\": {}, \"proxy\": \"delay proxy in bench-harness: first bytes of each request and of each response held rtt_ms / 2, TCP_NODELAY\", \"latency_p50_ms\": {}, \"latency_p99_ms\": {}, \"requests\": {}}},",
+            json_str(&cfg.lat_suffix()),
+            or_null(&p.p50),
+            or_null(&p.p99),
+            p.requests
+        );
+    }
     let _ = writeln!(
         j,
         "  \"data\": {{\"big_bytes\": {}, \"big_md5\": {}, \"files\": {}, \"file_size\": {FILE_SIZE}, \"dirs\": {DIRS}, \"par_bytes\": {}, \"random_reads\": {}, \"block\": {BLOCK}, \"ls_entries\": {}, \"ls_big_entries\": {}, \"find_files\": {}, \"find_dirs\": {}, \"reps\": {}, \"ls_big_reps\": {}, \"cold\": {}}},",
@@ -107,18 +118,23 @@ pub fn json(cfg: &Config, res: &Results, info: &RunInfo) -> String {
     let rows: Vec<String> = entries_in_order(cfg, res)
         .into_iter()
         .map(|(s, w, e)| {
-            let unit = Unit::of(w);
-            let (bs, bw) = baseline_of(&s, w);
+            let unit = Unit::of(&w);
+            let (bs, bw) = baseline_of(&s, &w);
+            // A latency row says its round-trip (loopback rows are as they always were).
+            let rtt = match (split_row(&w).1, cfg.latency_ms) {
+                ("", _) | (_, None) => String::new(),
+                (_, Some(ms)) => format!(", \"rtt_ms\": {ms}"),
+            };
             format!(
-                "    {{\"system\": {}, \"workload\": {}, \"unit\": {}, \"better\": {}, \"status\": {}, \"figure\": {}, \"baseline\": {}, \"ratio\": {}, \"runs\": [{}], \"note\": {}}}",
+                "    {{\"system\": {}, \"workload\": {}{rtt}, \"unit\": {}, \"better\": {}, \"status\": {}, \"figure\": {}, \"baseline\": {}, \"ratio\": {}, \"runs\": [{}], \"note\": {}}}",
                 json_str(&s),
-                json_str(w),
+                json_str(&w),
                 json_str(unit.as_str()),
                 json_str(unit.better()),
                 json_str(e.status.as_str()),
                 or_null(&e.figure),
                 json_str(&format!("{bs} {bw}")),
-                ratio_of(res, &s, w).unwrap_or_else(|| "null".to_string()),
+                ratio_of(res, &s, &w).unwrap_or_else(|| "null".to_string()),
                 e.runs.join(", "),
                 json_str(&e.note)
             )

@@ -1,15 +1,16 @@
 //! The markdown result file: what was run and on what (machine, server, data, each system's
-//! options, how answers were checked), the data table, the listings table, every run in order and
-//! the peak RSS by workload group.
+//! options, how answers were checked), the data table, the listings table, the latency table
+//! (with `--latency MS`), every run in order and the peak RSS by workload group.
 
 use std::fmt::Write as _;
 
 use super::super::config::{
-    Config, DIRS, LS_SIZE, RAW_GET_CONC, RAW_HEAD_CONC, RAW_PART_MIB, RAW_PUT_CONC, RAW_RANGE_MIB, RAW_SMALL_CONC,
+    Config, DIRS, LATENCY_GROUPS, LS_SIZE, RAW_GET_CONC, RAW_HEAD_CONC, RAW_PART_MIB, RAW_PUT_CONC, RAW_RANGE_MIB,
+    RAW_SMALL_CONC,
 };
 use super::super::results::{Results, Status};
 use super::super::stats::Unit;
-use super::{data_workloads, entries_in_order, list, meta_workloads, system_name, table, RunInfo};
+use super::{data_workloads, entries_in_order, latency_workloads, list, meta_workloads, system_name, table, RunInfo};
 
 /// The markdown report.
 pub fn markdown(cfg: &Config, res: &Results, info: &RunInfo) -> String {
@@ -32,6 +33,14 @@ pub fn markdown(cfg: &Config, res: &Results, info: &RunInfo) -> String {
         "- Server: bench-server (s3s-fs 0.14.1 with TCP_NODELAY) on 127.0.0.1; 1-byte GET latency p50 {} ms, p99 {} ms.",
         info.lat_p50, info.lat_p99
     );
+    if let (Some(ms), Some(p)) = (cfg.latency_ms, &info.proxy) {
+        let half = ms as f64 / 2.0;
+        let _ = writeln!(
+            m,
+            "- Latency rows (@{ms}ms): every client (the raw client and each mount) goes through a delay proxy in bench-harness that holds the first bytes of each request and of each response {half} ms (one {ms} ms round-trip per request-response exchange, the rest of a request or response streamed without delay, `TCP_NODELAY`; connection set-up, bandwidth limits and jitter not modelled); 1-byte GET latency through it p50 {} ms, p99 {} ms; {} requests went through it.",
+            p.p50, p.p99, p.requests
+        );
+    }
     let cold_text = if info.cold {
         "cold (page cache dropped, fresh mount each run)"
     } else {
@@ -56,7 +65,9 @@ pub fn markdown(cfg: &Config, res: &Results, info: &RunInfo) -> String {
         "- cosmount {}: defaults ({opts}); cosmount --listing-attributes: the same plus that option, on listings only (its cold `ls -l` ratio is to the raw LIST without HEADs).",
         info.cosmount_rev
     );
-    if res.get("local", "ls_l_cold").map(|e| e.status) == Some(Status::Ok) {
+    // Measured on loopback, or only in the latency pass (where it is the same local directory).
+    let local_cold = |wl: &str| res.get("local", wl).map(|e| e.status) == Some(Status::Ok);
+    if local_cold("ls_l_cold") || local_cold(&format!("ls_l_cold{}", cfg.lat_suffix())) {
         let _ = writeln!(
             m,
             "- local directory, cold `ls -l`: the same {} files after `echo 2 > /proc/sys/vm/drop_caches` (the kernel's dentries and inodes dropped, the directory's blocks still in the page cache): what building the inodes costs a local file system; its ratio is to the raw LIST, like cosmount --listing-attributes.",
@@ -105,6 +116,31 @@ pub fn markdown(cfg: &Config, res: &Results, info: &RunInfo) -> String {
         m.push_str(&table(cfg, res, info, &systems, data.is_empty(), &meta));
         m.push('\n');
     }
+    let lat = latency_workloads(cfg);
+    if let (Some(ms), false) = (cfg.latency_ms, lat.is_empty()) {
+        let _ = writeln!(
+            m,
+            "Under a {ms} ms round-trip (the delay proxy between every client and the server; ratio = figure / the raw client's through the same proxy in this run, or the local directory's for warm listings; files/s: higher is better, seconds: lower is better):\n"
+        );
+        let mut systems = list(&["raw"]);
+        if cfg.want_lat("ls") || cfg.want_lat("find") {
+            systems.extend(ls_systems.iter().cloned());
+        } else {
+            systems.extend(cfg.systems.iter().cloned());
+        }
+        if cfg.want_lat("ls") {
+            systems.push("local".to_string());
+        }
+        m.push_str(&table(
+            cfg,
+            res,
+            info,
+            &systems,
+            data.is_empty() && meta.is_empty(),
+            &lat,
+        ));
+        m.push('\n');
+    }
     m.push_str("Runs (in order):\n\n");
     for (s, w, e) in entries_in_order(cfg, res) {
         let runs = if e.runs.is_empty() {
@@ -112,7 +148,7 @@ pub fn markdown(cfg: &Config, res: &Results, info: &RunInfo) -> String {
         } else {
             e.runs.join(" ")
         };
-        let mut line = format!("- {}, {w}: {runs} {}", system_name(&s), Unit::of(w).as_str());
+        let mut line = format!("- {}, {w}: {runs} {}", system_name(&s), Unit::of(&w).as_str());
         if e.status != Status::Ok {
             line.push_str(" — FAILED");
         }
@@ -124,8 +160,12 @@ pub fn markdown(cfg: &Config, res: &Results, info: &RunInfo) -> String {
     }
     if !res.rss_group.is_empty() {
         m.push_str("\nPeak RSS by workload group (MiB):");
+        let lat_groups: Vec<String> = LATENCY_GROUPS
+            .iter()
+            .map(|g| format!("{g}{}", cfg.lat_suffix()))
+            .collect();
         for s in &ls_systems {
-            for g in [
+            let groups = [
                 "seq_write",
                 "seq_read_cold",
                 "par_read_cold",
@@ -137,8 +177,11 @@ pub fn markdown(cfg: &Config, res: &Results, info: &RunInfo) -> String {
                 "ls_big",
                 "find",
                 "rsync",
-            ] {
-                if let Some(v) = res.rss_group.get(&(s.clone(), g.to_string())) {
+            ]
+            .map(String::from);
+            let lat = if cfg.latency_ms.is_some() { &lat_groups[..] } else { &[] };
+            for g in groups.iter().chain(lat) {
+                if let Some(v) = res.rss_group.get(&(s.clone(), g.clone())) {
                     let _ = write!(m, " {s} {g} {v};");
                 }
             }

@@ -5,7 +5,9 @@
 //!
 //! Tables: system × workload; a cell is `figure (ratio×)`, `FAILED`, or `—` (not measured); the
 //! ratio is figure / baseline (see `stats::baseline_of`). The data table carries the peak-RSS
-//! column (the metadata table only when there is no data table). This file holds what both files
+//! column (the metadata table only when there is no data table). The latency rows (`--latency MS`,
+//! workloads named `WORKLOAD@MSms`) have a table of their own, titled with the round-trip, their
+//! ratios taken to the raw client through the same delay proxy. This file holds what both files
 //! share (titles, names, cells, tables, the order of entries); `markdown.rs` and `json.rs` write
 //! the files; `tests.rs` checks them against a real quick run of the bash harness
 //! (`testdata/quick.{md,json}`).
@@ -18,9 +20,19 @@ mod markdown;
 pub use json::{json, json_str};
 pub use markdown::markdown;
 
-use super::config::Config;
+use super::config::{Config, LATENCY_GROUPS};
 use super::results::{Results, Status};
-use super::stats::{baseline_of, ratio};
+use super::stats::{baseline_of, ratio, split_row};
+
+/// What the delay proxy did in a run with latency rows.
+#[derive(Debug, Clone, Default)]
+pub struct ProxyInfo {
+    /// 1-byte GET latency through the proxy, p50 and p99 (ms).
+    pub p50: String,
+    pub p99: String,
+    /// Requests that went through it (client→server bursts).
+    pub requests: u64,
+}
 
 /// Facts about the run that the report states besides the figures.
 #[derive(Debug, Clone, Default)]
@@ -37,6 +49,8 @@ pub struct RunInfo {
     pub elapsed: String,
     pub lat_p50: String,
     pub lat_p99: String,
+    /// The delay proxy, when latency rows ran.
+    pub proxy: Option<ProxyInfo>,
     pub big_md5: String,
     /// Whether the page cache could be dropped.
     pub cold: bool,
@@ -82,8 +96,40 @@ pub fn meta_workloads(cfg: &Config) -> Vec<&'static str> {
     v
 }
 
-/// A workload's column title.
+/// The workloads of the latency table (`WORKLOAD@MSms`), in order: the small files, then the
+/// listings, as their loopback rows.
+pub fn latency_workloads(cfg: &Config) -> Vec<String> {
+    let sfx = cfg.lat_suffix();
+    let mut v = Vec::new();
+    for g in LATENCY_GROUPS {
+        if !cfg.want_lat(g) {
+            continue;
+        }
+        let wls: &[&str] = match g {
+            "ls" => &["ls_f_cold", "ls_l_cold", "ls_f_warm", "ls_l_warm"],
+            "find" => &["find_cold"],
+            other => &[other][..],
+        };
+        v.extend(wls.iter().map(|w| format!("{w}{sfx}")));
+    }
+    v
+}
+
+/// A workload's column title; a latency row's is its workload's with the round-trip before the
+/// unit: "`ls -l` 300, cold @20ms (s)".
 pub fn title(cfg: &Config, cold: bool, wl: &str) -> String {
+    let (base, sfx) = split_row(wl);
+    let t = base_title(cfg, cold, base);
+    if sfx.is_empty() {
+        return t;
+    }
+    match t.rfind(" (") {
+        Some(i) => format!("{} {sfx}{}", &t[..i], &t[i..]),
+        None => format!("{t} {sfx}"),
+    }
+}
+
+fn base_title(cfg: &Config, cold: bool, wl: &str) -> String {
     let coldw = if cold { "cold" } else { "warm" };
     let (big, par, files) = (cfg.big_mib, cfg.par_mib, cfg.files);
     let (ls, lsb, find) = (cfg.ls_n, cfg.ls_big_n, cfg.find_n);
@@ -162,14 +208,21 @@ fn rss_cell(res: &Results, info: &RunInfo, sys: &str) -> String {
 }
 
 /// A markdown table of `systems` × `workloads`, with the peak-RSS column when `rss`.
-pub fn table(cfg: &Config, res: &Results, info: &RunInfo, systems: &[String], rss: bool, workloads: &[&str]) -> String {
+pub fn table<W: AsRef<str>>(
+    cfg: &Config,
+    res: &Results,
+    info: &RunInfo,
+    systems: &[String],
+    rss: bool,
+    workloads: &[W],
+) -> String {
     let mut t = String::new();
     if workloads.is_empty() {
         return t;
     }
     t.push_str("| system |");
     for w in workloads {
-        let _ = write!(t, " {} |", title(cfg, info.cold, w));
+        let _ = write!(t, " {} |", title(cfg, info.cold, w.as_ref()));
     }
     t.push_str(if rss { " peak RSS (MiB) |\n" } else { "\n" });
     t.push_str("|---|");
@@ -180,7 +233,7 @@ pub fn table(cfg: &Config, res: &Results, info: &RunInfo, systems: &[String], rs
     for s in systems {
         let _ = write!(t, "| {} |", system_name(s));
         for w in workloads {
-            let _ = write!(t, " {} |", cell(res, s, w));
+            let _ = write!(t, " {} |", cell(res, s, w.as_ref()));
         }
         if !rss {
             t.push('\n');
@@ -197,21 +250,20 @@ pub(crate) fn list(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
 
-/// Every recorded entry: systems raw, the listing systems, local; workloads data then metadata.
-pub(crate) fn entries_in_order<'a>(
-    cfg: &Config,
-    res: &'a Results,
-) -> Vec<(String, &'static str, &'a super::results::Entry)> {
+/// Every recorded entry: systems raw, the listing systems, local; workloads data, metadata, then
+/// the latency rows.
+pub(crate) fn entries_in_order<'a>(cfg: &Config, res: &'a Results) -> Vec<(String, String, &'a super::results::Entry)> {
     let mut systems = list(&["raw"]);
     systems.extend(cfg.ls_systems());
     systems.push("local".to_string());
-    let mut workloads = data_workloads(cfg);
-    workloads.extend(meta_workloads(cfg));
+    let mut workloads: Vec<String> = data_workloads(cfg).into_iter().map(String::from).collect();
+    workloads.extend(meta_workloads(cfg).into_iter().map(String::from));
+    workloads.extend(latency_workloads(cfg));
     let mut v = Vec::new();
     for s in systems {
         for w in &workloads {
             if let Some(e) = res.get(&s, w) {
-                v.push((s.clone(), *w, e));
+                v.push((s.clone(), w.clone(), e));
             }
         }
     }

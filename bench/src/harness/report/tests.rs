@@ -125,6 +125,7 @@ fn reference() -> (Config, Results, RunInfo) {
         elapsed: "65".into(),
         lat_p50: "0.259".into(),
         lat_p99: "2.525".into(),
+        proxy: None,
         big_md5: "5f718677b9ca2778f482f44e6f12400b".into(),
         cold: true,
         cosmount_rev: "8c3c4ef".into(),
@@ -244,4 +245,176 @@ fn subsets_and_peers() {
 fn json_strings_are_escaped() {
     assert_eq!(json_str(r#"a "b" \ c"#), r#""a \"b\" \\ c""#);
     assert_eq!(json_str("two\nlines"), r#""two lines""#);
+}
+
+/// The reference run with latency rows at 20 ms (`--latency 20`, every group): the loopback rows
+/// as above, plus (system, workload, runs, note) recorded under the suffix `@20ms`.
+const LAT_ROWS: &[(&str, &str, &[&str], &str)] = &[
+    ("raw", "small_write", &["160.0"], ""),
+    ("raw", "small_read", &["250.0"], ""),
+    ("raw", "ls_f_cold", &["0.0300"], "paginated LIST with delimiter"),
+    (
+        "raw",
+        "ls_l_cold",
+        &["0.2500"],
+        "LIST + HEAD of every key, 32 in flight",
+    ),
+    ("raw", "find_cold", &["0.0250"], "paginated LIST without delimiter"),
+    ("cosmount", "small_write", &["40.0"], ""),
+    ("cosmount", "small_read", &["50.0"], ""),
+    ("cosmount", "ls_f_cold", &["0.0600"], ""),
+    ("cosmount", "ls_l_cold", &["0.5000"], ""),
+    ("cosmount", "ls_f_warm", &["0.0031"], ""),
+    ("cosmount", "ls_l_warm", &["0.0280"], ""),
+    ("cosmount", "find_cold", &["0.3000"], ""),
+    ("cosmount-la", "ls_f_cold", &["0.0550"], ""),
+    ("cosmount-la", "ls_l_cold", &["0.0600"], ""),
+    ("cosmount-la", "ls_f_warm", &["0.0030"], ""),
+    ("cosmount-la", "ls_l_warm", &["0.0140"], ""),
+    ("cosmount-la", "find_cold", &["0.2000"], ""),
+    ("local", "ls_l_cold", &["0.0180"], ""),
+    ("local", "ls_f_warm", &["0.0029"], ""),
+    ("local", "ls_l_warm", &["0.0140"], ""),
+];
+
+fn latency_reference(groups: Option<&str>) -> (Config, Results, RunInfo) {
+    let (_, mut res, mut info) = reference();
+    if groups == Some("latency") {
+        // Only the latency groups ran: no loopback row at all.
+        res = Results::default();
+    }
+    let args: Vec<String> = ["--quick", "--label", "lat", "--latency", "20"]
+        .map(String::from)
+        .to_vec();
+    let cfg = match parse(&args, &|k| {
+        (k == "BENCH_WORKLOADS").then(|| groups.map(String::from)).flatten()
+    }) {
+        Ok(Parsed::Run(c)) => c,
+        other => panic!("{other:?}"),
+    };
+    res.suffix = cfg.lat_suffix();
+    for (s, w, runs, note) in LAT_ROWS {
+        let runs: Vec<String> = runs.iter().map(|r| r.to_string()).collect();
+        res.ok(s, w, &runs, note);
+    }
+    res.note_rss("cosmount", "ls", 21);
+    res.suffix.clear();
+    info.command = cfg.command_line(&[]);
+    info.proxy = Some(ProxyInfo {
+        p50: "20.61".into(),
+        p99: "22.4".into(),
+        requests: 4321,
+    });
+    (cfg, res, info)
+}
+
+#[test]
+fn latency_rows_have_a_table_of_their_own_with_ratios_under_the_same_latency() {
+    let (cfg, res, info) = latency_reference(None);
+    assert_eq!(
+        latency_workloads(&cfg),
+        [
+            "small_write@20ms",
+            "small_read@20ms",
+            "ls_f_cold@20ms",
+            "ls_l_cold@20ms",
+            "ls_f_warm@20ms",
+            "ls_l_warm@20ms",
+            "find_cold@20ms"
+        ]
+    );
+    assert_eq!(title(&cfg, true, "ls_l_cold@20ms"), "`ls -l` 300, cold @20ms (s)");
+    assert_eq!(
+        title(&cfg, true, "small_write@20ms"),
+        "cp -r 100 x 32 KiB @20ms (files/s)"
+    );
+    // Ratios to the raw client under the same latency, not on loopback.
+    assert_eq!(cell(&res, "cosmount", "ls_l_cold@20ms"), "0.5000 (2.00×)");
+    assert_eq!(cell(&res, "cosmount", "ls_l_cold"), "0.1692 (1.07×)");
+    assert_eq!(cell(&res, "cosmount-la", "ls_l_cold@20ms"), "0.0600 (2.00×)");
+    assert_eq!(cell(&res, "cosmount", "small_read@20ms"), "50.0 (0.20×)");
+    assert_eq!(cell(&res, "cosmount", "ls_l_warm@20ms"), "0.0280 (2.00×)");
+    let md = markdown(&cfg, &res, &info);
+    assert!(md.starts_with("# cosmount benchmark: 2026-12-04, lat (quick mode)\n\n`bash scripts/bench.sh --quick --label lat --latency 20`"), "{md}");
+    assert!(md.contains("\n- Latency rows (@20ms): every client (the raw client and each mount) goes through a delay proxy in bench-harness that holds the first bytes of each request and of each response 10 ms (one 20 ms round-trip per request-response exchange"), "{md}");
+    assert!(
+        md.contains("1-byte GET latency through it p50 20.61 ms, p99 22.4 ms; 4321 requests went through it.\n"),
+        "{md}"
+    );
+    // The loopback tables are as without latency; then the latency table, without RSS.
+    let (_, loopback_res, loopback_info) = reference();
+    let loopback = markdown(&quick_config("lat"), &loopback_res, &loopback_info);
+    let meta_table =
+        &loopback[loopback.find("Listings and metadata").unwrap()..loopback.find("Runs (in order)").unwrap()];
+    assert!(md.contains(meta_table));
+    let lat_table = "Under a 20 ms round-trip (the delay proxy between every client and the server; ratio = figure / the raw client's through the same proxy in this run, or the local directory's for warm listings; files/s: higher is better, seconds: lower is better):\n\n\
+| system | cp -r 100 x 32 KiB @20ms (files/s) | read 100 files after remount @20ms (files/s) | `ls -f` 300, cold @20ms (s) | `ls -l` 300, cold @20ms (s) | `ls -f` 300, warm @20ms (s) | `ls -l` 300, warm @20ms (s) | `find` 200 files, cold @20ms (s) |\n\
+|---|---:|---:|---:|---:|---:|---:|---:|\n\
+| raw aws-sdk-s3 | 160.0 (1.00×) | 250.0 (1.00×) | 0.0300 (1.00×) | 0.2500 (1.00×) | — | — | 0.0250 (1.00×) |\n\
+| cosmount | 40.0 (0.25×) | 50.0 (0.20×) | 0.0600 (2.00×) | 0.5000 (2.00×) | 0.0031 (1.07×) | 0.0280 (2.00×) | 0.3000 (12.00×) |\n\
+| cosmount --listing-attributes | — | — | 0.0550 (1.83×) | 0.0600 (2.00×) | 0.0030 (1.03×) | 0.0140 (1.00×) | 0.2000 (8.00×) |\n\
+| local directory | — | — | — | 0.0180 (0.60×) | 0.0029 (1.00×) | 0.0140 (1.00×) | — |\n\n\
+Runs (in order):";
+    assert!(md.contains(lat_table), "{md}");
+    // Every latency run is listed after the loopback ones, with its unit.
+    assert!(md.contains("- cosmount, ls_l_cold@20ms: 0.5000 s\n"), "{md}");
+    assert!(
+        md.contains("- raw aws-sdk-s3, small_write@20ms: 160.0 files/s\n"),
+        "{md}"
+    );
+    // The latency groups' peak RSS follows the loopback groups'.
+    assert!(
+        md.contains(" cosmount rsync 21; cosmount ls@20ms 21; cosmount-la ls 16;"),
+        "{md}"
+    );
+}
+
+#[test]
+fn latency_rows_only_and_in_json() {
+    let (cfg, res, info) = latency_reference(Some("latency"));
+    let md = markdown(&cfg, &res, &info);
+    assert!(
+        !md.contains("Data (higher is better") && !md.contains("Listings and metadata"),
+        "{md}"
+    );
+    // The local directory measured in the latency pass is described as on loopback.
+    assert!(
+        md.contains("\n- local directory, cold `ls -l`: the same 300 files after"),
+        "{md}"
+    );
+    // The only table carries the peak-RSS column.
+    assert!(
+        md.contains("| `find` 200 files, cold @20ms (s) | peak RSS (MiB) |\n"),
+        "{md}"
+    );
+    assert!(md.contains("| cosmount | 40.0 (0.25×) |"), "{md}");
+    assert!(md.contains(" 0.3000 (12.00×) | 21 of 576 (within) |\n"), "{md}");
+    let j = json(&cfg, &res, &info);
+    let v: serde_json::Value = serde_json::from_str(&j).expect("valid JSON");
+    assert_eq!(v["latency"]["rtt_ms"], 20);
+    assert_eq!(v["latency"]["row_suffix"], "@20ms");
+    assert_eq!(v["latency"]["latency_p50_ms"], 20.61);
+    assert_eq!(v["latency"]["requests"], 4321);
+    let rows = v["results"].as_array().unwrap();
+    assert!(
+        rows.iter().all(|r| r["workload"].as_str().unwrap().ends_with("@20ms")),
+        "{j}"
+    );
+    assert_eq!(rows.len(), LAT_ROWS.len());
+    let row = rows
+        .iter()
+        .find(|r| r["system"] == "cosmount" && r["workload"] == "ls_l_cold@20ms")
+        .unwrap();
+    assert_eq!(row["rtt_ms"], 20);
+    assert_eq!(row["unit"], "s");
+    assert_eq!(row["baseline"], "raw ls_l_cold@20ms");
+    assert_eq!(row["ratio"], 2.0);
+    let la = rows
+        .iter()
+        .find(|r| r["system"] == "cosmount-la" && r["workload"] == "ls_l_cold@20ms")
+        .unwrap();
+    assert_eq!(la["baseline"], "raw ls_f_cold@20ms");
+    // Without latency, no latency object and no rtt_ms anywhere (the loopback file is unchanged).
+    let (cfg0, res0, info0) = reference();
+    assert!(!json(&cfg0, &res0, &info0).contains("rtt_ms"));
 }

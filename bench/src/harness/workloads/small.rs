@@ -1,6 +1,9 @@
 //! Small-file workloads: FILES × 32 KiB files in 50 directories written with `cp -r` (checked
 //! byte for byte through S3) and read back with `find | cat` after a remount (checked with
 //! `diff -r` through the mount); the raw client PUTs / LISTs and GETs them, 32 in flight.
+//!
+//! Run R writes the tree `tree-R` (`tree-lat-R` under latency, so that the latency rows' `cp -r`
+//! never lands inside a tree the loopback rows wrote); the read-back reads `tree-1` of bench-raw.
 
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -16,12 +19,21 @@ fn s(x: impl ToString) -> String {
 }
 
 impl Ctx {
+    /// The directory (and key prefix) run `r` of small_write writes.
+    fn tree_name(&self, r: u32) -> String {
+        if self.under_latency() {
+            format!("tree-lat-{r}")
+        } else {
+            format!("tree-{r}")
+        }
+    }
+
     pub fn small_write_raw(&mut self, runs: &[u32]) {
         let mut figs = Vec::new();
         let tree = self.tree.to_string_lossy().into_owned();
         for r in runs {
             let _ = Command::new("sync").status();
-            let prefix = format!("tree-{r}");
+            let prefix = self.tree_name(*r);
             let args = [
                 "put-small",
                 "--bucket",
@@ -45,7 +57,7 @@ impl Ctx {
             }
             figs.push(rate(self.cfg.files as f64, &jget(&j, "seconds")));
         }
-        match self.check_tree("bench-raw", "tree-1") {
+        match self.check_tree("bench-raw", &self.tree_name(1)) {
             Ok(()) => self.res.ok("raw", "small_write", &figs, ""),
             Err(e) => self.res.failed("raw", "small_write", &figs, &e),
         }
@@ -66,7 +78,7 @@ impl Ctx {
                 self.timed("cp")
                     .arg("-r")
                     .arg(&self.tree)
-                    .arg(mnt.join(format!("tree-{r}"))),
+                    .arg(mnt.join(self.tree_name(*r))),
                 None,
                 &cp_err,
             ) {
@@ -74,7 +86,7 @@ impl Ctx {
                 break;
             }
             let cpsecs = secs_since(t0);
-            let prefix = format!("tree-{r}");
+            let prefix = self.tree_name(*r);
             let (count, bytes, timeout) = (s(files), s(files * FILE_SIZE), s(self.cfg.cmd_timeout));
             let args = [
                 "wait-prefix",
@@ -88,7 +100,7 @@ impl Ctx {
             let w = match self.raw(&[&args[..], &["--bytes", &bytes, "--timeout", &timeout]].concat()) {
                 Ok(w) => w,
                 Err(_) => {
-                    err = Some(format!("tree-{r} never held {files} objects"));
+                    err = Some(format!("{} never held {files} objects", self.tree_name(*r)));
                     break;
                 }
             };
@@ -100,7 +112,7 @@ impl Ctx {
         if let Some(e) = err {
             return self.res.failed(sys, "small_write", &figs, &e);
         }
-        if let Err(e) = self.check_tree(&bucket, "tree-1") {
+        if let Err(e) = self.check_tree(&bucket, &self.tree_name(1)) {
             return self.res.failed(sys, "small_write", &figs, &e);
         }
         let note = if figs == cpfigs {
