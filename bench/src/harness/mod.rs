@@ -86,6 +86,9 @@ pub struct Ctx {
     pub peer_err: HashMap<String, String>,
     pub res: Results,
     pub janitor: Janitor,
+    /// Keep cosmount's state directory (its metadata cache on disk) for the next mount; else
+    /// every mount starts with an empty one, as the first mount of a bucket does.
+    pub keep_state: bool,
 }
 
 /// Variables no child may inherit: nothing here is https (a CA bundle only breaks rclone's S3

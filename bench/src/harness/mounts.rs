@@ -304,6 +304,13 @@ impl Ctx {
                     "us-east-1",
                 ]);
                 cmd.args(&self.cosmount_args);
+                // A state directory of its own (multipart journal, metadata cache on disk),
+                // emptied for every mount unless the workload keeps it for the next one.
+                let state = self.work.join(format!("state-{sys}"));
+                if !self.keep_state {
+                    let _ = fs::remove_dir_all(&state);
+                }
+                cmd.arg("--state-dir").arg(&state);
                 if sys == "cosmount-la" {
                     cmd.arg("--listing-attributes");
                 }

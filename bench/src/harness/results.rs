@@ -70,6 +70,11 @@ impl Results {
         self.entries.get(&key(sys, wl))
     }
 
+    /// Whether any system has a result for `wl`.
+    pub fn has_workload(&self, wl: &str) -> bool {
+        self.entries.keys().any(|(_, w)| w == wl)
+    }
+
     /// Records a system's result for a workload (see the module doc for rounds) and logs it.
     pub fn record(&mut self, sys: &str, wl: &str, status: Status, figure: &str, runs: &[String], note: &str) {
         let wl = &format!("{wl}{}", self.suffix);

@@ -115,6 +115,7 @@ fn run_inner(cfg: Config, janitor: &Janitor) -> Result<i32> {
         peer_err: Default::default(),
         res: Results::default(),
         janitor: janitor.clone(),
+        keep_state: false,
     };
     ctx.install_peers();
     ctx.set_credentials();

@@ -130,12 +130,13 @@ pub fn split_row(workload: &str) -> (&str, &str) {
 
 /// The system and workload whose figure `system`'s figure for `workload` is divided by: the raw
 /// client's same workload, except warm listings (the local directory's) and the cold `ls -l` of
-/// cosmount --listing-attributes and of the local directory (the raw LIST without HEADs). A
+/// cosmount --listing-attributes and of the local directory, and every `ls -l` on a next mount
+/// (the raw LIST without HEADs: a mount that kept what it knew needs no more). A
 /// latency row's baseline is the same row of the same run under the same latency (`@20ms`).
 pub fn baseline_of(system: &str, workload: &str) -> (&'static str, String) {
     let (wl, lat) = split_row(workload);
     match (system, wl) {
-        ("cosmount-la" | "local", "ls_l_cold") => ("raw", format!("ls_f_cold{lat}")),
+        ("cosmount-la" | "local", "ls_l_cold") | (_, "ls_l_next") => ("raw", format!("ls_f_cold{lat}")),
         (_, "ls_f_warm" | "ls_l_warm") => ("local", workload.to_string()),
         _ => ("raw", workload.to_string()),
     }
@@ -200,6 +201,11 @@ mod tests {
             ("raw", "ls_f_cold".to_string())
         );
         assert_eq!(baseline_of("local", "ls_l_cold"), ("raw", "ls_f_cold".to_string()));
+        assert_eq!(baseline_of("cosmount", "ls_l_next"), ("raw", "ls_f_cold".to_string()));
+        assert_eq!(
+            baseline_of("cosmount", "ls_l_next@20ms"),
+            ("raw", "ls_f_cold@20ms".to_string())
+        );
         assert_eq!(baseline_of("s3fs", "ls_f_warm"), ("local", "ls_f_warm".to_string()));
         assert_eq!(baseline_of("local", "ls_l_warm"), ("local", "ls_l_warm".to_string()));
         assert_eq!(baseline_of("rclone", "seq_write"), ("raw", "seq_write".to_string()));

@@ -98,7 +98,9 @@ pub fn markdown(cfg: &Config, res: &Results, info: &RunInfo) -> String {
         cfg.ls_n
     );
     let data = data_workloads(cfg);
-    let meta = meta_workloads(cfg);
+    // The next-mount `ls -l` is a column only in runs that measured it (older results have none).
+    let measured = |w: &str| !w.starts_with("ls_l_next") || res.has_workload(w);
+    let meta: Vec<&str> = meta_workloads(cfg).into_iter().filter(|w| measured(w)).collect();
     if !data.is_empty() {
         m.push_str("Data (higher is better; ratio = figure / raw):\n\n");
         let mut systems = list(&["raw"]);
@@ -116,7 +118,7 @@ pub fn markdown(cfg: &Config, res: &Results, info: &RunInfo) -> String {
         m.push_str(&table(cfg, res, info, &systems, data.is_empty(), &meta));
         m.push('\n');
     }
-    let lat = latency_workloads(cfg);
+    let lat: Vec<String> = latency_workloads(cfg).into_iter().filter(|w| measured(w)).collect();
     if let (Some(ms), false) = (cfg.latency_ms, lat.is_empty()) {
         let _ = writeln!(
             m,

@@ -84,7 +84,10 @@ pub fn data_workloads(cfg: &Config) -> Vec<&'static str> {
 pub fn meta_workloads(cfg: &Config) -> Vec<&'static str> {
     let mut v = Vec::new();
     for (g, wls) in [
-        ("ls", &["ls_f_cold", "ls_l_cold", "ls_f_warm", "ls_l_warm"][..]),
+        (
+            "ls",
+            &["ls_f_cold", "ls_l_cold", "ls_l_next", "ls_f_warm", "ls_l_warm"][..],
+        ),
         ("ls_big", &["ls_f_big_cold", "ls_f_big_first"]),
         ("find", &["find_cold"]),
         ("rsync", &["rsync2"]),
@@ -106,7 +109,7 @@ pub fn latency_workloads(cfg: &Config) -> Vec<String> {
             continue;
         }
         let wls: &[&str] = match g {
-            "ls" => &["ls_f_cold", "ls_l_cold", "ls_f_warm", "ls_l_warm"],
+            "ls" => &["ls_f_cold", "ls_l_cold", "ls_l_next", "ls_f_warm", "ls_l_warm"],
             "find" => &["find_cold"],
             other => &[other][..],
         };
@@ -143,6 +146,7 @@ fn base_title(cfg: &Config, cold: bool, wl: &str) -> String {
         "small_read" => format!("read {files} files after remount (files/s)"),
         "ls_f_cold" => format!("`ls -f` {ls}, {coldw} (s)"),
         "ls_l_cold" => format!("`ls -l` {ls}, {coldw} (s)"),
+        "ls_l_next" => format!("`ls -l` {ls}, next mount (s)"),
         "ls_f_warm" => format!("`ls -f` {ls}, warm (s)"),
         "ls_l_warm" => format!("`ls -l` {ls}, warm (s)"),
         "ls_f_big_cold" => format!("`ls -f` {lsb}, {coldw} (s)"),

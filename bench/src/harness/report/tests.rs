@@ -318,6 +318,7 @@ fn latency_rows_have_a_table_of_their_own_with_ratios_under_the_same_latency() {
             "small_read@20ms",
             "ls_f_cold@20ms",
             "ls_l_cold@20ms",
+            "ls_l_next@20ms",
             "ls_f_warm@20ms",
             "ls_l_warm@20ms",
             "find_cold@20ms"

@@ -153,6 +153,7 @@ impl Ctx {
         let mnt = self.mnt(sys);
         let n = self.cfg.ls_n;
         let (mut fc, mut fw, mut lc, mut lw) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut ln = Vec::new();
         let mut err = String::new();
         for _ in runs {
             self.drop_caches();
@@ -195,6 +196,25 @@ impl Ctx {
                 break;
             }
             self.unmount_fs(sys, &mnt, "ls");
+            // The next mount (after an unmount or a reboot): kernel and daemon caches cold, what
+            // the mount keeps on disk (cosmount's metadata cache) kept.
+            self.drop_caches();
+            self.keep_state = true;
+            let mounted = self.mount_fs(sys, "bench-ls", &mnt);
+            self.keep_state = false;
+            if let Err(e) = mounted {
+                err = format!("mount: {e}");
+                break;
+            }
+            let step = (|| {
+                ln.push(self.ls_l_on(&mnt, false)?);
+                check_ls_l(&self.lsl_out(), n).map_err(|e| format!("next mount: {e}"))
+            })();
+            self.unmount_fs(sys, &mnt, "ls");
+            if let Err(e) = step {
+                err = e;
+                break;
+            }
         }
         let reps = runs.len();
         for (wl, arr) in [
@@ -202,6 +222,7 @@ impl Ctx {
             ("ls_f_warm", &fw),
             ("ls_l_cold", &lc),
             ("ls_l_warm", &lw),
+            ("ls_l_next", &ln),
         ] {
             if arr.len() == reps {
                 self.res.ok(sys, wl, arr, "");
