@@ -599,3 +599,32 @@ async fn mknod_makes_empty_objects_whose_mode_says_what_they_are() {
         .await;
     assert_eq!(dir.map(|_| ()).map_err(|e| e.errno), Err(libc::EINVAL));
 }
+
+/// `echo one >> f; echo two >> f`: the kernel sends the first handle's RELEASE after its close
+/// returned, so the second open can arrive while the first close is still storing the file. The
+/// second handle must end up on an open file that is still there (it used to join the one being
+/// dropped, and its write failed with EBADF).
+#[tokio::test]
+async fn an_open_during_the_last_release_of_the_file_waits_and_opens_the_stored_object() {
+    let fs = Arc::new(fs());
+    let (e, fh1) = fs
+        .create(ROOT_INO, OsStr::new("log"), 0o644, 0, 0, 1)
+        .await
+        .expect("create");
+    fs.write(fh1, 0, b"one\n").await.expect("write");
+    fs.store().delay_puts(std::time::Duration::from_millis(300));
+    let releasing = {
+        let fs = fs.clone();
+        tokio::spawn(async move { fs.release(fh1).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let fh2 = fs
+        .open(e.attr.ino, libc::O_WRONLY | libc::O_APPEND, 2)
+        .await
+        .expect("open while the release stores");
+    releasing.await.expect("join").expect("the first close stores");
+    fs.store().delay_puts(std::time::Duration::ZERO);
+    fs.write(fh2, 4, b"two\n").await.expect("the second handle writes");
+    fs.release(fh2).await.expect("the second close stores");
+    assert_eq!(mem(&fs).body("log").as_deref(), Some(&b"one\ntwo\n"[..]));
+}

@@ -148,51 +148,65 @@ impl<S: ObjectStore> S3Fs<S> {
         if self.open_file(ino).is_none() {
             self.check_not_protected(&inode.path, "overwrite").await?;
         }
-        let of = match self.open_file(ino) {
-            Some(of) => of,
-            None => {
-                let meta = if flags & libc::O_TRUNC != 0 && inode.stat.size == 0 {
-                    None
-                } else {
-                    Some(self.store.head_object(&key).await?)
-                };
-                let (base, size) = match &meta {
-                    Some(m) => (
-                        Some(Base {
-                            key: key.clone(),
-                            etag: m.etag.clone(),
-                        }),
-                        m.size,
-                    ),
-                    None => (None, 0),
-                };
-                let staged = Staged::new(
-                    &self.config.upload.staging_dir,
-                    self.config.upload.part_size,
-                    base,
-                    size,
-                    self.parts.clone(),
-                )?;
-                let of = OpenFile {
-                    staged,
-                    handles: 0,
-                    unlinked: false,
-                    metadata: meta.as_ref().map(|m| m.metadata.clone()).unwrap_or_default(),
-                    content_type: meta.and_then(|m| m.content_type),
-                    posix: Posix::default(),
-                    failed: false,
-                    written: false,
-                };
-                let of = Arc::new(tokio::sync::Mutex::new(of));
-                lock(&self.open_files).entry(ino).or_insert(of).clone()
-            }
-        };
-        {
+        // A release of this file's last handle may be storing it right now (the kernel sends
+        // RELEASE after close returns: `echo a >> f; echo b >> f`). It holds the open file until
+        // it is stored and then drops it; a handle must not join a dropped one, so the open
+        // starts again from the stored object.
+        loop {
+            let of = match self.open_file(ino) {
+                Some(of) => of,
+                None => {
+                    let meta = if flags & libc::O_TRUNC != 0 && inode.stat.size == 0 {
+                        None
+                    } else {
+                        Some(self.store.head_object(&key).await?)
+                    };
+                    let (base, size) = match &meta {
+                        Some(m) => (
+                            Some(Base {
+                                key: key.clone(),
+                                etag: m.etag.clone(),
+                            }),
+                            m.size,
+                        ),
+                        None => (None, 0),
+                    };
+                    let staged = Staged::new(
+                        &self.config.upload.staging_dir,
+                        self.config.upload.part_size,
+                        base,
+                        size,
+                        self.parts.clone(),
+                    )?;
+                    let of = OpenFile {
+                        staged,
+                        handles: 0,
+                        unlinked: false,
+                        metadata: meta.as_ref().map(|m| m.metadata.clone()).unwrap_or_default(),
+                        content_type: meta.and_then(|m| m.content_type),
+                        posix: Posix::default(),
+                        failed: false,
+                        written: false,
+                    };
+                    let of = Arc::new(tokio::sync::Mutex::new(of));
+                    lock(&self.open_files).entry(ino).or_insert(of).clone()
+                }
+            };
             let mut g = of.lock().await;
+            let current = lock(&self.open_files)
+                .get(&ino)
+                .is_some_and(|cur| Arc::ptr_eq(cur, &of));
+            if !current {
+                drop(g);
+                // The object it stored is what this open now overwrites.
+                self.check_not_protected(&inode.path, "overwrite").await?;
+                continue;
+            }
             if flags & libc::O_TRUNC != 0 {
                 g.staged.set_size(self.store.as_ref(), 0).await?;
             }
             g.handles += 1;
+            break;
         }
         Ok(self.new_fh(Handle {
             ino,

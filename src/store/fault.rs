@@ -1,5 +1,5 @@
-//! `FaultStore`: wraps any [`ObjectStore`] and fails chosen operations, for tests that prove
-//! errors reach the caller and nothing partial is left behind.
+//! `FaultStore`: wraps any [`ObjectStore`] and fails (or slows) chosen operations, for tests that
+//! prove errors reach the caller, nothing partial is left behind, and races come out right.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -21,6 +21,8 @@ struct Rule {
 pub struct FaultStore<S> {
     inner: S,
     rules: Mutex<HashMap<&'static str, Rule>>,
+    /// PutObject calls take this long (a slow upload, to hold a race open).
+    put_delay: Mutex<std::time::Duration>,
 }
 
 impl<S: ObjectStore> FaultStore<S> {
@@ -29,6 +31,7 @@ impl<S: ObjectStore> FaultStore<S> {
         Self {
             inner,
             rules: Mutex::new(HashMap::new()),
+            put_delay: Mutex::new(std::time::Duration::ZERO),
         }
     }
 
@@ -43,6 +46,11 @@ impl<S: ObjectStore> FaultStore<S> {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(op, Rule { skip, times });
+    }
+
+    /// Make every PutObject take `d` before it is stored.
+    pub fn delay_puts(&self, d: std::time::Duration) {
+        *self.put_delay.lock().unwrap_or_else(|p| p.into_inner()) = d;
     }
 
     /// Stop failing.
@@ -84,6 +92,10 @@ impl<S: ObjectStore> ObjectStore for FaultStore<S> {
     }
     async fn put_object(&self, key: &str, body: Bytes, opts: &PutOptions) -> Result<Option<String>, StoreError> {
         self.check("PutObject")?;
+        let delay = *self.put_delay.lock().unwrap_or_else(|p| p.into_inner());
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         self.inner.put_object(key, body, opts).await
     }
     async fn delete_object(&self, key: &str) -> Result<(), StoreError> {
