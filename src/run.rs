@@ -73,8 +73,10 @@ pub fn run(config: MountConfig) -> Result<(), String> {
         }
         Some(new_bucket) => {
             let what = format!("the buckets of {}", store.describe());
+            let mut listed_buckets = Vec::new();
             let listed = check_reachable(&what, &config, &found.looked_at, async {
-                store.list_buckets().await.map(|_| ())
+                listed_buckets = store.list_buckets().await?;
+                Ok(())
             });
             rt.block_on(listed)?;
             let buckets = S3Buckets {
@@ -89,7 +91,8 @@ pub fn run(config: MountConfig) -> Result<(), String> {
                 config.fs.metadata_ttl,
                 config.read_only,
             )
-            .in_region(config.s3.region.clone());
+            .in_region(config.s3.region.clone())
+            .listed(listed_buckets);
             Mount::Account(Arc::new(root))
         }
     });

@@ -136,10 +136,13 @@ impl<S: ObjectStore> Mount<S> {
     }
 
     pub async fn getattr(&self, ino: u64) -> FsResult<Entry> {
-        match (self, self.to(ino).await?) {
-            (Mount::Account(root), To::Fs(_, ROOT_INO, slot)) => root.bucket_attr(slot).await,
-            (_, To::Fs(fs, i, slot)) => fs.getattr(i).await.map(|e| entry(slot, e)),
-            (_, To::Root(root)) => Ok(root.root_entry()),
+        if let (Mount::Account(root), (slot @ 1.., ROOT_INO)) = (self, split(ino)) {
+            // A bucket's folder: from the account listing, without opening the bucket.
+            return root.bucket_attr(slot).await;
+        }
+        match self.to(ino).await? {
+            To::Fs(fs, i, slot) => fs.getattr(i).await.map(|e| entry(slot, e)),
+            To::Root(root) => Ok(root.root_entry()),
         }
     }
 

@@ -104,6 +104,13 @@ impl<S: ObjectStore> AccountRoot<S> {
         }
     }
 
+    /// Start from `listed` (the check before mounting listed the buckets already).
+    pub fn listed(self, listed: Vec<BucketInfo>) -> Self {
+        let shown = self.shown(listed);
+        *lock(&self.listing) = Some((Instant::now(), Arc::new(shown)));
+        self
+    }
+
     /// This mount's id in `/proc/self/mountinfo`, handed to every bucket's filesystem.
     pub fn set_mount_id(&self, id: u64) {
         let _ = self.mount_id.set(id);
@@ -137,8 +144,14 @@ impl<S: ObjectStore> AccountRoot<S> {
             }
         }
         let at = Instant::now();
-        let (here, elsewhere): (Vec<BucketInfo>, Vec<BucketInfo>) =
-            self.buckets.list().await?.into_iter().partition(|b| self.here(b));
+        let list = Arc::new(self.shown(self.buckets.list().await?));
+        *lock(&self.listing) = Some((at, list.clone()));
+        Ok(list)
+    }
+
+    /// The buckets of `all` served through this endpoint; the others are named in the log.
+    fn shown(&self, all: Vec<BucketInfo>) -> Vec<BucketInfo> {
+        let (here, elsewhere): (Vec<BucketInfo>, Vec<BucketInfo>) = all.into_iter().partition(|b| self.here(b));
         if !elsewhere.is_empty() {
             let names: Vec<String> = elsewhere
                 .iter()
@@ -150,9 +163,7 @@ impl<S: ObjectStore> AccountRoot<S> {
                 names.join(", ")
             );
         }
-        let list = Arc::new(here);
-        *lock(&self.listing) = Some((at, list.clone()));
-        Ok(list)
+        here
     }
 
     /// The bucket `name`, from a listing younger than the TTL, else from a new one (so a bucket

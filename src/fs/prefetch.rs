@@ -66,9 +66,14 @@ impl Head {
     }
 }
 
-/// Keep `head` of `key` in memory, and on disk when it has an ETag to vouch for.
+/// Keep `head` of `key` in memory, and on disk when it has an ETag to vouch for and says
+/// something new (a HEAD repeated after the TTL usually finds what the cache holds).
 fn put(cache: &PosixCache, disk: Option<&MetaDisk>, key: &str, head: Head) {
-    if let (Some(disk), Some(etag)) = (disk, &head.etag) {
+    let mut cache = lock(cache);
+    let known = cache
+        .peek(key)
+        .is_some_and(|h| h.etag == head.etag && h.posix == head.posix);
+    if let (Some(disk), Some(etag), false) = (disk, &head.etag, known) {
         disk.append(&Record {
             key: key.to_string(),
             etag: etag.clone(),
@@ -77,7 +82,7 @@ fn put(cache: &PosixCache, disk: Option<&MetaDisk>, key: &str, head: Head) {
             posix: head.posix.clone(),
         });
     }
-    lock(cache).put(key.to_string(), head);
+    cache.put(key.to_string(), head);
 }
 
 type PosixCache = Mutex<LruCache<String, Head>>;

@@ -6,6 +6,8 @@
 
 use std::time::SystemTime;
 
+use super::xml_text;
+
 /// IBM COS storage classes, the last part of a location constraint such as `us-south-cold`.
 pub const IBM_CLASSES: [&str; 6] = ["standard", "vault", "cold", "smart", "flex", "onerate_active"];
 
@@ -123,26 +125,19 @@ pub fn parse_bucket_list(xml: &str) -> (Vec<BucketInfo>, bool) {
         let after = &rest[i + "<Bucket>".len()..];
         let end = after.find("</Bucket>").unwrap_or(after.len());
         let one = &after[..end];
-        if let Some(name) = tag(one, "Name") {
+        if let Some(name) = xml_text(one, "Name") {
             out.push(BucketInfo {
                 name: unescape(name),
-                created: tag(one, "CreationDate").and_then(|d| crate::store::worm::parse_time(d.trim())),
-                location: tag(one, "LocationConstraint")
-                    .map(|l| unescape(l.trim()))
+                created: xml_text(one, "CreationDate").and_then(crate::store::worm::parse_time),
+                location: xml_text(one, "LocationConstraint")
+                    .map(unescape)
                     .filter(|l| !l.is_empty()),
             });
         }
         rest = &after[end..];
     }
-    let truncated = tag(xml, "IsTruncated").is_some_and(|t| t.trim() == "true");
+    let truncated = xml_text(xml, "IsTruncated") == Some("true");
     (out, truncated)
-}
-
-fn tag<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
-    let open = format!("<{name}>");
-    let start = xml.find(&open)? + open.len();
-    let end = xml[start..].find(&format!("</{name}>"))? + start;
-    Some(&xml[start..end])
 }
 
 fn unescape(s: &str) -> String {

@@ -21,6 +21,13 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use bytes::Bytes;
 
+/// Text of the first `<tag>…</tag>` in `xml`, trimmed (the small IBM answers, bucket listings).
+pub(crate) fn xml_text<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
+    let start = xml.find(&format!("<{tag}>"))? + tag.len() + 2;
+    let end = xml[start..].find(&format!("</{tag}>"))? + start;
+    Some(xml[start..end].trim())
+}
+
 /// What a listing or a HEAD says about one object.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObjectMeta {

@@ -14,7 +14,7 @@ use md5::Digest;
 
 use super::super::cos_policy::CosPolicy;
 use super::super::worm::{parse_time, CosRetention, LegalHold, Worm};
-use super::super::StoreError;
+use super::super::{xml_text, StoreError};
 use super::S3Store;
 
 /// Placeholder key of bucket-level requests, removed from the path before signing.
@@ -58,13 +58,6 @@ fn query_escape(s: &str) -> String {
         }
     }
     out
-}
-
-/// Text of the first `<tag>…</tag>` in `xml`.
-fn xml_text<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
-    let start = xml.find(&format!("<{tag}>"))? + tag.len() + 2;
-    let end = xml[start..].find(&format!("</{tag}>"))? + start;
-    Some(xml[start..end].trim())
 }
 
 impl S3Store {
