@@ -246,8 +246,13 @@ impl<S: ObjectStore> S3Fs<S> {
         if !of.staged.dirty || of.unlinked {
             return Ok(());
         }
+        // An upload of an earlier version from the write cache may be in flight: this one goes
+        // after it (see `pending.rs`).
+        let _gate = self.take_gate(ino, of).await;
+        if !of.staged.dirty || of.unlinked {
+            return Ok(()); // that upload stored it
+        }
         let (key, opts, posix) = self.upload_target(ino, of)?;
-        let now = SystemTime::now();
         let started = Instant::now();
         let size = of.staged.size();
         let etag = match of.staged.upload(&self.store, &key, &opts, &self.config.upload).await {
@@ -271,29 +276,46 @@ impl<S: ObjectStore> S3Fs<S> {
                 "uploaded"
             );
         }
-        of.metadata = opts.metadata;
-        of.posix = Posix::default();
-        of.failed = false;
-        of.written = false;
         // The server has this version or a later one: the write cache's entry has done its job.
         if let Some(p) = of.pending.take() {
             if let Some(cache) = self.write_cache() {
                 cache.remove(&p);
             }
         }
+        self.stored(ino, of, &key, opts.metadata, posix, size, etag);
+        Ok(())
+    }
+
+    /// Record that `of` is stored as `key` (`size` bytes, `etag`) with `metadata`, showing
+    /// `posix`: it is clean, and `stat` shows the object.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn stored(
+        &self,
+        ino: u64,
+        of: &mut OpenFile,
+        key: &str,
+        metadata: std::collections::HashMap<String, String>,
+        posix: Posix,
+        size: u64,
+        etag: Option<String>,
+    ) {
+        of.metadata = metadata;
+        of.posix = Posix::default();
+        of.failed = false;
+        of.written = false;
+        of.created = false;
         if let Ok(inode) = self.inode(ino) {
             self.unstored.clear(&inode.path);
         }
         let stat = Stat {
             kind: Kind::File,
             size,
-            mtime: now,
+            mtime: SystemTime::now(),
             etag,
             posix: Some(posix),
         };
-        self.remember_posix(&key, &stat, Instant::now());
+        self.remember_posix(key, &stat, Instant::now());
         lock(&self.inodes).set_stat(ino, stat, self.fresh_until());
-        Ok(())
     }
 
     /// release: the last close of handle `fh`.

@@ -61,8 +61,12 @@ pub(super) struct OpenFile {
     pub pinned: bool,
     /// Failed uploads from the write cache in a row.
     pub attempts: u32,
-    /// Made by `create` (no object had the name).
+    /// Made by `create` (no object had the name) and not stored since.
     pub created: bool,
+    /// Held by every upload of this file while its requests are in flight, so that uploads of
+    /// it reach S3 in order (see `pending.rs`). Taken while holding the file's lock, never the
+    /// other way round.
+    pub upload_gate: Arc<tokio::sync::Mutex<super::pending::UploadGate>>,
 }
 
 impl OpenFile {
@@ -84,6 +88,7 @@ impl OpenFile {
             pinned: false,
             attempts: 0,
             created: false,
+            upload_gate: Arc::default(),
         }
     }
 }

@@ -37,10 +37,10 @@ use super::files::OpenFile;
 use super::inode::Stat;
 use super::meta::Posix;
 use super::write::Staged;
-use super::write_cache::{entry, Leftover, WriteCache};
+use super::write_cache::{entry, Leftover, Pending, WriteCache};
 use super::{lock, path, S3Fs};
 use crate::error::{FsError, FsResult};
-use crate::store::ObjectStore;
+use crate::store::{ObjectStore, PutOptions};
 
 /// Retry delay after the first failure that may pass, doubled each time up to [`MAX_RETRY`].
 const FIRST_RETRY: Duration = Duration::from_secs(1);
@@ -64,6 +64,24 @@ fn lasting(e: &FsError) -> bool {
 }
 
 type Shared = Arc<tokio::sync::Mutex<OpenFile>>;
+
+/// Held by every upload of a file while its requests are in flight, so that uploads of one file
+/// reach S3 in order; taken while holding the file's lock, never the other way round. The
+/// background upload holds only this while its requests are in flight and leaves what it came
+/// to here, for whoever takes the gate next to apply.
+#[derive(Default)]
+pub struct UploadGate {
+    finished: Option<Finished>,
+}
+
+/// What an upload from the write cache came to.
+struct Finished {
+    seq: u64,
+    header: entry::Header,
+    result: FsResult<Option<String>>,
+}
+
+pub(super) type GateGuard = tokio::sync::OwnedMutexGuard<UploadGate>;
 
 impl<S: ObjectStore> S3Fs<S> {
     /// Use `cache` for closes from now on, reinstate the files an earlier mount left in it, and
@@ -242,6 +260,15 @@ impl<S: ObjectStore> S3Fs<S> {
         if of.handles > 0 || of.pending.is_some() {
             return;
         }
+        if of.staged.dirty && !of.unlinked && self.write_cache.get().is_some() {
+            // Changed since its last entry, and nobody will close it again: a new entry.
+            if let Err(e) = self.store_at_close(ino, of).await {
+                warn!(ino, "write cache: cannot keep the last change: {}", e.message);
+            }
+            if of.pending.is_some() {
+                return;
+            }
+        }
         of.staged.abandon_stream(&self.store).await;
         {
             let mut open = lock(&self.open_files);
@@ -255,18 +282,177 @@ impl<S: ObjectStore> S3Fs<S> {
         }
     }
 
-    /// Upload pending file `ino` (from the queue: not while a writer holds it). Returns the
-    /// upload's error, after queueing a retry or moving the file to `recovery/`.
+    /// Take `of`'s upload gate, waiting for an upload of it in flight, with what that upload
+    /// came to applied to `of` first. Called while holding `of`'s lock.
+    pub(super) async fn take_gate(&self, ino: u64, of: &mut OpenFile) -> GateGuard {
+        let mut gate = of.upload_gate.clone().lock_owned().await;
+        if let Some(f) = gate.finished.take() {
+            let _ = self.apply_finished(ino, of, f);
+        }
+        gate
+    }
+
+    /// Apply the outcome of an upload from the write cache to the file; the error, when the
+    /// entry it uploaded is still the file's latest.
+    fn apply_finished(&self, ino: u64, of: &mut OpenFile, f: Finished) -> Option<FsError> {
+        let cache = self.write_cache.get()?.clone();
+        let current = of.pending.as_ref().is_some_and(|p| p.seq == f.seq);
+        match f.result {
+            Ok(etag) => {
+                of.created = false;
+                if !current {
+                    return None;
+                }
+                if let Some(p) = of.pending.take() {
+                    cache.remove(&p);
+                }
+                of.attempts = 0;
+                if of.journaled && of.handles == 0 {
+                    let h = f.header;
+                    of.staged.stored_as(&h.key, etag.clone());
+                    let posix = Posix::from_metadata(&h.metadata);
+                    self.stored(ino, of, &h.key, h.metadata, posix, h.size, etag);
+                }
+                None
+            }
+            Err(e) if !current => {
+                error!(
+                    key = f.header.key.as_str(),
+                    errno = e.errno,
+                    "write cache: an earlier version could not be stored ({}); a later one is queued",
+                    e.message
+                );
+                None
+            }
+            Err(e) => {
+                let p = of.pending.clone()?;
+                Some(self.upload_failed(ino, of, &p, &f.header.key, &e))
+            }
+        }
+    }
+
+    /// The upload of `p` (the file's latest entry) failed with `e`: a failure that may pass is
+    /// retried later; a lasting one moves the contents to `recovery/` and is reported.
+    fn upload_failed(&self, ino: u64, of: &mut OpenFile, p: &Pending, key: &str, e: &FsError) -> FsError {
+        of.failed = false;
+        let Some(cache) = self.write_cache.get().cloned() else {
+            return e.clone();
+        };
+        if !lasting(e) {
+            let delay = FIRST_RETRY.saturating_mul(1 << of.attempts.min(6)).min(MAX_RETRY);
+            of.attempts += 1;
+            warn!(
+                key,
+                errno = e.errno,
+                attempt = of.attempts,
+                "write cache: upload failed ({}); kept in the cache, trying again in {} s",
+                e.message,
+                delay.as_secs()
+            );
+            cache.queue_later(ino, delay);
+            return e.clone();
+        }
+        let path = self.inode(ino).map(|i| i.path).unwrap_or_else(|_| key.to_string());
+        let kept = match cache.to_recovery(p, key) {
+            Ok(dst) => format!("its contents are kept in {}", dst.display()),
+            Err(io) => {
+                error!("write cache: cannot move the entry of {key} to recovery/: {io}; it stays in the cache");
+                format!("its contents stay in {}", cache.dir().display())
+            }
+        };
+        error!(
+            key,
+            errno = e.errno,
+            "write cache: the server refused {key} for good ({}); {kept}",
+            e.message
+        );
+        let cause = FsError::new(e.errno, format!("{}; {kept}", e.message));
+        self.unstored.record(&path, &cause);
+        of.pending = None;
+        if of.journaled {
+            of.staged.dirty = false;
+        }
+        lock(&self.inodes).expire(ino);
+        cause
+    }
+
+    /// Upload pending file `ino` from its entry (from the queue: not while a writer holds it),
+    /// without holding the file's lock while the requests are in flight, so that it stays
+    /// readable and writable meanwhile. Returns the upload's error.
     pub(super) async fn upload_pending(&self, ino: u64) -> FsResult<()> {
+        let Some(cache) = self.write_cache.get().cloned() else {
+            return Ok(());
+        };
         let Some(of) = self.open_file(ino) else {
             return Ok(());
         };
         let _change = self.listings.changing();
         let mut g = of.lock().await;
-        if g.pending.is_none() || g.handles > 0 {
+        let current = lock(&self.open_files)
+            .get(&ino)
+            .is_some_and(|cur| Arc::ptr_eq(cur, &of));
+        if !current {
             return Ok(());
         }
-        self.upload_locked(ino, &of, &mut g).await
+        // Another upload of this file is in flight: never wait for it holding the file's lock
+        // (readers and writers would wait too); look again shortly.
+        let Ok(mut gate) = g.upload_gate.clone().try_lock_owned() else {
+            cache.queue_later(ino, Duration::from_millis(100));
+            return Ok(());
+        };
+        if let Some(f) = gate.finished.take() {
+            let _ = self.apply_finished(ino, &mut g, f);
+        }
+        if g.unlinked {
+            if let Some(p) = g.pending.take() {
+                cache.remove(&p);
+            }
+        }
+        let Some(p) = g.pending.clone() else {
+            drop(gate);
+            self.retire(ino, &of, &mut g).await;
+            return Ok(());
+        };
+        if g.handles > 0 {
+            return Ok(()); // its writer's last close makes a new entry and queues it
+        }
+        let (header, file) = match cache.open_entry(&p, &self.config.upload.staging_dir) {
+            Ok(x) => x,
+            Err(e) => {
+                // The staged contents are the same: a new entry from them.
+                error!(ino, "write cache: cannot read an entry back ({e}); writing it again");
+                g.journaled = false;
+                drop(gate);
+                return self.store_at_close(ino, &mut g).await;
+            }
+        };
+        drop(g);
+        let mut staged = Staged::adopt(file, header.size, self.config.upload.part_size, self.parts.clone());
+        let opts = PutOptions {
+            metadata: header.metadata.clone(),
+            content_type: header.content_type.clone(),
+        };
+        let result = staged
+            .upload(&self.store, &header.key, &opts, &self.config.upload)
+            .await;
+        let outcome = result.as_ref().map(|_| ()).map_err(Clone::clone);
+        gate.finished = Some(Finished {
+            seq: p.seq,
+            header,
+            result,
+        });
+        drop(gate);
+        let mut g = of.lock().await;
+        let gate = g.upload_gate.clone().lock_owned().await;
+        let error = {
+            let mut gate = gate;
+            gate.finished.take().and_then(|f| self.apply_finished(ino, &mut g, f))
+        };
+        self.retire(ino, &of, &mut g).await;
+        match error {
+            Some(e) => Err(e),
+            None => outcome.or(Ok(())),
+        }
     }
 
     /// Upload pending file `ino` now, even while a writer holds it (`fsync`, and operations that
@@ -280,82 +466,17 @@ impl<S: ObjectStore> S3Fs<S> {
         };
         let _change = self.listings.changing();
         let mut g = of.lock().await;
-        if g.pending.is_none() {
-            return Ok(());
-        }
-        if g.handles > 0 {
-            return self.upload(ino, &mut g).await;
-        }
-        self.upload_locked(ino, &of, &mut g).await
-    }
-
-    async fn upload_locked(&self, ino: u64, shared: &Shared, g: &mut OpenFile) -> FsResult<()> {
-        let Some(cache) = self.write_cache.get().cloned() else {
-            return Ok(());
-        };
-        let current = lock(&self.open_files)
-            .get(&ino)
-            .is_some_and(|cur| Arc::ptr_eq(cur, shared));
-        if !current {
-            return Ok(());
-        }
-        if g.unlinked || !g.staged.dirty {
-            if let Some(p) = g.pending.take() {
-                cache.remove(&p);
-            }
-            self.retire(ino, shared, g).await;
-            return Ok(());
-        }
         let Some(p) = g.pending.clone() else {
             return Ok(());
         };
-        let key = self.upload_target(ino, g).map(|t| t.0).unwrap_or_default();
-        match self.upload(ino, g).await {
-            Ok(()) => {
-                g.attempts = 0;
-                self.retire(ino, shared, g).await;
-                Ok(())
-            }
-            Err(e) if !lasting(&e) => {
-                g.failed = false;
-                let delay = FIRST_RETRY.saturating_mul(1 << g.attempts.min(6)).min(MAX_RETRY);
-                g.attempts += 1;
-                warn!(
-                    key = key.as_str(),
-                    errno = e.errno,
-                    attempt = g.attempts,
-                    "write cache: upload failed ({}); kept in the cache, trying again in {} s",
-                    e.message,
-                    delay.as_secs()
-                );
-                cache.queue_later(ino, delay);
-                Err(e)
-            }
-            Err(e) => {
-                g.failed = false;
-                let path = self.inode(ino).map(|i| i.path).unwrap_or_else(|_| key.clone());
-                let kept = match cache.to_recovery(&p, &key) {
-                    Ok(dst) => format!("its contents are kept in {}", dst.display()),
-                    Err(io) => {
-                        error!("write cache: cannot move the entry of {key} to recovery/: {io}; it stays in the cache");
-                        format!("its contents stay in {}", cache.dir().display())
-                    }
-                };
-                error!(
-                    key = key.as_str(),
-                    errno = e.errno,
-                    "write cache: the server refused {key} for good ({}); {kept}",
-                    e.message
-                );
-                let cause = FsError::new(e.errno, format!("{}; {kept}", e.message));
-                self.unstored.record(&path, &cause);
-                g.pending = None;
-                g.staged.dirty = false;
-                lock(&self.inodes).expire(ino);
-                self.retire(ino, shared, g).await;
-                Err(cause)
-            }
-        }
+        let key = self.upload_target(ino, &g).map(|t| t.0).unwrap_or_default();
+        let result = self.upload(ino, &mut g).await;
+        let result = match result {
+            Err(e) if g.pending.as_ref() == Some(&p) => Err(self.upload_failed(ino, &mut g, &p, &key, &e)),
+            r => r,
+        };
+        self.retire(ino, &of, &mut g).await;
+        result
     }
 
     /// The pending files at or under `dir` (`""`: all).
@@ -402,7 +523,8 @@ impl<S: ObjectStore> S3Fs<S> {
         self.sync_pending_under(&dir).await
     }
 
-    /// A file replaced by a rename or deleted: its pending entry goes.
+    /// A file replaced by a rename or deleted: its pending entry goes (after an upload of it in
+    /// flight, which the caller's delete then follows).
     pub(super) async fn drop_pending(&self, ino: u64) {
         let Some(cache) = self.write_cache.get().cloned() else {
             return;
@@ -411,10 +533,12 @@ impl<S: ObjectStore> S3Fs<S> {
             return;
         };
         let mut g = of.lock().await;
+        let gate = self.take_gate(ino, &mut g).await;
         g.unlinked = true;
         if let Some(p) = g.pending.take() {
             cache.remove(&p);
         }
+        drop(gate);
         self.retire(ino, &of, &mut g).await;
     }
 

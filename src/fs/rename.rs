@@ -131,14 +131,16 @@ impl<S: ObjectStore> S3Fs<S> {
             Some(of) => Some(of.lock().await),
             None => None,
         };
-        if let (Some(g), Some(cache)) = (guard.as_deref_mut(), self.write_cache()) {
-            if g.pending.is_some() && g.created && !g.staged.has_base() && g.handles == 0 {
+        if let (Some(g), Some(cache)) = (guard.as_deref_mut(), self.write_cache().cloned()) {
+            // An upload of it under the old name may be in flight: the move waits for it.
+            let gate = self.take_gate(ino, g).await;
+            if g.pending.is_some() && g.created && g.handles == 0 {
                 // Waiting in the write cache and never stored: its entry moves, S3 is not asked.
-                let cache = cache.clone();
                 g.journaled = false;
                 self.journal(&cache, ino, g, Some(to)).await?;
                 return Ok(());
             }
+            drop(gate);
         }
         if let Some(g) = guard.as_deref_mut() {
             // Store pending changes under the old name first, so the copy carries them.
@@ -149,8 +151,10 @@ impl<S: ObjectStore> S3Fs<S> {
         let meta = self.store.head_object(&src).await?;
         let etag = copy(self.store.as_ref(), &src, &dst, meta.size, meta.etag.as_deref()).await?;
         self.store.delete_object(&src).await?;
-        if let Some(g) = guard.as_deref_mut() {
+        if let (Some(of), Some(g)) = (&of, guard.as_deref_mut()) {
             g.staged.rebase(&dst, etag.clone());
+            // Stored and moved: a file that waited in the write cache is done.
+            self.retire(ino, of, g).await;
         }
         if let Some(p) = self.cached_posix(&src, &meta.etag) {
             let stat = Stat {

@@ -190,9 +190,14 @@ impl Staged {
         Ok(self.file.clone())
     }
 
-    /// Whether the object it started from is on the server (never stored otherwise).
-    pub fn has_base(&self) -> bool {
-        self.base.is_some()
+    /// The contents are stored as `key` with `etag` (uploaded from a copy): clean now.
+    pub fn stored_as(&mut self, key: &str, etag: Option<String>) {
+        self.base = Some(Base {
+            key: key.to_string(),
+            etag,
+        });
+        self.base_len = self.size;
+        self.dirty = false;
     }
 
     /// The object moved (rename): fetch unfetched chunks from `key` from now on.

@@ -287,6 +287,14 @@ impl WriteCache {
         }
     }
 
+    /// The header and a private copy of the contents of entry `p` (CRC checked), in a
+    /// temporary file in `staging`.
+    pub fn open_entry(&self, p: &Pending, staging: &Path) -> Result<(entry::Header, std::fs::File), entry::Bad> {
+        let mut file = tempfile::tempfile_in(staging)?;
+        let header = entry::read(&self.path_of(p.seq), Some(&mut file))?;
+        Ok((header, file))
+    }
+
     /// Queue file `ino` for upload now.
     pub fn queue(&self, ino: u64) {
         lock(&self.queue).ready.push_back(ino);
