@@ -9,7 +9,7 @@
 //! code becomes ours.
 //!
 //! Also here, the other calls into libc the daemon needs: [`tune_allocator`] and [`prefault`].
-#![allow(unsafe_code)] // dup2(2), mallopt(3) and madvise(2) below, the only unsafe code in the crate
+#![allow(unsafe_code)] // dup2(2), mallopt(3), madvise(2) and setrlimit(2) below, the only unsafe code in the crate
 
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Write};
@@ -117,6 +117,32 @@ pub fn tune_allocator() {
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
     }
+}
+
+/// Raise the soft limit on open files to the hard one (each file waiting in the write cache
+/// keeps its staging file open); returns the soft limit now in force.
+pub fn raise_open_files() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a pointer to a properly initialised rlimit that outlives
+    // the calls; RLIMIT_NOFILE is always a valid resource.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 1024;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim.rlim_cur = lim.rlim_max;
+            }
+        }
+    }
+    lim.rlim_cur
 }
 
 /// Map the pages of a large, empty buffer in one call (`MADV_POPULATE_WRITE`) rather than one

@@ -22,8 +22,13 @@ use crate::store::s3::S3Store;
 use crate::store::{ObjectStore, StoreError};
 
 /// Mount and serve until unmounted.
-pub fn run(config: MountConfig) -> Result<(), String> {
+pub fn run(mut config: MountConfig) -> Result<(), String> {
     crate::daemon::tune_allocator();
+    let open_files = crate::daemon::raise_open_files();
+    if let Some(wc) = config.write_cache.as_mut() {
+        // Each waiting file holds a descriptor: leave room for everything else.
+        wc.max_files = wc.max_files.min(open_files.saturating_sub(512) / 2).max(16);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("cosmount-io")

@@ -127,16 +127,33 @@ fn writes_at_double(ep: &str, bucket: &str, key: &str) -> u64 {
 
 #[test]
 fn redirects_into_an_ibm_retention_bucket_store_the_contents_once_and_lock_them() {
+    redirects_into_an_ibm_retention_bucket("redir", None);
+}
+
+#[test]
+fn with_the_write_cache_redirects_into_an_ibm_retention_bucket_store_the_contents_once() {
+    let wc = tempfile::tempdir().expect("write cache");
+    redirects_into_an_ibm_retention_bucket("redirwc", Some(wc.path()));
+}
+
+/// Every redirect into a bucket with a retention policy sends one write, with the final
+/// contents; with a write cache, `sync FILE` waits for that write before it is counted.
+fn redirects_into_an_ibm_retention_bucket(hint: &str, write_cache: Option<&std::path::Path>) {
     let ep = cos_double();
     let c = client_at(&ep);
-    let b = format!("redir{}", std::process::id());
+    let b = format!("{hint}{}", std::process::id());
     rt().block_on(c.create_bucket().bucket(&b).send()).expect("bucket");
     protect(&ep, &b, 0, 1, 30);
-    let m = Mount::with_endpoint(&b, &ep, &[]);
+    let wc = write_cache.map(|d| d.to_string_lossy().into_owned());
+    let extra: Vec<&str> = wc.iter().flat_map(|d| ["--write-cache", d.as_str()]).collect();
+    let m = Mount::with_endpoint(&b, &ep, &extra);
     for shell in ["bash", "dash"] {
         for (name, script, want) in CASES {
             let key = format!("{shell}-{name}.txt");
             run_in(shell, script, &m.p(&key));
+            if wc.is_some() {
+                sh_ok(&format!("sync {}", m.p(&key)));
+            }
             assert_eq!(
                 writes_at_double(&ep, &b, &key),
                 1,

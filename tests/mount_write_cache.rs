@@ -232,3 +232,82 @@ fn a_full_write_cache_disk_falls_back_to_storing_at_close_and_loses_nothing() {
     }
     assert!(m.unmount().success());
 }
+
+#[test]
+fn unmount_waits_for_the_write_cache_and_after_a_deadline_the_next_mount_uploads_the_rest() {
+    let server = OwnServer::start();
+    let b = server.bucket("wc-drain");
+    let c = server.client();
+    let got = |k: &str| {
+        rt().block_on(c.get_object().bucket(&b).key(k).send())
+            .ok()
+            .map(|o| rt().block_on(o.body.collect()).expect("body").to_vec())
+    };
+    let wc = tempfile::tempdir().expect("write cache");
+    let wcs = wc.path().to_str().expect("utf8");
+    // Uploads one at a time over a slow link: they are far behind when the unmount comes.
+    let slow = common::proxy::Throttle::start(&server.endpoint, 200_000);
+    let mut m = Mount::with_endpoint(
+        &b,
+        &slow.endpoint,
+        &[
+            "--write-cache",
+            wcs,
+            "--write-cache-uploads",
+            "1",
+            "--log-filter",
+            "info",
+        ],
+    );
+    let data: Vec<Vec<u8>> = (0..30).map(|i| pattern(20 * 1024, i)).collect();
+    // In a directory made just now: creating a file there asks the server nothing.
+    std::fs::create_dir(m.p("d")).expect("mkdir");
+    for (i, d) in data.iter().enumerate() {
+        std::fs::write(m.p(&format!("d/f{i}")), d).expect("write");
+    }
+    assert!(entries(wc.path()) > 10, "uploads lag behind: {}", entries(wc.path()));
+    assert!(m.unmount().success());
+    let log = std::fs::read_to_string(&m.log).expect("log");
+    assert!(log.contains("before exiting"), "progress is logged");
+    for (i, d) in data.iter().enumerate() {
+        assert_eq!(got(&format!("d/f{i}")).as_deref(), Some(&d[..]), "f{i}");
+    }
+    assert_eq!(entries(wc.path()), 0);
+
+    // A server that hangs, and a deadline: the daemon exits, the files stay in the cache.
+    let mut m = Mount::with_endpoint(
+        &b,
+        &server.endpoint,
+        &[
+            "--write-cache",
+            wcs,
+            "--unmount-deadline",
+            "2",
+            "--timeout",
+            "3",
+            "--log-filter",
+            "info",
+        ],
+    );
+    std::fs::create_dir(m.p("late")).expect("mkdir");
+    server.hang();
+    for i in 0..3 {
+        std::fs::write(m.p(&format!("late/{i}")), format!("late {i}")).expect("write");
+    }
+    let start = Instant::now();
+    assert!(m.unmount().success());
+    assert!(start.elapsed() < Duration::from_secs(10), "{:?}", start.elapsed());
+    assert_eq!(entries(wc.path()), 3, "left for the next mount");
+    let log = std::fs::read_to_string(&m.log).expect("log");
+    assert!(
+        log.contains("the unmount deadline passed with 3 files not uploaded"),
+        "{log}"
+    );
+    server.resume();
+    let mut again = Mount::with_endpoint(&b, &server.endpoint, &["--write-cache", wcs]);
+    wait_for("the files left uploaded", 30, || entries(wc.path()) == 0);
+    for i in 0..3 {
+        assert_eq!(got(&format!("late/{i}")), Some(format!("late {i}").into_bytes()));
+    }
+    assert!(again.unmount().success());
+}

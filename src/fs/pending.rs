@@ -95,15 +95,19 @@ impl<S: ObjectStore> S3Fs<S> {
         let mut reinstated = 0;
         for l in leftovers {
             let key = l.header.key.clone();
+            let pending = l.pending.clone();
             match self.reinstate(l) {
                 Ok(ino) => {
                     reinstated += 1;
                     cache.queue(ino);
                 }
-                Err(why) => warn!(
-                    key = key.as_str(),
-                    "write cache: an earlier mount's file is left as it is: {why}"
-                ),
+                Err(why) => {
+                    cache.leave(&pending);
+                    warn!(
+                        key = key.as_str(),
+                        "write cache: an earlier mount's file is left as it is: {why}"
+                    );
+                }
             }
         }
         if n > 0 {

@@ -230,6 +230,12 @@ impl WriteCache {
         self.forget(p);
     }
 
+    /// Leave an entry where it is without counting it (an earlier mount's file this mount
+    /// cannot upload): the drain at unmount does not wait for it.
+    pub fn leave(&self, p: &Pending) {
+        self.forget(p);
+    }
+
     fn forget(&self, p: &Pending) {
         let _ = self.used.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
             Some(u.saturating_sub(p.bytes))
