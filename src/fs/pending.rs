@@ -27,7 +27,10 @@
 //! - **After a crash** the next mount reinstates each file left in the cache as pending and
 //!   uploads it ([`S3Fs::attach_write_cache`]).
 
+use std::io::Write;
 use std::sync::Arc;
+
+use bytes::Bytes;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures::stream::{self, StreamExt};
@@ -37,7 +40,7 @@ use super::files::OpenFile;
 use super::inode::Stat;
 use super::meta::Posix;
 use super::write::Staged;
-use super::write_cache::{entry, Leftover, Pending, WriteCache};
+use super::write_cache::{entry, Copy, Leftover, Pending, WriteCache};
 use super::{lock, path, S3Fs};
 use crate::error::{FsError, FsResult};
 use crate::store::{ObjectStore, PutOptions};
@@ -151,8 +154,8 @@ impl<S: ObjectStore> S3Fs<S> {
             .to_string();
         let mut file = tempfile::tempfile_in(&self.config.upload.staging_dir)
             .map_err(|e| format!("cannot stage in {}: {e}", self.config.upload.staging_dir.display()))?;
-        let header =
-            entry::read(&l.path, Some(&mut file)).map_err(|e| format!("cannot read {}: {e}", l.path.display()))?;
+        let header = entry::read(&l.path, Some(&mut file as &mut dyn Write))
+            .map_err(|e| format!("cannot read {}: {e}", l.path.display()))?;
         let staged = Staged::adopt(file, header.size, self.config.upload.part_size, self.parts.clone());
         let stored = Posix::from_metadata(&header.metadata);
         let stat = Stat::file(
@@ -420,7 +423,8 @@ impl<S: ObjectStore> S3Fs<S> {
         if g.handles > 0 {
             return Ok(()); // its writer's last close makes a new entry and queues it
         }
-        let (header, file) = match cache.open_entry(&p, &self.config.upload.staging_dir) {
+        let small = self.config.upload.part_size;
+        let (header, copy) = match cache.open_entry(&p, &self.config.upload.staging_dir, small) {
             Ok(x) => x,
             Err(e) => {
                 // The staged contents are the same: a new entry from them.
@@ -431,14 +435,21 @@ impl<S: ObjectStore> S3Fs<S> {
             }
         };
         drop(g);
-        let mut staged = Staged::adopt(file, header.size, self.config.upload.part_size, self.parts.clone());
         let opts = PutOptions {
             metadata: header.metadata.clone(),
             content_type: header.content_type.clone(),
         };
-        let result = staged
-            .upload(&self.store, &header.key, &opts, &self.config.upload)
-            .await;
+        let result = match copy {
+            // Smaller than the entry, so at most one part: one PutObject.
+            Copy::Memory(buf) => {
+                let _charge = self.budget.charge(buf.len() as u64).await;
+                self.store
+                    .put_object(&header.key, Bytes::from(buf), &opts)
+                    .await
+                    .map_err(FsError::from)
+            }
+            Copy::File(f) => self.upload_copy(f, &header, &opts).await,
+        };
         let outcome = result.as_ref().map(|_| ()).map_err(Clone::clone);
         gate.finished = Some(Finished {
             seq: p.seq,
@@ -457,6 +468,17 @@ impl<S: ObjectStore> S3Fs<S> {
             Some(e) => Err(e),
             None => outcome.or(Ok(())),
         }
+    }
+
+    /// Upload the copy `file` of an entry with `header` (PutObject or multipart).
+    async fn upload_copy(
+        &self,
+        file: std::fs::File,
+        header: &entry::Header,
+        opts: &PutOptions,
+    ) -> FsResult<Option<String>> {
+        let mut staged = Staged::adopt(file, header.size, self.config.upload.part_size, self.parts.clone());
+        staged.upload(&self.store, &header.key, opts, &self.config.upload).await
     }
 
     /// Upload pending file `ino` now, even while a writer holds it (`fsync`, and operations that

@@ -16,6 +16,7 @@
 pub mod entry;
 
 use std::collections::{HashMap, VecDeque};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -52,6 +53,12 @@ pub struct Pending {
     pub seq: u64,
     /// Bytes of the entry file.
     pub bytes: u64,
+}
+
+/// A private copy of an entry's contents, to upload from.
+pub enum Copy {
+    Memory(Vec<u8>),
+    File(std::fs::File),
 }
 
 /// An entry an earlier mount left.
@@ -277,7 +284,7 @@ impl WriteCache {
             n += 1;
         }
         let mut out = std::fs::File::create(&dst)?;
-        match entry::read(&src, Some(&mut out)) {
+        match entry::read(&src, Some(&mut out as &mut dyn Write)) {
             Ok(_) => {
                 out.sync_all()?;
                 if let Some(parent) = dst.parent() {
@@ -293,12 +300,17 @@ impl WriteCache {
         }
     }
 
-    /// The header and a private copy of the contents of entry `p` (CRC checked), in a
-    /// temporary file in `staging`.
-    pub fn open_entry(&self, p: &Pending, staging: &Path) -> Result<(entry::Header, std::fs::File), entry::Bad> {
+    /// The header and a private copy of the contents of entry `p` (CRC checked): in memory up
+    /// to `in_memory` bytes, else in a temporary file in `staging`.
+    pub fn open_entry(&self, p: &Pending, staging: &Path, in_memory: u64) -> Result<(entry::Header, Copy), entry::Bad> {
+        if p.bytes <= in_memory {
+            let mut buf = Vec::with_capacity(p.bytes as usize);
+            let header = entry::read(&self.path_of(p.seq), Some(&mut buf as &mut dyn Write))?;
+            return Ok((header, Copy::Memory(buf)));
+        }
         let mut file = tempfile::tempfile_in(staging)?;
-        let header = entry::read(&self.path_of(p.seq), Some(&mut file))?;
-        Ok((header, file))
+        let header = entry::read(&self.path_of(p.seq), Some(&mut file as &mut dyn Write))?;
+        Ok((header, Copy::File(file)))
     }
 
     /// Queue file `ino` for upload now.
