@@ -311,3 +311,42 @@ fn unmount_waits_for_the_write_cache_and_after_a_deadline_the_next_mount_uploads
     }
     assert!(again.unmount().success());
 }
+
+#[test]
+fn a_file_the_server_refuses_for_good_is_kept_in_recovery_and_named_in_the_log() {
+    let b = bucket("wc-gone");
+    let wc = tempfile::tempdir().expect("write cache");
+    let gate = common::proxy::Gate::start(&endpoint());
+    let m = Mount::with_endpoint(
+        &b,
+        &gate.endpoint,
+        &[
+            "--write-cache",
+            wc.path().to_str().expect("utf8"),
+            "--log-filter",
+            "info",
+        ],
+    );
+    std::fs::create_dir(m.p("d")).expect("mkdir");
+    // The server goes away: the file waits in the cache.
+    gate.set_open(false);
+    std::fs::write(m.p("d/report.txt"), b"quarterly figures").expect("close returns");
+    // Meanwhile the bucket is emptied and deleted by someone else.
+    let c = client();
+    rt().block_on(c.delete_object().bucket(&b).key("d/").send())
+        .expect("delete marker");
+    rt().block_on(c.delete_bucket().bucket(&b).send())
+        .expect("delete bucket");
+    gate.set_open(true);
+    let log = wait_log(&m.log, "the server refused d/report.txt for good");
+    assert!(log.contains("NOT STORED"), "the unstored report names it");
+    let kept = std::fs::read_dir(wc.path())
+        .expect("cache")
+        .filter_map(Result::ok)
+        .find(|e| e.file_name().to_string_lossy().starts_with("files-"))
+        .expect("bucket dir")
+        .path()
+        .join("recovery/d/report.txt");
+    assert_eq!(std::fs::read(&kept).expect("recovered"), b"quarterly figures");
+    assert_eq!(entries(wc.path()), 0, "out of the queue");
+}
