@@ -201,9 +201,9 @@ pub struct Cli {
     #[arg(long, default_value = "4G", value_parser = crate::budget::parse_size, value_name = "SIZE", requires = "write_cache", help_heading = WRITING)]
     pub write_cache_size: u64,
 
-    /// Files larger than this are uploaded at close even with --write-cache (their parts
-    /// already stream while they are written).
-    #[arg(long, default_value = "64M", value_parser = crate::budget::parse_size, value_name = "SIZE", requires = "write_cache", help_heading = WRITING)]
+    /// Files larger than this are uploaded at close even with --write-cache (beyond one part
+    /// their parts already stream while they are written, which the cache would only delay).
+    #[arg(long, default_value = "8M", value_parser = crate::budget::parse_size, value_name = "SIZE", requires = "write_cache", help_heading = WRITING)]
     pub write_cache_max_file: u64,
 
     /// Uploads from the write cache in flight at once.

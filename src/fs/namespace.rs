@@ -60,6 +60,7 @@ impl<S: ObjectStore> S3Fs<S> {
             // Waiting in the write cache: its entry goes, before the object does.
             self.drop_pending(ino).await;
         }
+        self.sync_removals();
         self.store
             .delete_object(&path::object_key(&self.config.prefix, &rel))
             .await?;

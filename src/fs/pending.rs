@@ -86,6 +86,15 @@ struct Finished {
 
 pub(super) type GateGuard = tokio::sync::OwnedMutexGuard<UploadGate>;
 
+/// Makes the cache's removals durable when dropped (the end of a drain).
+struct SyncOnDrop<'a>(&'a Arc<WriteCache>);
+
+impl Drop for SyncOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.sync_removals();
+    }
+}
+
 impl<S: ObjectStore> S3Fs<S> {
     /// Use `cache` for closes from now on, reinstate the files an earlier mount left in it, and
     /// start the background uploads. Must run inside the runtime.
@@ -120,6 +129,14 @@ impl<S: ObjectStore> S3Fs<S> {
                 "write cache: {reinstated} files an earlier mount closed and did not upload are uploaded now"
             );
         }
+        let (syncer, fs) = (cache.clone(), Arc::downgrade(self));
+        tokio::spawn(async move {
+            // Removed entries are durably gone soon after (see `WriteCache::remove`).
+            while fs.strong_count() > 0 {
+                tokio::time::sleep(super::write_cache::REMOVALS_SYNCED_WITHIN).await;
+                syncer.sync_removals();
+            }
+        });
         for _ in 0..cache.config().uploads.max(1) {
             let fs = Arc::downgrade(self);
             let cache = cache.clone();
@@ -549,6 +566,15 @@ impl<S: ObjectStore> S3Fs<S> {
         self.sync_pending_under(&dir).await
     }
 
+    /// Make the write cache's removals durable: before a delete or rename through the mount, an
+    /// entry removed after its upload must not come back after a crash and store that version
+    /// again.
+    pub(super) fn sync_removals(&self) {
+        if let Some(cache) = self.write_cache.get() {
+            cache.sync_removals();
+        }
+    }
+
     /// A file replaced by a rename or deleted: its pending entry goes (after an upload of it in
     /// flight, which the caller's delete then follows).
     pub(super) async fn drop_pending(&self, ino: u64) {
@@ -574,6 +600,7 @@ impl<S: ObjectStore> S3Fs<S> {
         let Some(cache) = self.write_cache.get() else {
             return 0;
         };
+        let _synced = SyncOnDrop(cache);
         let deadline = cache.config().drain_deadline.map(|d| Instant::now() + d);
         let mut said = Instant::now() - Duration::from_secs(10);
         loop {

@@ -91,6 +91,7 @@ impl<S: ObjectStore> S3Fs<S> {
                 if target.is_some() {
                     self.check_not_protected(&to, "replace").await?;
                 }
+                self.sync_removals();
                 self.rename_file(ino, &from, &to).await?;
                 if let Some((t, _, _)) = &target {
                     // A replaced file waiting in the write cache is not uploaded any more.
@@ -177,6 +178,7 @@ impl<S: ObjectStore> S3Fs<S> {
     async fn rename_dir(&self, from: &str, to: &str) -> FsResult<()> {
         // Files under it waiting in the write cache go up first, so the copies carry them.
         self.sync_pending_under(from).await?;
+        self.sync_removals();
         let src_prefix = path::dir_prefix(&self.config.prefix, from);
         let dst_prefix = path::dir_prefix(&self.config.prefix, to);
         let mut keys = Vec::new();

@@ -59,8 +59,8 @@ impl Header {
 }
 
 /// Write an entry at `path`: `header`, then `header.size` bytes read from `contents` at offset 0
-/// on; synced. Any failure removes the partial file.
-pub fn write(path: &Path, header: &Header, contents: &File) -> std::io::Result<()> {
+/// on; synced. Returns its length; any failure removes the partial file.
+pub fn write(path: &Path, header: &Header, contents: &File) -> std::io::Result<u64> {
     let r = write_inner(path, header, contents);
     if r.is_err() {
         let _ = std::fs::remove_file(path);
@@ -68,7 +68,7 @@ pub fn write(path: &Path, header: &Header, contents: &File) -> std::io::Result<(
     r
 }
 
-fn write_inner(path: &Path, header: &Header, contents: &File) -> std::io::Result<()> {
+fn write_inner(path: &Path, header: &Header, contents: &File) -> std::io::Result<u64> {
     use std::os::unix::fs::FileExt;
     let mut out = std::fs::OpenOptions::new().write(true).create_new(true).open(path)?;
     let head = header.encode();
@@ -91,7 +91,8 @@ fn write_inner(path: &Path, header: &Header, contents: &File) -> std::io::Result
     }
     buf.extend_from_slice(&crc.finalize().to_le_bytes());
     out.write_all(&buf)?;
-    out.sync_data()
+    out.sync_data()?;
+    Ok(head.len() as u64 + header.size + 4)
 }
 
 /// Why an entry cannot be used.

@@ -41,9 +41,12 @@ pub struct WriteCacheConfig {
     pub drain_deadline: Option<Duration>,
 }
 
+/// Removed entries are durably gone within this long (see [`WriteCache::remove`]).
+pub const REMOVALS_SYNCED_WITHIN: Duration = Duration::from_millis(50);
+
 /// Defaults of the options.
 pub const DEFAULT_MAX_SIZE: u64 = 4 << 30;
-pub const DEFAULT_MAX_FILE: u64 = 64 << 20;
+pub const DEFAULT_MAX_FILE: u64 = 8 << 20;
 pub const DEFAULT_MAX_FILES: u64 = 10_000;
 
 /// A file's entry in the cache.
@@ -82,6 +85,8 @@ pub struct WriteCache {
     next_id: AtomicU64,
     used: AtomicU64,
     files: AtomicU64,
+    /// Entries removed since the directory was last synced.
+    unsynced: std::sync::atomic::AtomicBool,
     queue: Mutex<Queue>,
     queued: tokio::sync::Notify,
     /// Signalled whenever an entry leaves the cache.
@@ -160,6 +165,7 @@ impl WriteCache {
             next_id: AtomicU64::new(max_id + 1),
             used: AtomicU64::new(used),
             files: AtomicU64::new(leftovers.len() as u64),
+            unsynced: std::sync::atomic::AtomicBool::new(false),
             queue: Mutex::new(Queue {
                 ready: VecDeque::new(),
                 later: Vec::new(),
@@ -202,15 +208,17 @@ impl WriteCache {
         self.dir.join(format!("{seq:020}.wc"))
     }
 
-    /// Write `header` with the contents of `contents` as a new entry, durably.
+    /// Write `header` with the contents of `contents` as a new entry, durably (its directory
+    /// synced too, which also makes earlier removals durable).
     pub fn add(&self, header: &entry::Header, contents: &std::fs::File) -> std::io::Result<Pending> {
         let path = self.path_of(header.seq);
-        entry::write(&path, header, contents)?;
+        let bytes = entry::write(&path, header, contents)?;
+        self.unsynced.store(false, Ordering::SeqCst);
         if let Err(e) = sync_dir(&self.dir) {
+            self.unsynced.store(true, Ordering::SeqCst);
             let _ = std::fs::remove_file(&path);
             return Err(e);
         }
-        let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(header.size);
         self.used.fetch_add(bytes, Ordering::Relaxed);
         self.files.fetch_add(1, Ordering::Relaxed);
         crate::metrics::write_cache(1, bytes as i64);
@@ -221,20 +229,27 @@ impl WriteCache {
         })
     }
 
-    /// Remove an entry, durably (a removed entry must not come back after a crash: the file may
-    /// have been deleted since).
+    /// Remove an entry. The removal is durable at the next [`WriteCache::sync_removals`] (within
+    /// [`REMOVALS_SYNCED_WITHIN`], and before any delete or rename through the mount) or the next
+    /// entry, whichever comes first: until then a crash would only upload that version again.
     pub fn remove(&self, p: &Pending) {
         let path = self.path_of(p.seq);
         match std::fs::remove_file(&path) {
-            Ok(()) => {
-                if let Err(e) = sync_dir(&self.dir) {
-                    warn!("write cache: cannot sync {}: {e}", self.dir.display());
-                }
-            }
+            Ok(()) => self.unsynced.store(true, Ordering::SeqCst),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => warn!("write cache: cannot remove {}: {e}", path.display()),
         }
         self.forget(p);
+    }
+
+    /// Make the removals so far durable (one directory sync, when there were any).
+    pub fn sync_removals(&self) {
+        if self.unsynced.swap(false, Ordering::SeqCst) {
+            if let Err(e) = sync_dir(&self.dir) {
+                self.unsynced.store(true, Ordering::SeqCst);
+                warn!("write cache: cannot sync {}: {e}", self.dir.display());
+            }
+        }
     }
 
     /// Leave an entry where it is without counting it (an earlier mount's file this mount
@@ -291,6 +306,7 @@ impl WriteCache {
                     let _ = sync_dir(parent);
                 }
                 self.remove(p);
+                self.sync_removals();
                 Ok(dst)
             }
             Err(e) => {
@@ -417,6 +433,7 @@ mod tests {
         let dst2 = cache.to_recovery(&again, "x/d/a2").expect("to recovery");
         assert_eq!(dst2, cache.recovery.join("x/d/a2.~1"));
         cache.remove(&left[1].pending);
+        cache.sync_removals();
         assert_eq!(cache.held(), (0, 0));
         assert_eq!(
             std::fs::read_dir(cache.dir()).expect("dir").count(),
