@@ -23,6 +23,8 @@ pub struct MountConfig {
     pub disk_cache: Option<(PathBuf, u64)>,
     /// Where the multipart journal lives.
     pub state_dir: std::path::PathBuf,
+    /// `--write-cache`: closes return once files are durable here.
+    pub write_cache: Option<crate::fs::write_cache::WriteCacheConfig>,
     /// Where to mount.
     pub mountpoint: PathBuf,
     /// An account mount (`--all-buckets`), and how its mkdir makes buckets.

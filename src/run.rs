@@ -69,7 +69,7 @@ pub fn run(config: MountConfig) -> Result<(), String> {
         None => {
             rt.block_on(check_bucket(&store, &config, &found.looked_at))?;
             let disk_dir = config.disk_cache.as_ref().map(|(dir, _)| dir.clone());
-            Mount::Bucket(Arc::new(rt.block_on(open_bucket(store, &config, budget, disk_dir))?))
+            Mount::Bucket(rt.block_on(open_bucket(store, &config, budget, disk_dir))?)
         }
         Some(new_bucket) => {
             let what = format!("the buckets of {}", store.describe());
@@ -194,6 +194,10 @@ pub fn run(config: MountConfig) -> Result<(), String> {
         .run()
         .map_err(|e| format!("the FUSE session on {mnt} ended with an error: {e}"))?;
     info!(mountpoint = mnt.as_str(), "unmounted");
+    // Files closed into the write cache go up before the daemon exits (or stay for the next
+    // mount once --unmount-deadline has passed).
+    rt.block_on(fs.drain());
+    fs.flush_caches();
     rt.shutdown_timeout(std::time::Duration::from_secs(2));
     Ok(())
 }

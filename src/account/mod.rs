@@ -263,6 +263,34 @@ impl<S: ObjectStore> Mount<S> {
         fs.flush(f, pid).await
     }
 
+    /// fsyncdir (`sync DIR`): upload the files under it that wait in the write cache (every
+    /// open bucket's, at the account root).
+    pub async fn fsyncdir(&self, ino: u64) -> FsResult<()> {
+        match self.to(ino).await? {
+            To::Fs(fs, i, _) => fs.fsyncdir(i).await,
+            To::Root(root) => {
+                for fs in root.open_buckets() {
+                    fs.fsyncdir(ROOT_INO).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// After unmount: wait for the write caches to empty (see `S3Fs::drain`); the files left.
+    pub async fn drain(&self) -> u64 {
+        match self {
+            Mount::Bucket(fs) => fs.drain().await,
+            Mount::Account(root) => {
+                let mut left = 0;
+                for fs in root.open_buckets() {
+                    left += fs.drain().await;
+                }
+                left
+            }
+        }
+    }
+
     pub async fn fsync(&self, fh: u64) -> FsResult<()> {
         let (fs, f) = self.file(fh)?;
         fs.fsync(f).await

@@ -221,13 +221,17 @@ impl<S: ObjectStore> AccountRoot<S> {
 
     /// Run `f` on every bucket's filesystem that is open.
     pub fn each_open(&self, f: impl Fn(&S3Fs<S>)) {
-        let open: Vec<Arc<S3Fs<S>>> = lock(&self.open)
-            .values()
-            .filter_map(|(_, c)| c.get().cloned())
-            .collect();
-        for fs in open {
+        for fs in self.open_buckets() {
             f(&fs);
         }
+    }
+
+    /// The buckets opened so far.
+    pub fn open_buckets(&self) -> Vec<Arc<S3Fs<S>>> {
+        lock(&self.open)
+            .values()
+            .filter_map(|(_, c)| c.get().cloned())
+            .collect()
     }
 
     /// The filesystem of bucket `slot` if it is open (handles only come from open ones).

@@ -12,6 +12,7 @@ use crate::budget::Budget;
 use crate::config::MountConfig;
 use crate::error::{FsError, FsResult};
 use crate::fs::blocks::DiskCache;
+use crate::fs::write_cache::WriteCache;
 use crate::fs::S3Fs;
 use crate::store::buckets::{BucketInfo, NewBucket};
 use crate::store::s3::S3Store;
@@ -26,7 +27,7 @@ pub async fn open_bucket(
     config: &MountConfig,
     budget: Arc<Budget>,
     disk_dir: Option<std::path::PathBuf>,
-) -> Result<S3Fs<S3Store>, String> {
+) -> Result<Arc<S3Fs<S3Store>>, String> {
     let bucket = store.bucket().to_string();
     let worm = store.bucket_worm().await.unwrap_or_default();
     info!(bucket = bucket.as_str(), ?worm, "bucket immutability");
@@ -51,13 +52,24 @@ pub async fn open_bucket(
         }
         _ => None,
     };
-    let fs = S3Fs::with_budget(Arc::new(store), fs_config, disk, budget);
+    let fs = Arc::new(S3Fs::with_budget(Arc::new(store), fs_config, disk, budget));
     match fs.keep_metadata_in(&config.state_dir, &endpoint, &bucket) {
         Ok(n) => info!(bucket = bucket.as_str(), objects = n, "metadata cache on disk"),
         Err(e) => warn!(
             "no metadata cache in {} ({e}): each mount HEADs objects again for ls -l",
             config.state_dir.display()
         ),
+    }
+    if let Some(wc) = &config.write_cache {
+        let (cache, leftovers) = WriteCache::open(wc.clone(), &endpoint, &bucket)
+            .map_err(|e| format!("cannot use --write-cache {}: {e}", wc.dir.display()))?;
+        info!(
+            bucket = bucket.as_str(),
+            dir = %cache.dir().display(),
+            left = leftovers.len(),
+            "write cache"
+        );
+        fs.attach_write_cache(cache, leftovers);
     }
     Ok(fs)
 }
@@ -106,7 +118,6 @@ impl Buckets<S3Store> for S3Buckets {
         let disk_dir = self.config.disk_cache.as_ref().map(|(dir, _)| dir.join(name));
         open_bucket(self.base.for_bucket(name), &self.config, self.budget.clone(), disk_dir)
             .await
-            .map(Arc::new)
             .map_err(|why| FsError::new(libc::EIO, format!("cannot open bucket {name:?}: {why}")))
     }
 }

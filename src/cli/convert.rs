@@ -104,6 +104,13 @@ impl Cli {
         if self.object_lock_retain_days == Some(0) {
             return Err("--object-lock-retain-days must be at least 1".into());
         }
+        if self.write_cache_uploads == 0 {
+            return Err("--write-cache-uploads must be at least 1".into());
+        }
+        if let Some(dir) = &self.write_cache {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("--write-cache {}: cannot create it: {e}", dir.display()))?;
+        }
         if self.fuse_threads == 0 {
             return Err("--fuse-threads must be at least 1".into());
         }
@@ -153,6 +160,17 @@ impl Cli {
             cos_network: self.cos_network,
             disk_cache: self.cache_dir.clone().map(|d| (d, self.max_cache_size)),
             state_dir: self.state_dir.clone().unwrap_or_else(default_state_dir),
+            write_cache: self
+                .write_cache
+                .clone()
+                .map(|dir| crate::fs::write_cache::WriteCacheConfig {
+                    dir,
+                    max_size: self.write_cache_size,
+                    max_file: self.write_cache_max_file,
+                    max_files: crate::fs::write_cache::DEFAULT_MAX_FILES,
+                    uploads: self.write_cache_uploads,
+                    drain_deadline: self.unmount_deadline,
+                }),
             upload_worm: crate::store::worm::WormHeaders {
                 lock_mode: self.object_lock_mode,
                 lock_until: self

@@ -191,6 +191,30 @@ pub struct Cli {
     #[arg(long, value_name = "DIR", help_heading = WRITING)]
     pub staging_dir: Option<PathBuf>,
 
+    /// Return from close once the file is durable in this directory (written, synced,
+    /// checksummed) and upload it in the background; fsync waits for S3, `sync DIR` uploads a
+    /// tree now, unmount waits for the rest, a crash leaves them for the next mount.
+    #[arg(long, value_name = "DIR", help_heading = WRITING)]
+    pub write_cache: Option<PathBuf>,
+
+    /// Hard cap on the write cache's entries; a close beyond it uploads at once.
+    #[arg(long, default_value = "4G", value_parser = crate::budget::parse_size, value_name = "SIZE", requires = "write_cache", help_heading = WRITING)]
+    pub write_cache_size: u64,
+
+    /// Files larger than this are uploaded at close even with --write-cache (their parts
+    /// already stream while they are written).
+    #[arg(long, default_value = "64M", value_parser = crate::budget::parse_size, value_name = "SIZE", requires = "write_cache", help_heading = WRITING)]
+    pub write_cache_max_file: u64,
+
+    /// Uploads from the write cache in flight at once.
+    #[arg(long, default_value_t = 32, value_name = "N", requires = "write_cache", help_heading = WRITING)]
+    pub write_cache_uploads: usize,
+
+    /// After unmount, wait at most this long for the write cache to empty before exiting (what
+    /// is left stays for the next mount) [default: until it is empty].
+    #[arg(long, value_parser = parse_seconds, value_name = "SECONDS", requires = "write_cache", help_heading = WRITING)]
+    pub unmount_deadline: Option<Duration>,
+
     /// IBM retention policy buckets: give every new object this retention period, in seconds (-1: indefinite).
     #[arg(long, value_name = "SECONDS", allow_hyphen_values = true, help_heading = WORM)]
     pub retention_period: Option<i64>,

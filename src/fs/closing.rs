@@ -213,7 +213,7 @@ impl<S: ObjectStore> S3Fs<S> {
         if still_writing.is_none() && !g.written {
             return Ok(());
         }
-        self.upload(h.ino, &mut g).await?;
+        self.store_at_close(h.ino, &mut g).await?;
         self.unstored_error(h.ino)
     }
 
@@ -222,6 +222,8 @@ impl<S: ObjectStore> S3Fs<S> {
     pub async fn fsync(&self, fh: u64) -> FsResult<()> {
         let h = self.handle(fh)?;
         if !h.writable {
+            // `sync FILE` opens it read-only: a file waiting in the write cache goes up now.
+            self.sync_pending(h.ino).await?;
             return self.unstored_error(h.ino);
         }
         let _change = self.listings.changing();
@@ -273,6 +275,12 @@ impl<S: ObjectStore> S3Fs<S> {
         of.posix = Posix::default();
         of.failed = false;
         of.written = false;
+        // The server has this version or a later one: the write cache's entry has done its job.
+        if let Some(p) = of.pending.take() {
+            if let Some(cache) = self.write_cache() {
+                cache.remove(&p);
+            }
+        }
         if let Ok(inode) = self.inode(ino) {
             self.unstored.clear(&inode.path);
         }
@@ -312,13 +320,21 @@ impl<S: ObjectStore> S3Fs<S> {
                 "the upload failed and the error was reported to close/fsync",
             ))
         } else {
-            self.upload(h.ino, &mut g).await
+            self.store_at_close(h.ino, &mut g).await
         };
         if let Err(e) = &result {
             self.unstored.record(&path, e);
         }
+        if g.pending.is_some() {
+            // In the write cache: it stays an open file until it is uploaded (`pending.rs`).
+            return result;
+        }
         g.staged.abandon_stream(&self.store).await;
         lock(&self.open_files).remove(&h.ino);
+        if g.pinned {
+            g.pinned = false;
+            self.forget(h.ino, 1);
+        }
         result
     }
 }

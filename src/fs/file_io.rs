@@ -62,6 +62,7 @@ impl<S: ObjectStore> S3Fs<S> {
         let sealed = g.staged.write(self.store.as_ref(), offset, data).await?;
         g.failed = false;
         g.written = true;
+        g.journaled = false;
         // Written now: mtime and ctime are the upload time unless utimes says otherwise.
         g.posix.mtime = None;
         g.posix.ctime = None;

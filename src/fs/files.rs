@@ -51,6 +51,41 @@ pub(super) struct OpenFile {
     /// Changed by a write or an attribute change since the last upload (not only by `open`
     /// creating or truncating it): see `closing.rs`.
     pub written: bool,
+    /// Its entry in the write cache, while it waits for its upload (see `pending.rs`).
+    pub pending: Option<crate::fs::write_cache::Pending>,
+    /// Its entries' lineage in the write cache (0: none yet).
+    pub lineage: u64,
+    /// The entry holds the current contents and attributes (nothing changed since).
+    pub journaled: bool,
+    /// Holds a reference to its inode of its own while pending.
+    pub pinned: bool,
+    /// Failed uploads from the write cache in a row.
+    pub attempts: u32,
+    /// Made by `create` (no object had the name).
+    pub created: bool,
+}
+
+impl OpenFile {
+    /// A file open for writing with `staged` contents, one handle, and the user metadata and
+    /// Content-Type of the object it started from.
+    pub fn new(staged: Staged, metadata: HashMap<String, String>, content_type: Option<String>) -> Self {
+        Self {
+            staged,
+            handles: 1,
+            unlinked: false,
+            metadata,
+            content_type,
+            posix: Posix::default(),
+            failed: false,
+            written: false,
+            pending: None,
+            lineage: 0,
+            journaled: false,
+            pinned: false,
+            attempts: 0,
+            created: false,
+        }
+    }
 }
 
 /// New attributes asked for by `setattr`.
@@ -178,16 +213,12 @@ impl<S: ObjectStore> S3Fs<S> {
                         size,
                         self.parts.clone(),
                     )?;
-                    let of = OpenFile {
+                    let mut of = OpenFile::new(
                         staged,
-                        handles: 0,
-                        unlinked: false,
-                        metadata: meta.as_ref().map(|m| m.metadata.clone()).unwrap_or_default(),
-                        content_type: meta.and_then(|m| m.content_type),
-                        posix: Posix::default(),
-                        failed: false,
-                        written: false,
-                    };
+                        meta.as_ref().map(|m| m.metadata.clone()).unwrap_or_default(),
+                        meta.and_then(|m| m.content_type),
+                    );
+                    of.handles = 0;
                     let of = Arc::new(tokio::sync::Mutex::new(of));
                     lock(&self.open_files).entry(ino).or_insert(of).clone()
                 }
@@ -204,6 +235,7 @@ impl<S: ObjectStore> S3Fs<S> {
             }
             if flags & libc::O_TRUNC != 0 {
                 g.staged.set_size(self.store.as_ref(), 0).await?;
+                g.journaled = false;
             }
             g.handles += 1;
             break;
@@ -286,16 +318,9 @@ impl<S: ObjectStore> S3Fs<S> {
             table.add_lookup(ino);
             ino
         };
-        let of = OpenFile {
-            staged,
-            handles: 1,
-            unlinked: false,
-            metadata: HashMap::new(),
-            content_type: guess_content_type(name),
-            posix,
-            failed: false,
-            written: false,
-        };
+        let mut of = OpenFile::new(staged, HashMap::new(), guess_content_type(name));
+        of.posix = posix;
+        of.created = true;
         lock(&self.open_files).insert(ino, Arc::new(tokio::sync::Mutex::new(of)));
         let fh = self.new_fh(Handle {
             ino,

@@ -22,7 +22,8 @@
 //! - **Open files**: `files.rs` (open/create), `file_io.rs` (read, write) with `read/`
 //!   (read-ahead), `blocks/` (block cache, its disk tier), `siblings.rs` (small-file read-ahead
 //!   across a directory), `write/` (staging and upload) and `parts.rs` (part buffers); `closing.rs` (flush, fsync,
-//!   release: which close uploads, changes that could not be stored); `setattr.rs` (chmod,
+//!   release: which close uploads, changes that could not be stored), `pending.rs` and
+//!   `write_cache/` (files closed into `--write-cache` and uploaded behind); `setattr.rs` (chmod,
 //!   chown, utimes, truncate); `open_files.rs` shows files open for writing to lookups and
 //!   listings.
 //! - **The namespace**: `namespace.rs` (unlink, mkdir, rmdir, rename, symlink, readlink, link).
@@ -51,6 +52,7 @@ mod open_files;
 mod pages_ahead;
 pub mod parts;
 pub mod path;
+mod pending;
 pub mod prefetch;
 mod protection;
 pub mod read;
@@ -60,6 +62,7 @@ mod setattr;
 pub mod siblings;
 mod walk_ahead;
 pub mod write;
+pub mod write_cache;
 mod xattr;
 
 pub use dirs::{DirOpened, DirPlusReplier, DirReplier};
@@ -212,6 +215,8 @@ pub struct S3Fs<S: ObjectStore> {
     worm: Mutex<crate::store::worm::Worm>,
     /// What HEAD bucket and `GET ?location` said of the bucket (root xattrs), read once.
     facts: tokio::sync::OnceCell<crate::store::buckets::BucketFacts>,
+    /// `--write-cache`: where closed files wait for their upload (see `pending.rs`).
+    write_cache: std::sync::OnceLock<Arc<write_cache::WriteCache>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -244,6 +249,7 @@ impl<S: ObjectStore> S3Fs<S> {
         Self {
             worm: Mutex::new(config.worm.clone()),
             facts: tokio::sync::OnceCell::new(),
+            write_cache: std::sync::OnceLock::new(),
             store,
             config,
             inodes: Mutex::new(InodeTable::new(SystemTime::now())),

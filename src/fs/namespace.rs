@@ -57,6 +57,8 @@ impl<S: ObjectStore> S3Fs<S> {
         let open = lock(&self.open_files).get(&ino).cloned();
         if let Some(of) = open {
             of.lock().await.unlinked = true;
+            // Waiting in the write cache: its entry goes, before the object does.
+            self.drop_pending(ino).await;
         }
         self.store
             .delete_object(&path::object_key(&self.config.prefix, &rel))
@@ -130,7 +132,7 @@ impl<S: ObjectStore> S3Fs<S> {
             return Err(FsError::quiet(libc::ENOTDIR, format!("{rel} is not a directory")));
         }
         let marker = path::dir_prefix(&self.config.prefix, &rel);
-        if !self.dir_is_empty(&marker).await? {
+        if self.holds_pending(&rel) || !self.dir_is_empty(&marker).await? {
             return Err(FsError::quiet(libc::ENOTEMPTY, format!("{rel} is not empty")));
         }
         self.store.delete_object(&marker).await?;

@@ -29,7 +29,7 @@ impl<S: ObjectStore> S3Fs<S> {
     }
 
     /// The files of directory `dir` open for writing, as (ino, name). Usually none.
-    fn open_files_in(&self, dir: &str) -> Vec<(u64, String)> {
+    pub(super) fn open_files_in(&self, dir: &str) -> Vec<(u64, String)> {
         let inos: Vec<u64> = lock(&self.open_files).keys().copied().collect();
         if inos.is_empty() {
             return Vec::new();

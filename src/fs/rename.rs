@@ -92,6 +92,10 @@ impl<S: ObjectStore> S3Fs<S> {
                     self.check_not_protected(&to, "replace").await?;
                 }
                 self.rename_file(ino, &from, &to).await?;
+                if let Some((t, _, _)) = &target {
+                    // A replaced file waiting in the write cache is not uploaded any more.
+                    self.drop_pending(*t).await;
+                }
                 self.unstored.renamed(&from, &to);
             }
         }
@@ -127,6 +131,15 @@ impl<S: ObjectStore> S3Fs<S> {
             Some(of) => Some(of.lock().await),
             None => None,
         };
+        if let (Some(g), Some(cache)) = (guard.as_deref_mut(), self.write_cache()) {
+            if g.pending.is_some() && g.created && !g.staged.has_base() && g.handles == 0 {
+                // Waiting in the write cache and never stored: its entry moves, S3 is not asked.
+                let cache = cache.clone();
+                g.journaled = false;
+                self.journal(&cache, ino, g, Some(to)).await?;
+                return Ok(());
+            }
+        }
         if let Some(g) = guard.as_deref_mut() {
             // Store pending changes under the old name first, so the copy carries them.
             self.upload(ino, g).await?;
@@ -158,6 +171,8 @@ impl<S: ObjectStore> S3Fs<S> {
     }
 
     async fn rename_dir(&self, from: &str, to: &str) -> FsResult<()> {
+        // Files under it waiting in the write cache go up first, so the copies carry them.
+        self.sync_pending_under(from).await?;
         let src_prefix = path::dir_prefix(&self.config.prefix, from);
         let dst_prefix = path::dir_prefix(&self.config.prefix, to);
         let mut keys = Vec::new();

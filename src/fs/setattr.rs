@@ -46,10 +46,16 @@ impl<S: ObjectStore> S3Fs<S> {
             if let Some(size) = set.size {
                 g.staged.set_size(self.store.as_ref(), size).await?;
                 g.written = true;
+                g.journaled = false;
             }
             if g.staged.dirty {
                 g.posix = g.posix.overlay(&posix);
                 g.written = true;
+                g.journaled = false;
+                if g.handles == 0 && g.pending.is_some() {
+                    // Closed into the write cache: the change makes a new entry.
+                    self.store_at_close(ino, &mut g).await?;
+                }
                 drop(g);
                 return self.getattr(ino).await;
             }

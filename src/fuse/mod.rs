@@ -280,9 +280,15 @@ impl<S: ObjectStore> fuser::Filesystem for FuseFs<S> {
         self.reply_empty("fsync", At::Ino(ino.0), self.block_on(self.fs.fsync(fh.0)), reply);
     }
 
-    fn fsyncdir(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+    fn fsyncdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+        let _s = tracing::debug_span!("fsyncdir", ino = ino.0).entered();
         let _m = metrics::fuse_op("fsyncdir");
-        reply.ok();
+        self.reply_empty(
+            "fsyncdir",
+            At::Ino(ino.0),
+            self.block_on(self.fs.fsyncdir(ino.0)),
+            reply,
+        );
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {

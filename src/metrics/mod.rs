@@ -47,6 +47,8 @@ struct Metrics {
     uploads_in_flight: Gauge,
     files_not_stored: Counter,
     files_unstored_now: Gauge,
+    write_cache_files: Gauge,
+    write_cache_bytes: Gauge,
 }
 
 fn latency_histogram() -> Histogram {
@@ -74,6 +76,8 @@ impl Metrics {
             uploads_in_flight: Gauge::default(),
             files_not_stored: Counter::default(),
             files_unstored_now: Gauge::default(),
+            write_cache_files: Gauge::default(),
+            write_cache_bytes: Gauge::default(),
         };
         let mut m = m;
         let r = &mut m.registry;
@@ -159,6 +163,17 @@ impl Metrics {
             "files_unstored",
             "Files whose last changes are not stored right now (fsync of each reports the error)",
             m.files_unstored_now.clone(),
+        );
+        r.register(
+            "write_cache_files",
+            "Files closed into the write cache and not yet confirmed by S3",
+            m.write_cache_files.clone(),
+        );
+        r.register_with_unit(
+            "write_cache",
+            "Bytes of the write cache's entries on local disk",
+            Unit::Bytes,
+            m.write_cache_bytes.clone(),
         );
         m
     }
@@ -365,6 +380,14 @@ pub fn file_not_stored(now: usize) {
 pub fn files_unstored(now: usize) {
     if let Some(m) = get() {
         m.files_unstored_now.set(now as i64);
+    }
+}
+
+/// Files and bytes entered (positive) or left (negative) the write cache.
+pub fn write_cache(files: i64, bytes: i64) {
+    if let Some(m) = get() {
+        m.write_cache_files.inc_by(files);
+        m.write_cache_bytes.inc_by(bytes);
     }
 }
 

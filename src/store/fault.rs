@@ -14,6 +14,8 @@ use super::{ListPage, ListRequest, ObjectMeta, ObjectStore, PartTag, PutOptions,
 struct Rule {
     skip: usize,
     times: usize,
+    /// Fail with AccessDenied (a refusal) rather than as unreachable (a failure that passes).
+    denied: bool,
 }
 
 /// A store that fails operations on request.
@@ -42,10 +44,26 @@ impl<S: ObjectStore> FaultStore<S> {
 
     /// Let `skip` calls of `op` (an S3 operation name, e.g. "UploadPart") through, then fail `times`.
     pub fn fail(&self, op: &'static str, skip: usize, times: usize) {
-        self.rules
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(op, Rule { skip, times });
+        self.rules.lock().unwrap_or_else(|p| p.into_inner()).insert(
+            op,
+            Rule {
+                skip,
+                times,
+                denied: false,
+            },
+        );
+    }
+
+    /// Refuse every call of `op` with AccessDenied from now on.
+    pub fn deny(&self, op: &'static str) {
+        self.rules.lock().unwrap_or_else(|p| p.into_inner()).insert(
+            op,
+            Rule {
+                skip: 0,
+                times: usize::MAX,
+                denied: true,
+            },
+        );
     }
 
     /// Make every PutObject take `d` before it is stored.
@@ -69,6 +87,12 @@ impl<S: ObjectStore> FaultStore<S> {
             return Ok(());
         }
         rule.times -= 1;
+        if rule.denied {
+            return Err(StoreError::AccessDenied {
+                endpoint: "fault-injection".into(),
+                message: format!("injected refusal of {op}"),
+            });
+        }
         Err(StoreError::Unreachable {
             endpoint: "fault-injection".into(),
             message: format!("injected failure of {op}"),

@@ -62,6 +62,9 @@ impl<S: ObjectStore> S3Fs<S> {
                 return done;
             }
         }
+        // Object facts, retention and holds need the object: a file waiting in the write cache
+        // goes up first.
+        self.sync_pending(ino).await?;
         let key = path::object_key(&self.config.prefix, &inode.path);
         let snap = self.snapshot(ino, true).await?;
         let result = if let Some(id) = rest.strip_prefix("cos.legal-hold.") {
@@ -105,6 +108,9 @@ impl<S: ObjectStore> S3Fs<S> {
                 return done;
             }
         }
+        // Object facts, retention and holds need the object: a file waiting in the write cache
+        // goes up first.
+        self.sync_pending(ino).await?;
         let key = path::object_key(&self.config.prefix, &inode.path);
         let snap = self.snapshot(ino, true).await?;
         let result = if let Some(id) = rest.strip_prefix("cos.legal-hold.") {
@@ -140,6 +146,12 @@ impl<S: ObjectStore> S3Fs<S> {
                 None => of.metadata.remove(&name),
             };
             of.staged.dirty = true;
+            of.written = true;
+            of.journaled = false;
+            if of.handles == 0 && of.pending.is_some() {
+                // Closed into the write cache: the change makes a new entry.
+                self.store_at_close(ino, &mut of).await?;
+            }
             Ok(())
         };
         Some(change.await)
