@@ -104,7 +104,7 @@ pub fn markdown(cfg: &Config, res: &Results, info: &RunInfo) -> String {
                 let _ = writeln!(m, "- rclone mount ({version}): S3 remote (provider Other) from RCLONE_CONFIG_* variables, `--vfs-cache-mode writes --daemon`, otherwise defaults (write-back after 5 s: its write figures count until the objects are stored).");
             }
             "cosmount-wc" => {
-                let _ = writeln!(m, "- cosmount --write-cache: cosmount's options plus `--write-cache DIR` (a directory of its own under bench/work, on the same disk as the server's, emptied before each mount): `close` returns once the file is durable there and the uploads run in the background.");
+                let _ = writeln!(m, "- cosmount --write-cache: cosmount's options plus `--write-cache DIR` (a directory of its own under bench/work, on the same disk as the server's, emptied before each mount): `close` returns once the file is durable there and the uploads run in the background; its other write-cache options at their defaults (a file larger than `--write-cache-max-file` is uploaded at close, as without the cache).");
             }
             _ => {}
         }
