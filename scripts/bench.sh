@@ -6,17 +6,23 @@
 #   scripts/bench.sh [--quick] [--label NAME] [--latency MS]
 #
 # Workloads, each for every system in turn (raw client first; "cosmount-la" is cosmount with
-# --listing-attributes, measured on the listing workloads only; "local" is a local directory):
+# --listing-attributes, measured on the listing workloads only; "cosmount-wc" is cosmount with
+# --write-cache DIR, a directory of its own, when BENCH_SYSTEMS names it; "local" is a local directory):
 #   seq_write      a SIZE random file: raw multipart upload vs `cp big MNT/` (timed until the object is
-#                  stored: `cp` returning, including close, and, for write-back peers, the upload after)
+#                  stored: `cp` returning, including close, and, for write-back systems, the upload after)
 #   seq_read_cold  that object, page cache dropped, fresh mount: raw parallel ranged GETs vs `cat`
 #   par_read_cold  4 objects of PAR MiB read at once: raw ranged GETs of all 4 through one pool (8 in
 #                  flight) vs 4 concurrent `cat`s; aggregate MB/s
 #   rand_read      RAND x 64 KiB at random aligned offsets of the big object (seeded, new offsets each
 #   rand_read8     run, the same for every system): raw ranged GETs 1 (8) in flight vs bench/helpers.py
 #                  doing os.pread from 1 (8) threads; ops/s, every block compared with the input
-#   small_write    FILES x 32 KiB files in 50 directories: raw PUTs (32 in flight) vs `cp -r`
+#   small_write    FILES x 32 KiB files in 50 directories: raw PUTs (32 in flight) vs `cp -r`, timed
+#                  until it returns; small_write_s3: from its start until a LIST of the prefix by the
+#                  raw client (right after cp returned, then every 50 ms) shows every key with its size
 #   small_read     the same files after a remount, cache dropped: raw LIST + GETs vs `find | cat`
+#   tar_x          a source-like tree of TAR files (200 B-64 KiB, a few dozen directories, the same in
+#   tar_x_s3         every run) in a tarball: raw PUTs of its files (32 in flight) vs `tar -xf` into
+#                    the mount, until tar returns / until every key is listed (as small_write)
 #   ls_f_cold      `ls -f` of an LS-entry directory (fresh mount, cache dropped) vs raw paginated LIST
 #   ls_l_cold      `ls -l` of it vs raw LIST + HEAD of every key (32 in flight): what full POSIX
 #                  attributes need; cosmount-la (no HEADs) is compared with the raw LIST instead,
@@ -41,8 +47,9 @@
 # Reads use the objects the raw client wrote (the same bytes for everyone); every system's writes go
 # to a bucket of its own and are checked through the S3 API (size and MD5 / byte-for-byte `diff`).
 # Listings are checked by entry count and sizes. Full mode: 1 GiB, PAR 256, RAND 2 000, 1 000 files,
-# LS 10 000, LS_BIG 100 000, FIND 5 000; --quick: 32 MiB, PAR 8, RAND 100, 100 files, LS 300,
-# LS_BIG 2 000, FIND 200 (10 directories), cosmount only (CI smoke run, about a minute).
+# TAR 2 000, LS 10 000, LS_BIG 100 000, FIND 5 000; --quick: 32 MiB, PAR 8, RAND 100, 100 files,
+# TAR 200, LS 300, LS_BIG 2 000, FIND 200 (10 directories), cosmount only (CI smoke run, about a
+# minute).
 # Median of BENCH_REPS runs (default: 3 in full mode, except 1 for the LS_BIG listing; 1 in
 # --quick), taken in rounds: the raw client and every system run once, then again (see rounds),
 # so that the machine's drift over minutes reaches every system alike (rsync2 runs its own REPS). Peak RSS is VmHWM of each mount daemon; if `cosmount --help` lists --max-memory, cosmount
@@ -50,15 +57,15 @@
 #
 # Everything listens on 127.0.0.1 only; data lives under bench/work/ and is deleted at the end;
 # mounts and servers are cleaned up on any exit. Results: bench/results/<date>-<label>.{md,json}.
-# Exit 0 only if every check of the raw client and of cosmount passed (peers' failures are reported
-# in the table, not fatal). Needs fuse3 (scripts/setup.sh), cargo, python3, rsync and root for
-# dropping caches (without root the read figures are marked "warm").
+# Exit 0 only if every check of the raw client and of cosmount (in every mode) passed (peers'
+# failures are reported in the table, not fatal). Needs fuse3 (scripts/setup.sh), cargo, python3,
+# rsync, tar and root for dropping caches (without root the read figures are marked "warm").
 #
-# Overrides (for experiments): BENCH_REPS, BENCH_SYSTEMS ("cosmount s3fs rclone"), BENCH_BIG_MIB,
-# BENCH_FILES, BENCH_PAR_MIB, BENCH_RAND, BENCH_LS, BENCH_LS_BIG, BENCH_LS_BIG_REPS, BENCH_FIND,
-# BENCH_WORKLOADS (groups to run, default "seq_write seq_read par_read rand_read small_write
-# small_read ls ls_big find rsync", plus the latency groups with --latency), BENCH_LATENCY_MS,
-# BENCH_KEEP=1 (keep bench/work/ and logs).
+# Overrides (for experiments): BENCH_REPS, BENCH_SYSTEMS ("cosmount s3fs rclone"; also cosmount-la,
+# cosmount-wc), BENCH_BIG_MIB, BENCH_FILES, BENCH_TAR, BENCH_PAR_MIB, BENCH_RAND, BENCH_LS,
+# BENCH_LS_BIG, BENCH_LS_BIG_REPS, BENCH_FIND, BENCH_WORKLOADS (groups to run, default "seq_write
+# seq_read par_read rand_read small_write small_read tar_x ls ls_big find rsync", plus the latency
+# groups with --latency), BENCH_LATENCY_MS, BENCH_KEEP=1 (keep bench/work/ and logs).
 set -euo pipefail
 # This script is the entry point only: the harness is the Rust program bench-harness in bench/
 # (src/harness/, one module per concern, unit-tested with `cargo test` there). The help

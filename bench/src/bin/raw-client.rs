@@ -4,7 +4,8 @@
 //! (`aws_config::defaults(latest)`, credentials from the environment, path-style addressing,
 //! region us-east-1). Each measuring subcommand prints one JSON object on stdout:
 //! `{"op":..,"seconds":..,"bytes":..,"mb_s":..,"ops_s":..}` plus a few op-specific fields.
-//! MB is 10^6 bytes. Helper subcommands (`gen-tree`, `wait-*`, `latency`) serve scripts/bench.sh.
+//! MB is 10^6 bytes. Helper subcommands (`gen-tree`, `wait-*`, `await-keys`, `delete-prefix`, `latency`)
+//! serve scripts/bench.sh.
 
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -196,6 +197,31 @@ enum Cmd {
         bytes: i64,
         #[arg(long, default_value_t = 600.0)]
         timeout: f64,
+    },
+    /// Wait until a LIST of PREFIX shows every key of MANIFEST (`SIZE<TAB>KEY` lines) with its
+    /// size. Prints `{"op":"await-keys","ready":true}` once the client is warmed up, then waits for
+    /// a line on stdin (the written command returned; EOF first: give up) and LISTs right away, then
+    /// INTERVAL ms after each LIST that still misses something, up to TIMEOUT seconds. `seconds`
+    /// runs from that line to the end of the LIST that showed everything (`polls` 1: the first).
+    AwaitKeys {
+        #[arg(long)]
+        bucket: String,
+        /// The LIST prefix: every key of the manifest starts with it.
+        #[arg(long)]
+        prefix: String,
+        #[arg(long)]
+        manifest: PathBuf,
+        #[arg(long, default_value_t = 50)]
+        interval_ms: u64,
+        #[arg(long, default_value_t = 600.0)]
+        timeout: f64,
+    },
+    /// Delete every object under PREFIX/ (DeleteObjects, 1 000 keys a request; markers too).
+    DeletePrefix {
+        #[arg(long)]
+        bucket: String,
+        #[arg(long)]
+        prefix: String,
     },
     /// Create DIR/dNN/fNNNN: COUNT files of SIZE random bytes over DIRS directories (no S3).
     GenTree {
@@ -416,6 +442,16 @@ async fn run(cli: Cli) -> Result<Option<Value>> {
             bytes,
             timeout,
         } => wait_prefix(&c, &bucket, &prefix, count, bytes, timeout).await.map(Some),
+        Cmd::AwaitKeys {
+            bucket,
+            prefix,
+            manifest,
+            interval_ms,
+            timeout,
+        } => await_keys(&c, &bucket, &prefix, &manifest, interval_ms, timeout)
+            .await
+            .map(Some),
+        Cmd::DeletePrefix { bucket, prefix } => delete_prefix(&c, &bucket, &prefix).await.map(Some),
         Cmd::GenTree { .. } => unreachable!(),
     }
 }
@@ -434,7 +470,9 @@ fn warm_up_bucket(cmd: &Cmd) -> Option<&str> {
         | Cmd::ListHead { bucket, .. }
         | Cmd::Latency { bucket, .. }
         | Cmd::WaitObject { bucket, .. }
-        | Cmd::WaitPrefix { bucket, .. } => Some(bucket),
+        | Cmd::WaitPrefix { bucket, .. }
+        | Cmd::AwaitKeys { bucket, .. }
+        | Cmd::DeletePrefix { bucket, .. } => Some(bucket),
     }
 }
 
@@ -1052,6 +1090,99 @@ async fn wait_prefix(c: &Client, bucket: &str, prefix: &str, count: usize, bytes
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+async fn await_keys(
+    c: &Client,
+    bucket: &str,
+    prefix: &str,
+    manifest: &Path,
+    interval_ms: u64,
+    timeout: f64,
+) -> Result<Value> {
+    use std::io::Write as _;
+    use tokio::io::AsyncBufReadExt as _;
+    let expected = cosmount_bench::manifest::parse(&std::fs::read_to_string(manifest)?)?;
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{}", json!({"op": "await-keys", "ready": true}))?;
+        out.flush()?;
+    }
+    let mut line = String::new();
+    if tokio::io::BufReader::new(tokio::io::stdin())
+        .read_line(&mut line)
+        .await?
+        == 0
+    {
+        return Err("cancelled (stdin closed before the command returned)".into());
+    }
+    let start = Instant::now();
+    let (mut polls, mut list_secs) = (0u32, 0f64);
+    loop {
+        polls += 1;
+        let t = Instant::now();
+        let listed = list_all(c, bucket, prefix).await?;
+        list_secs += t.elapsed().as_secs_f64();
+        let u = cosmount_bench::manifest::unmet(&expected, &listed);
+        if u.is_met() {
+            return Ok(
+                json!({"op": "await-keys", "seconds": round(start.elapsed().as_secs_f64(), 4),
+                             "polls": polls, "list_seconds": round(list_secs, 4), "keys": expected.len()}),
+            );
+        }
+        if start.elapsed().as_secs_f64() > timeout {
+            return Err(format!(
+                "{bucket}/{prefix}: after {timeout} s, {} of {} keys not listed and {} with another size (first: {})",
+                u.missing,
+                expected.len(),
+                u.wrong_size,
+                u.first.unwrap_or_default()
+            )
+            .into());
+        }
+        tokio::time::sleep(Duration::from_millis(interval_ms)).await;
+    }
+}
+
+async fn delete_prefix(c: &Client, bucket: &str, prefix: &str) -> Result<Value> {
+    use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+    let prefix = format!("{}/", prefix.trim_end_matches('/'));
+    let start = Instant::now();
+    let mut keys = Vec::new();
+    let mut pages = c
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(&prefix)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        keys.extend(page?.contents.unwrap_or_default().into_iter().filter_map(|o| o.key));
+    }
+    // Deepest first, so that markers come after what they hold.
+    keys.sort_by(|a, b| b.cmp(a));
+    for chunk in keys.chunks(1000) {
+        let objects = chunk
+            .iter()
+            .map(|k| ObjectIdentifier::builder().key(k).build())
+            .collect::<Result<Vec<_>, _>>()?;
+        let out = c
+            .delete_objects()
+            .bucket(bucket)
+            .delete(Delete::builder().set_objects(Some(objects)).quiet(true).build()?)
+            .send()
+            .await?;
+        if let Some(e) = out.errors.unwrap_or_default().first() {
+            return Err(format!("delete {}: {}", e.key().unwrap_or(""), e.message().unwrap_or("")).into());
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    Ok(report(
+        "delete-prefix",
+        secs,
+        0,
+        keys.len() as u64,
+        json!({"keys": keys.len()}),
+    ))
 }
 
 fn gen_tree(dir: &Path, count: usize, size: usize, dirs: usize) -> Result<()> {

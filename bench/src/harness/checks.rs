@@ -72,8 +72,13 @@ impl Ctx {
         Ok(())
     }
 
-    /// The objects under BUCKET/PREFIX/ are exactly the input tree, byte for byte.
+    /// The objects under BUCKET/PREFIX/ are exactly the small-file input tree, byte for byte.
     pub fn check_tree(&self, bucket: &str, prefix: &str) -> Result<(), String> {
+        self.check_tree_of(&self.tree, bucket, prefix)
+    }
+
+    /// The objects under BUCKET/PREFIX/ are exactly the local tree `local`, byte for byte.
+    pub fn check_tree_of(&self, local: &Path, bucket: &str, prefix: &str) -> Result<(), String> {
         let d = self.work.join("check-tree");
         let _ = fs::remove_dir_all(&d);
         let ds = d.to_string_lossy().into_owned();
@@ -94,7 +99,7 @@ impl Ctx {
         }
         let result = match Command::new("diff")
             .arg("-rq")
-            .arg(&self.tree)
+            .arg(local)
             .arg(&d)
             .stdin(Stdio::null())
             .output()

@@ -13,13 +13,14 @@
 use super::error::{Error, Result};
 
 /// Workload groups, in the order they run (`BENCH_WORKLOADS` selects some).
-pub const ALL_GROUPS: [&str; 10] = [
+pub const ALL_GROUPS: [&str; 11] = [
     "seq_write",
     "seq_read",
     "par_read",
     "rand_read",
     "small_write",
     "small_read",
+    "tar_x",
     "ls",
     "ls_big",
     "find",
@@ -36,11 +37,12 @@ pub const LATENCY_ALIAS: &str = "latency";
 
 /// The overrides that are reported in the result's command line when set (`BENCH_LATENCY_MS` is
 /// reported as `--latency MS`).
-pub const REPORTED_OVERRIDES: [&str; 11] = [
+pub const REPORTED_OVERRIDES: [&str; 12] = [
     "BENCH_REPS",
     "BENCH_SYSTEMS",
     "BENCH_BIG_MIB",
     "BENCH_FILES",
+    "BENCH_TAR",
     "BENCH_PAR_MIB",
     "BENCH_RAND",
     "BENCH_LS",
@@ -49,6 +51,26 @@ pub const REPORTED_OVERRIDES: [&str; 11] = [
     "BENCH_FIND",
     "BENCH_WORKLOADS",
 ];
+
+/// The systems `BENCH_SYSTEMS` may name besides the raw client: cosmount, cosmount-la (with
+/// `--listing-attributes`; also added after cosmount on the listing workloads), cosmount-wc (with
+/// `--write-cache DIR`) and the peers.
+pub const KNOWN_SYSTEMS: [&str; 5] = ["cosmount", "cosmount-la", "cosmount-wc", "s3fs", "rclone"];
+
+/// Whether a system is cosmount in one of its modes (its checks decide the exit code; it is no
+/// peer to install).
+pub fn is_cosmount(sys: &str) -> bool {
+    sys == "cosmount" || sys.starts_with("cosmount-")
+}
+
+/// The cosmount option that makes each cosmount-MODE system, if any.
+pub fn cosmount_mode_option(sys: &str) -> Option<&'static str> {
+    match sys {
+        "cosmount-la" => Some("--listing-attributes"),
+        "cosmount-wc" => Some("--write-cache"),
+        _ => None,
+    }
+}
 
 /// Size of each small file (bytes).
 pub const FILE_SIZE: u64 = 32768;
@@ -98,6 +120,8 @@ pub struct Config {
     pub big_mib: u64,
     /// Number of small files.
     pub files: u64,
+    /// Files of the tar_x tree.
+    pub tar_n: u64,
     /// Systems besides the raw client (`cosmount s3fs rclone`).
     pub systems: Vec<String>,
     /// Size of each of the 4 parallel-read objects (MiB).
@@ -212,11 +236,8 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Pa
         label: String::new(),
         big_mib: env_num(env, "BENCH_BIG_MIB", if quick { 32 } else { 1024 })?,
         files: env_num(env, "BENCH_FILES", if quick { 100 } else { 1000 })?,
-        systems: env_nonempty(env, "BENCH_SYSTEMS")
-            .unwrap_or_else(|| if quick { "cosmount" } else { "cosmount s3fs rclone" }.to_string())
-            .split_whitespace()
-            .map(str::to_string)
-            .collect(),
+        tar_n: env_num(env, "BENCH_TAR", if quick { 200 } else { 2000 })?,
+        systems: systems(env_nonempty(env, "BENCH_SYSTEMS"), quick)?,
         par_mib: env_num(env, "BENCH_PAR_MIB", if quick { 8 } else { 256 })?,
         rand_n: env_num(env, "BENCH_RAND", if quick { 100 } else { 2000 })?,
         ls_n: env_num(env, "BENCH_LS", if quick { 300 } else { 10000 })?,
@@ -243,6 +264,24 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Pa
         return Err(Error::Usage("bench: --label may only use A-Z a-z 0-9 . _ -".into()));
     }
     Ok(Parsed::Run(Config { label, ..cfg }))
+}
+
+/// The systems: `BENCH_SYSTEMS` (each known, each once), else the mode's default.
+fn systems(selected: Option<String>, quick: bool) -> Result<Vec<String>> {
+    let selected = selected.unwrap_or_else(|| if quick { "cosmount" } else { "cosmount s3fs rclone" }.to_string());
+    let mut v: Vec<String> = Vec::new();
+    for s in selected.split_whitespace() {
+        if !KNOWN_SYSTEMS.contains(&s) {
+            return Err(Error::Usage(format!(
+                "bench: unknown system {s} (BENCH_SYSTEMS; systems: {})",
+                KNOWN_SYSTEMS.join(" ")
+            )));
+        }
+        if !v.iter().any(|x| x == s) {
+            v.push(s.to_string());
+        }
+    }
+    Ok(v)
 }
 
 /// The workload groups: `BENCH_WORKLOADS` (with `latency` expanded), else every group (and, with a
@@ -327,16 +366,22 @@ impl Config {
     }
 
     /// The systems of the listing workloads: cosmount is followed by cosmount-la
-    /// (`--listing-attributes`).
+    /// (`--listing-attributes`) unless BENCH_SYSTEMS names that itself.
     pub fn ls_systems(&self) -> Vec<String> {
         let mut v = Vec::new();
+        let la_named = self.systems.iter().any(|s| s == "cosmount-la");
         for s in &self.systems {
             v.push(s.clone());
-            if s == "cosmount" {
+            if s == "cosmount" && !la_named {
                 v.push("cosmount-la".to_string());
             }
         }
         v
+    }
+
+    /// Directories of the tar_x tree (a few dozen in full mode).
+    pub fn tar_dirs(&self) -> u64 {
+        (self.tar_n / 50).clamp(8, 200)
     }
 
     /// The command that reproduces this run, as the report shows it: the reported overrides
@@ -414,7 +459,9 @@ mod tests {
         assert_eq!((c.ls_n, c.ls_big_n, c.find_n, c.find_dirs), (300, 2000, 200, 10));
         assert_eq!((c.reps, c.ls_big_reps, c.cmd_timeout), (1, 1, 120));
         assert_eq!(c.systems, vec!["cosmount"]);
-        assert_eq!(c.groups.len(), 10);
+        assert_eq!((c.tar_n, c.tar_dirs()), (200, 8));
+        assert_eq!(c.groups.len(), 11);
+        assert!(c.want("tar_x"));
         assert_eq!(c.ls_systems(), vec!["cosmount", "cosmount-la"]);
         assert_eq!(c.big_bytes(), 32 * 1024 * 1024);
         assert!(!c.keep);
@@ -430,6 +477,35 @@ mod tests {
         assert_eq!((c.reps, c.ls_big_reps, c.cmd_timeout), (3, 1, 900));
         assert_eq!(c.systems, vec!["cosmount", "s3fs", "rclone"]);
         assert_eq!(c.ls_systems(), vec!["cosmount", "cosmount-la", "s3fs", "rclone"]);
+        assert_eq!((c.tar_n, c.tar_dirs()), (2000, 40));
+    }
+
+    #[test]
+    fn systems_are_checked_and_cosmount_modes_known() {
+        let c = cfg(&[], &[("BENCH_SYSTEMS", "cosmount cosmount-wc s3fs rclone cosmount")]);
+        assert_eq!(c.systems, vec!["cosmount", "cosmount-wc", "s3fs", "rclone"]);
+        assert_eq!(
+            c.ls_systems(),
+            vec!["cosmount", "cosmount-la", "cosmount-wc", "s3fs", "rclone"]
+        );
+        // Named in BENCH_SYSTEMS, cosmount-la is not added a second time.
+        let la = cfg(&["--quick"], &[("BENCH_SYSTEMS", "cosmount-la cosmount")]);
+        assert_eq!(la.ls_systems(), vec!["cosmount-la", "cosmount"]);
+        assert_eq!(
+            cfg(&[], &[("BENCH_SYSTEMS", "cosmount-wc")]).ls_systems(),
+            vec!["cosmount-wc"]
+        );
+        let e = parse_with(&[], &[("BENCH_SYSTEMS", "cosmount goofys")]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().starts_with("bench: unknown system goofys"), "{e}");
+        for s in ["cosmount", "cosmount-la", "cosmount-wc"] {
+            assert!(is_cosmount(s), "{s}");
+        }
+        assert!(!is_cosmount("s3fs") && !is_cosmount("rclone") && !is_cosmount("raw"));
+        assert_eq!(cosmount_mode_option("cosmount-wc"), Some("--write-cache"));
+        assert_eq!(cosmount_mode_option("cosmount-la"), Some("--listing-attributes"));
+        assert_eq!(cosmount_mode_option("cosmount"), None);
+        assert_eq!(cfg(&[], &[("BENCH_TAR", "500")]).tar_dirs(), 10);
     }
 
     #[test]
@@ -496,9 +572,9 @@ mod tests {
         // With a latency, every group runs, then the latency groups.
         let c = cfg(&["--quick", "--latency", "20"], &[]);
         assert_eq!(c.latency_ms, Some(20));
-        assert_eq!(c.groups.len(), 14);
+        assert_eq!(c.groups.len(), 15);
         assert_eq!(
-            &c.groups[10..],
+            &c.groups[11..],
             ["small_write@lat", "small_read@lat", "ls@lat", "find@lat"]
         );
         assert!(c.want("ls") && c.want_lat("ls") && c.want_lat("small_read") && !c.want_lat("rsync"));

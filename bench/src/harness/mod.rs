@@ -82,6 +82,12 @@ pub struct Ctx {
     pub big_md5: String,
     pub tree: PathBuf,
     pub par_md5: Vec<String>,
+    /// The small-file tree's files (relative path, size), for the manifests of small_write.
+    pub tree_files: Vec<(String, u64)>,
+    /// tar_x: the source-like tree (`tar_src/proj/...`), its tarball and its files.
+    pub tar_src: PathBuf,
+    pub tarball: PathBuf,
+    pub tar_files: Vec<(String, u64)>,
     /// Peers that cannot run, and why.
     pub peer_err: HashMap<String, String>,
     pub res: Results,

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::sleep;
 use std::time::Duration;
 
+use super::config::{cosmount_mode_option, is_cosmount};
 use super::log;
 use super::parse::{head_bytes, is_mounted_in, ppid_of_stat, vmhwm_mib};
 use super::Ctx;
@@ -294,7 +295,7 @@ impl Ctx {
         let mut cmd = self.command("timeout");
         cmd.args(["-k", "5", "60"]);
         match sys {
-            "cosmount" | "cosmount-la" => {
+            "cosmount" | "cosmount-la" | "cosmount-wc" => {
                 cmd.arg(&self.cosmount).arg(bucket).arg(mnt);
                 cmd.args([
                     "--endpoint-url",
@@ -311,8 +312,21 @@ impl Ctx {
                     let _ = fs::remove_dir_all(&state);
                 }
                 cmd.arg("--state-dir").arg(&state);
-                if sys == "cosmount-la" {
-                    cmd.arg("--listing-attributes");
+                match cosmount_mode_option(sys) {
+                    // The write-back journal: a directory of its own, emptied like the state
+                    // directory (the daemon that used it has uploaded what it held and exited).
+                    Some(opt @ "--write-cache") => {
+                        let wc = self.work.join(format!("wc-{sys}"));
+                        if !self.keep_state {
+                            let _ = fs::remove_dir_all(&wc);
+                        }
+                        let _ = fs::create_dir_all(&wc);
+                        cmd.arg(opt).arg(&wc);
+                    }
+                    Some(opt) => {
+                        cmd.arg(opt);
+                    }
+                    None => {}
                 }
                 cmd.arg("--log-file").arg(self.logs.join(format!("{sys}.log")));
             }
@@ -347,7 +361,7 @@ impl Ctx {
         }
         for _ in 0..300 {
             if is_mounted(mnt) {
-                let name = sys.trim_end_matches("-la");
+                let name = if is_cosmount(sys) { "cosmount" } else { sys };
                 match daemon_pid(name, mnt) {
                     Some(p) => held.daemons.insert(mnt.to_path_buf(), p),
                     None => held.daemons.remove(mnt),
@@ -359,7 +373,9 @@ impl Ctx {
         Err(format!("{sys}: {} not mounted after 30 s: {}", mnt.display(), head()))
     }
 
-    /// Records the daemon's peak RSS for `group`, unmounts, and waits (60 s) for the daemon to exit.
+    /// Records the daemon's peak RSS for `group`, unmounts, and waits for the daemon to exit: 60 s,
+    /// or, for cosmount-wc (which uploads what its journal still holds before it exits), as long as
+    /// a measured command may take.
     pub fn unmount_fs(&mut self, sys: &str, mnt: &Path, group: &str) {
         let pid = self.janitor.daemon(mnt);
         if let Some(p) = pid {
@@ -376,7 +392,12 @@ impl Ctx {
         }
         if let Some(p) = pid {
             let proc_dir = PathBuf::from(format!("/proc/{p}"));
-            for _ in 0..600 {
+            let wait_s = if cosmount_mode_option(sys) == Some("--write-cache") {
+                self.cfg.cmd_timeout.max(60)
+            } else {
+                60
+            };
+            for _ in 0..wait_s * 10 {
                 if !proc_dir.is_dir() {
                     break;
                 }
@@ -384,7 +405,7 @@ impl Ctx {
             }
             if proc_dir.is_dir() {
                 log(&format!(
-                    "{sys} daemon {p} still running 60 s after unmount; killing it"
+                    "{sys} daemon {p} still running {wait_s} s after unmount; killing it"
                 ));
                 kill(p);
             }

@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 
+use super::config::is_cosmount;
 use super::log;
 use super::stats::median;
 
@@ -51,7 +52,7 @@ pub struct Results {
     pub round: u32,
     /// Appended to the workload and group names recorded (`@20ms` under latency, else empty).
     pub suffix: String,
-    /// A check of the raw client or of cosmount failed: the run exits 1.
+    /// A check of the raw client or of cosmount (in any mode) failed: the run exits 1.
     pub failed_core: bool,
     /// Peak RSS (MiB) per system (cosmount-la's also counts for cosmount).
     pub rss: HashMap<String, u64>,
@@ -107,7 +108,7 @@ impl Results {
                 runs = all;
             }
         }
-        if status != Status::Ok && (sys == "raw" || sys.trim_end_matches("-la") == "cosmount") {
+        if status != Status::Ok && (sys == "raw" || is_cosmount(sys)) {
             self.failed_core = true;
         }
         if status == Status::Ok {
@@ -215,7 +216,7 @@ mod tests {
 
     #[test]
     fn failures_of_raw_or_cosmount_are_core() {
-        for sys in ["raw", "cosmount", "cosmount-la"] {
+        for sys in ["raw", "cosmount", "cosmount-la", "cosmount-wc"] {
             let mut r = Results::default();
             r.failed(sys, "ls_f_cold", &[], "x");
             assert!(r.failed_core, "{sys}");

@@ -8,14 +8,14 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use super::config::{Config, MAX_MEMORY_MIB, REPORTED_OVERRIDES};
+use super::config::{cosmount_mode_option, is_cosmount, Config, MAX_MEMORY_MIB, REPORTED_OVERRIDES};
 use super::delay_proxy::{endpoint_addr, DelayProxy};
 use super::error::{fatal, Error, Result};
 use super::mounts::Janitor;
 use super::parse::{loadavg3, mem_total_mib};
 use super::report::{self, ProxyInfo, RunInfo};
 use super::results::Results;
-use super::servers::{build_cosmount, has_max_memory, have, peer_version_of};
+use super::servers::{build_cosmount, has_option, have, peer_version_of};
 use super::stats::fixed;
 use super::{log, Ctx};
 
@@ -60,6 +60,9 @@ fn prerequisites(cfg: &Config) -> Result<()> {
             "python3 is missing (bench/helpers.py measures through the mounts)",
         ));
     }
+    if cfg.want("tar_x") && !have("tar") {
+        return Err(fatal("tar is missing (workload tar_x; BENCH_WORKLOADS selects others)"));
+    }
     if cfg.want("rsync") && !have("rsync") {
         return Err(fatal(
             "rsync is missing (workload rsync; BENCH_WORKLOADS selects others)",
@@ -80,7 +83,7 @@ fn run_inner(cfg: Config, janitor: &Janitor) -> Result<i32> {
     // bench/ itself was built by scripts/bench.sh before it started this program.
     log("building cosmount (release)");
     let cosmount = build_cosmount(&repo)?;
-    let (cosmount_args, max_memory_mib) = if has_max_memory(&cosmount) {
+    let (cosmount_args, max_memory_mib) = if has_option(&cosmount, "--max-memory") {
         (
             vec!["--max-memory".to_string(), format!("{MAX_MEMORY_MIB}M")],
             Some(MAX_MEMORY_MIB),
@@ -100,6 +103,8 @@ fn run_inner(cfg: Config, janitor: &Janitor) -> Result<i32> {
         helpers: repo.join("bench/helpers.py"),
         big: data.join("big"),
         tree: data.join("tree"),
+        tar_src: data.join("tarsrc"),
+        tarball: data.join("src.tar"),
         cfg,
         repo,
         work,
@@ -112,11 +117,22 @@ fn run_inner(cfg: Config, janitor: &Janitor) -> Result<i32> {
         cold: true,
         big_md5: String::new(),
         par_md5: Vec::new(),
+        tree_files: Vec::new(),
+        tar_files: Vec::new(),
         peer_err: Default::default(),
         res: Results::default(),
         janitor: janitor.clone(),
         keep_state: false,
     };
+    for s in &ctx.cfg.systems {
+        if let Some(opt) = cosmount_mode_option(s) {
+            if !has_option(&ctx.cosmount, opt) {
+                log(&format!("{s}: this cosmount build has no {opt}: its workloads fail"));
+                ctx.peer_err
+                    .insert(s.clone(), format!("this cosmount build has no {opt}"));
+            }
+        }
+    }
     ctx.install_peers();
     ctx.set_credentials();
     ctx.start_server()?;
@@ -179,7 +195,7 @@ fn run_inner(cfg: Config, janitor: &Janitor) -> Result<i32> {
             .cfg
             .systems
             .iter()
-            .filter(|s| s.as_str() != "cosmount")
+            .filter(|s| !is_cosmount(s))
             .map(|s| (s.clone(), peer_version_of(s)))
             .collect(),
     };
@@ -290,9 +306,10 @@ fn run_groups(ctx: &mut Ctx, want: impl Fn(&str) -> bool) {
             "workload small_write{sfx} ({} files, {reps} rounds)",
             cfg.files
         ));
+        let wls = ["small_write", "small_write_s3"];
         ctx.rounds(|c, runs| {
             c.small_write_raw(runs);
-            c.run_systems(&["small_write"], &systems, |c, s| c.small_write(s, runs));
+            c.run_systems(&wls, &systems, |c, s| c.small_write(s, runs));
         });
     }
     if want("small_read") {
@@ -304,6 +321,18 @@ fn run_groups(ctx: &mut Ctx, want: impl Fn(&str) -> bool) {
         ctx.rounds(|c, runs| {
             c.small_read_raw(runs);
             c.run_systems(&["small_read"], &systems, |c, s| c.small_read(s, runs));
+        });
+    }
+    if want("tar_x") {
+        log(&format!(
+            "workload tar_x{sfx} ({} files in {} directories, {reps} rounds)",
+            ctx.tar_files.len(),
+            cfg.tar_dirs()
+        ));
+        let wls = ["tar_x", "tar_x_s3"];
+        ctx.rounds(|c, runs| {
+            c.tar_x_raw(runs);
+            c.run_systems(&wls, &systems, |c, s| c.tar_x(s, runs));
         });
     }
     if want("ls") {

@@ -12,6 +12,7 @@ use std::process::{Command, Stdio};
 use std::thread::sleep;
 use std::time::Duration;
 
+use super::config::is_cosmount;
 use super::error::{fatal, Error, Result};
 use super::parse::{jget, peer_version};
 use super::stats::num;
@@ -77,14 +78,23 @@ pub fn build_cosmount(repo: &Path) -> Result<PathBuf> {
     Ok(bin)
 }
 
-/// Whether this cosmount build has `--max-memory`.
-pub fn has_max_memory(cosmount: &Path) -> bool {
+/// Whether this cosmount build has the option `opt` (`--max-memory`, `--write-cache`): whether
+/// `cosmount --help` names it.
+pub fn has_option(cosmount: &Path, opt: &str) -> bool {
     Command::new(cosmount)
         .arg("--help")
         .stderr(Stdio::null())
         .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).contains("--max-memory"))
+        .map(|o| help_names_option(&String::from_utf8_lossy(&o.stdout), opt))
         .unwrap_or(false)
+}
+
+/// Whether a `--help` text names option `opt` (as itself, not as the start of a longer option).
+pub fn help_names_option(help: &str, opt: &str) -> bool {
+    help.match_indices(opt).any(|(i, _)| {
+        let next = help[i + opt.len()..].chars().next();
+        !matches!(next, Some(c) if c.is_ascii_alphanumeric() || c == '-')
+    })
 }
 
 /// A peer's version line for the report.
@@ -105,7 +115,7 @@ impl Ctx {
             .cfg
             .systems
             .iter()
-            .filter(|s| *s != "cosmount" && !have(peer_cmd(s)))
+            .filter(|s| !is_cosmount(s) && !have(peer_cmd(s)))
             .cloned()
             .collect();
         if missing.is_empty() {
@@ -330,5 +340,21 @@ impl Ctx {
             ));
         }
         Ok((p50, p99))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_named_in_help() {
+        let help =
+            "Options:\n      --max-memory <SIZE>  budget\n      --write-cache <DIR>\n      --write-cache-size <N>\n";
+        assert!(help_names_option(help, "--max-memory"));
+        assert!(help_names_option(help, "--write-cache"));
+        assert!(!help_names_option("      --write-cache-size <N>\n", "--write-cache"));
+        assert!(help_names_option("--write-cache", "--write-cache"));
+        assert!(!help_names_option("", "--write-cache"));
     }
 }

@@ -21,7 +21,7 @@ impl Unit {
         match split_row(workload).0 {
             "seq_write" | "seq_read_cold" | "par_read_cold" => Unit::MbPerSec,
             "rand_read" | "rand_read8" => Unit::OpsPerSec,
-            "small_write" | "small_read" => Unit::FilesPerSec,
+            "small_write" | "small_write_s3" | "small_read" | "tar_x" | "tar_x_s3" => Unit::FilesPerSec,
             _ => Unit::Seconds,
         }
     }
@@ -188,6 +188,10 @@ mod tests {
         assert_eq!(Unit::of("seq_write").as_str(), "MB/s");
         assert_eq!(Unit::of("rand_read8").as_str(), "ops/s");
         assert_eq!(Unit::of("small_read").as_str(), "files/s");
+        for w in ["small_write_s3", "tar_x", "tar_x_s3", "small_write_s3@20ms"] {
+            assert_eq!(Unit::of(w), Unit::FilesPerSec, "{w}");
+            assert_eq!(baseline_of("cosmount-wc", w), ("raw", w.to_string()));
+        }
         assert_eq!(Unit::of("ls_f_big_first").as_str(), "s");
         assert_eq!(Unit::of("rsync2").better(), "lower");
         assert_eq!(Unit::of("par_read_cold").better(), "higher");

@@ -4,10 +4,12 @@
 
 use std::fmt::Write as _;
 
+use super::super::config::is_cosmount;
 use super::super::config::{
     Config, BLOCK, DIRS, FILE_SIZE, RAW_GET_CONC, RAW_HEAD_CONC, RAW_PART_MIB, RAW_PUT_CONC, RAW_RANGE_MIB,
     RAW_SMALL_CONC,
 };
+use super::super::datasets::tar_layout;
 use super::super::results::Results;
 use super::super::stats::{baseline_of, split_row, Unit};
 use super::{entries_in_order, ratio_of, RunInfo};
@@ -80,12 +82,24 @@ pub fn json(cfg: &Config, res: &Results, info: &RunInfo) -> String {
         cfg.ls_big_reps,
         info.cold
     );
+    if res.has_workload("tar_x") {
+        // Inside "data" (its closing brace and comma re-added after).
+        j.truncate(j.len() - "},\n".len());
+        let (dirs, files) = tar_layout(cfg.tar_n, cfg.tar_dirs());
+        let bytes: u64 = files.iter().map(|f| f.1).sum();
+        let _ = writeln!(
+            j,
+            ", \"tar_files\": {}, \"tar_dirs\": {}, \"tar_bytes\": {bytes}}},",
+            files.len(),
+            dirs.len()
+        );
+    }
     let _ = writeln!(
         j,
         "  \"raw_client\": {{\"part_mib\": {RAW_PART_MIB}, \"put_concurrency\": {RAW_PUT_CONC}, \"range_mib\": {RAW_RANGE_MIB}, \"get_concurrency\": {RAW_GET_CONC}, \"small_concurrency\": {RAW_SMALL_CONC}, \"head_concurrency\": {RAW_HEAD_CONC}}},"
     );
     let _ = write!(j, "  \"versions\": {{\"cosmount\": {}", json_str(&info.cosmount_rev));
-    for s in cfg.systems.iter().filter(|s| s.as_str() != "cosmount") {
+    for s in cfg.systems.iter().filter(|s| !is_cosmount(s)) {
         let version = info
             .peer_versions
             .iter()

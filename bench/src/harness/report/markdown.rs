@@ -8,9 +8,12 @@ use super::super::config::{
     Config, DIRS, LATENCY_GROUPS, LS_SIZE, RAW_GET_CONC, RAW_HEAD_CONC, RAW_PART_MIB, RAW_PUT_CONC, RAW_RANGE_MIB,
     RAW_SMALL_CONC,
 };
+use super::super::datasets::{tar_layout, TAR_MAX_SIZE, TAR_MIN_SIZE};
 use super::super::results::{Results, Status};
 use super::super::stats::Unit;
-use super::{data_workloads, entries_in_order, latency_workloads, list, meta_workloads, system_name, table, RunInfo};
+use super::{
+    data_workloads, entries_in_order, latency_workloads, list, measured, meta_workloads, system_name, table, RunInfo,
+};
 
 /// The markdown report.
 pub fn markdown(cfg: &Config, res: &Results, info: &RunInfo) -> String {
@@ -52,6 +55,18 @@ pub fn markdown(cfg: &Config, res: &Results, info: &RunInfo) -> String {
         cfg.big_mib, cfg.par_mib, cfg.files, cfg.rand_n, cfg.ls_n, cfg.ls_big_n, cfg.find_n, cfg.find_dirs,
         cfg.reps, cfg.ls_big_reps, cfg.ls_big_n
     );
+    if res.has_workload("tar_x") {
+        let (dirs, files) = tar_layout(cfg.tar_n, cfg.tar_dirs());
+        let bytes: u64 = files.iter().map(|f| f.1).sum();
+        let depth = dirs.iter().map(|d| d.matches('/').count()).max().unwrap_or(0);
+        let _ = writeln!(
+            m,
+            "- tar x: a source-like tree of {} files ({bytes} bytes, {TAR_MIN_SIZE} B to {} KiB, log-uniform; {} directories, nesting depth {depth}), the same in every run, in one uncompressed tarball (`tar --sort=name`, owner 0, modes 644/755, one mtime) extracted with `tar -xf TARBALL -C MNT/tarx-R` (as root, so tar also restores owners, modes and mtimes); raw: the same files PUT {RAW_SMALL_CONC} in flight.",
+            files.len(),
+            TAR_MAX_SIZE / 1024,
+            dirs.len()
+        );
+    }
     let _ = writeln!(
         m,
         "- raw: bench/ raw-client (aws-sdk-s3, the mount's SDK): multipart {RAW_PART_MIB} MiB parts x {RAW_PUT_CONC}, ranged GETs {RAW_RANGE_MIB} MiB x {RAW_GET_CONC} (the 4 objects: one pool of {RAW_GET_CONC}), random 64 KiB ranged GETs 1 / 8 in flight, small PUT/GET {RAW_SMALL_CONC} in flight (LIST then GETs), listings: paginated ListObjectsV2 (1 000 a page; delimiter `/` for a directory, none for `find`), `ls -l` and `rsync`: LIST + HEAD of every key, {RAW_HEAD_CONC} in flight; CRC32 request checksums like the mount."
@@ -88,18 +103,25 @@ pub fn markdown(cfg: &Config, res: &Results, info: &RunInfo) -> String {
             "rclone" => {
                 let _ = writeln!(m, "- rclone mount ({version}): S3 remote (provider Other) from RCLONE_CONFIG_* variables, `--vfs-cache-mode writes --daemon`, otherwise defaults (write-back after 5 s: its write figures count until the objects are stored).");
             }
+            "cosmount-wc" => {
+                let _ = writeln!(m, "- cosmount --write-cache: cosmount's options plus `--write-cache DIR` (a directory of its own under bench/work, on the same disk as the server's, emptied before each mount): `close` returns once the file is durable there and the uploads run in the background; its other write-cache options at their defaults (a file larger than `--write-cache-max-file` is uploaded at close, as without the cache).");
+            }
             _ => {}
         }
     }
-    m.push_str("- Writes are timed until the data is stored in S3 (cp returning, including close, plus any upload after it) and then checked through the S3 API (size + MD5; byte-for-byte for the small files and the rsync tree); reads are checked through the mount (MD5; `diff -r`; every random block compared with the input); listings by entry count (and, for `ls -l`, every entry's size).\n");
+    if res.has_workload("small_write_s3") || res.has_workload("tar_x_s3") {
+        m.push_str("- Writes: the seq write is timed until the object is stored in S3 (cp returning, including close, plus any upload after it); `cp -r` and `tar x` until the command returns, and in their \"until in S3\" columns from the command's start until a LIST of the prefix by the raw client (warmed up before the clock; a LIST right after the command returned, then 50 ms after each LIST that still missed a key) shows every key with its size (when that first LIST already does, the figure is the command's time: the LIST's own duration, logged, bounds the error; the raw client's PUTs return once stored: its figure is the same in both). What was written is then checked through the S3 API (size + MD5; byte-for-byte for the small files, the tar tree and the rsync tree); reads are checked through the mount (MD5; `diff -r`; every random block compared with the input); listings by entry count (and, for `ls -l`, every entry's size).\n");
+    } else {
+        m.push_str("- Writes are timed until the data is stored in S3 (cp returning, including close, plus any upload after it) and then checked through the S3 API (size + MD5; byte-for-byte for the small files and the rsync tree); reads are checked through the mount (MD5; `diff -r`; every random block compared with the input); listings by entry count (and, for `ls -l`, every entry's size).\n");
+    }
     let _ = writeln!(
         m,
         "- Warm listings: the same command again right after the cold one on the same mount (cosmount's default --metadata-ttl is 1 s), against the same command on a local directory of {} files. `rsync -a --stats` after a first rsync and a remount; \"re-copied N\" when it transferred files again.\n",
         cfg.ls_n
     );
-    let data = data_workloads(cfg);
-    // The next-mount `ls -l` is a column only in runs that measured it (older results have none).
-    let measured = |w: &str| !w.starts_with("ls_l_next") || res.has_workload(w);
+    // The columns older runs did not measure are there only when this run measured them.
+    let measured = |w: &str| measured(res, w);
+    let data: Vec<&str> = data_workloads(cfg).into_iter().filter(|w| measured(w)).collect();
     let meta: Vec<&str> = meta_workloads(cfg).into_iter().filter(|w| measured(w)).collect();
     if !data.is_empty() {
         m.push_str("Data (higher is better; ratio = figure / raw):\n\n");
@@ -175,6 +197,7 @@ pub fn markdown(cfg: &Config, res: &Results, info: &RunInfo) -> String {
                 "rand_read8",
                 "small_write",
                 "small_read",
+                "tar_x",
                 "ls",
                 "ls_big",
                 "find",

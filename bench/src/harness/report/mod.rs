@@ -70,8 +70,9 @@ pub fn data_workloads(cfg: &Config) -> Vec<&'static str> {
         ("seq_read", &["seq_read_cold"]),
         ("par_read", &["par_read_cold"]),
         ("rand_read", &["rand_read", "rand_read8"]),
-        ("small_write", &["small_write"]),
+        ("small_write", &["small_write", "small_write_s3"]),
         ("small_read", &["small_read"]),
+        ("tar_x", &["tar_x", "tar_x_s3"]),
     ] {
         if cfg.want(g) {
             v.extend_from_slice(wls);
@@ -111,6 +112,7 @@ pub fn latency_workloads(cfg: &Config) -> Vec<String> {
         let wls: &[&str] = match g {
             "ls" => &["ls_f_cold", "ls_l_cold", "ls_l_next", "ls_f_warm", "ls_l_warm"],
             "find" => &["find_cold"],
+            "small_write" => &["small_write", "small_write_s3"],
             other => &[other][..],
         };
         v.extend(wls.iter().map(|w| format!("{w}{sfx}")));
@@ -143,6 +145,9 @@ fn base_title(cfg: &Config, cold: bool, wl: &str) -> String {
         "rand_read" => "random 64 KiB reads, 1 in flight (ops/s)".to_string(),
         "rand_read8" => "random 64 KiB reads, 8 in flight (ops/s)".to_string(),
         "small_write" => format!("cp -r {files} x 32 KiB (files/s)"),
+        "small_write_s3" => format!("cp -r {files} x 32 KiB, until in S3 (files/s)"),
+        "tar_x" => format!("tar x {} files (files/s)", cfg.tar_n),
+        "tar_x_s3" => format!("tar x {} files, until in S3 (files/s)", cfg.tar_n),
         "small_read" => format!("read {files} files after remount (files/s)"),
         "ls_f_cold" => format!("`ls -f` {ls}, {coldw} (s)"),
         "ls_l_cold" => format!("`ls -l` {ls}, {coldw} (s)"),
@@ -162,6 +167,7 @@ pub fn system_name(sys: &str) -> &str {
     match sys {
         "raw" => "raw aws-sdk-s3",
         "cosmount-la" => "cosmount --listing-attributes",
+        "cosmount-wc" => "cosmount --write-cache",
         "rclone" => "rclone mount",
         "local" => "local directory",
         other => other,
@@ -203,7 +209,7 @@ fn rss_cell(res: &Results, info: &RunInfo, sys: &str) -> String {
         return "—".to_string();
     };
     match info.max_memory_mib {
-        Some(m) if sys == "cosmount" => {
+        Some(m) if sys == "cosmount" || sys == "cosmount-wc" => {
             let budget = m + 64;
             format!("{r} of {budget} ({})", if *r <= budget { "within" } else { "OVER" })
         }
@@ -248,6 +254,13 @@ pub fn table<W: AsRef<str>>(
         }
     }
     t
+}
+
+/// Columns that older runs did not measure: a table has them only when this run recorded them
+/// (so that an older run's results render as they always did).
+pub fn measured(res: &Results, wl: &str) -> bool {
+    let optional = ["ls_l_next", "small_write_s3", "tar_x", "tar_x_s3"];
+    !optional.contains(&split_row(wl).0) || res.has_workload(wl)
 }
 
 pub(crate) fn list(items: &[&str]) -> Vec<String> {

@@ -315,6 +315,7 @@ fn latency_rows_have_a_table_of_their_own_with_ratios_under_the_same_latency() {
         latency_workloads(&cfg),
         [
             "small_write@20ms",
+            "small_write_s3@20ms",
             "small_read@20ms",
             "ls_f_cold@20ms",
             "ls_l_cold@20ms",
@@ -418,4 +419,100 @@ fn latency_rows_only_and_in_json() {
     // Without latency, no latency object and no rtt_ms anywhere (the loopback file is unchanged).
     let (cfg0, res0, info0) = reference();
     assert!(!json(&cfg0, &res0, &info0).contains("rtt_ms"));
+}
+
+/// The write rows of a run with cosmount --write-cache: (system, workload, runs, note).
+const WRITE_ROWS: &[(&str, &str, &[&str], &str)] = &[
+    ("raw", "small_write_s3", &["1773.0"], "PUTs return once stored"),
+    ("raw", "tar_x", &["1500.0"], ""),
+    ("raw", "tar_x_s3", &["1500.0"], "PUTs return once stored"),
+    ("cosmount", "small_write_s3", &["299.0"], ""),
+    ("cosmount", "tar_x", &["300.0"], ""),
+    ("cosmount", "tar_x_s3", &["300.0"], ""),
+    ("cosmount-wc", "seq_write", &["40.0"], ""),
+    (
+        "cosmount-wc",
+        "small_write",
+        &["3546.0"],
+        "the uploads went on after cp -r returned (small_write_s3 counts them)",
+    ),
+    ("cosmount-wc", "small_write_s3", &["443.3"], ""),
+    (
+        "cosmount-wc",
+        "tar_x",
+        &["3000.0"],
+        "the uploads went on after tar -xf returned (tar_x_s3 counts them)",
+    ),
+    ("cosmount-wc", "tar_x_s3", &["750.0"], ""),
+];
+
+#[test]
+fn write_rows_until_in_s3_and_the_write_cache_system() {
+    let (_, mut res, mut info) = reference();
+    let mut cfg = quick_config("wc");
+    cfg.systems = vec!["cosmount".into(), "cosmount-wc".into(), "s3fs".into()];
+    info.peer_versions = vec![("s3fs".into(), "V1.90".into())];
+    for (s, w, runs, note) in WRITE_ROWS {
+        let runs: Vec<String> = runs.iter().map(|r| r.to_string()).collect();
+        res.ok(s, w, &runs, note);
+    }
+    res.note_rss("cosmount-wc", "tar_x", 80);
+    assert_eq!(cell(&res, "cosmount-wc", "small_write"), "3546.0 (2.00×)");
+    assert_eq!(cell(&res, "cosmount-wc", "small_write_s3"), "443.3 (0.25×)");
+    assert_eq!(cell(&res, "cosmount-wc", "tar_x_s3"), "750.0 (0.50×)");
+    assert_eq!(cell(&res, "raw", "tar_x_s3"), "1500.0 (1.00×)");
+    assert_eq!(rss_cell(&res, &info, "cosmount-wc"), "80 of 576 (within)");
+    assert_eq!(title(&cfg, true, "tar_x_s3"), "tar x 200 files, until in S3 (files/s)");
+    assert_eq!(
+        title(&cfg, true, "small_write_s3@20ms"),
+        "cp -r 100 x 32 KiB, until in S3 @20ms (files/s)"
+    );
+    let md = markdown(&cfg, &res, &info);
+    assert!(md.contains("| system | seq write 32 MiB (MB/s) | seq read 32 MiB cold (MB/s) | 4 × 8 MiB read at once, cold (MB/s) | random 64 KiB reads, 1 in flight (ops/s) | random 64 KiB reads, 8 in flight (ops/s) | cp -r 100 x 32 KiB (files/s) | cp -r 100 x 32 KiB, until in S3 (files/s) | read 100 files after remount (files/s) | tar x 200 files (files/s) | tar x 200 files, until in S3 (files/s) | peak RSS (MiB) |\n"), "{md}");
+    assert!(
+        md.contains("| cosmount --write-cache | 40.0 (0.81×) | — | — | — | — | 3546.0 (2.00×) | 443.3 (0.25×) | — | 3000.0 (2.00×) | 750.0 (0.50×) | 80 of 576 (within) |\n"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| s3fs | — | — | — | — | — | — | — | — | — | — | — |\n"),
+        "{md}"
+    );
+    assert!(
+        md.contains("- cosmount --write-cache: cosmount's options plus `--write-cache DIR`"),
+        "{md}"
+    );
+    assert!(md.contains("- tar x: a source-like tree of 200 files ("), "{md}");
+    assert!(md.contains("; 8 directories, nesting depth 1)"), "{md}");
+    assert!(
+        md.contains("- Writes: the seq write is timed until the object is stored in S3"),
+        "{md}"
+    );
+    assert!(!md.contains("- Writes are timed until"), "{md}");
+    assert!(md.contains("- cosmount --write-cache, small_write: 3546.0 files/s — the uploads went on after cp -r returned (small_write_s3 counts them)\n"), "{md}");
+    assert!(md.contains(" cosmount-wc tar_x 80;"), "{md}");
+    let j = json(&cfg, &res, &info);
+    let v: serde_json::Value = serde_json::from_str(&j).expect("valid JSON");
+    assert_eq!(v["data"]["tar_files"], 200);
+    assert_eq!(v["data"]["tar_dirs"], 8);
+    assert!(v["data"]["tar_bytes"].as_u64().unwrap() > 200 * 200);
+    assert_eq!(v["data"]["cold"], true);
+    assert!(
+        j.contains(r#""versions": {"cosmount": "8c3c4ef", "s3fs": "V1.90"},"#),
+        "{j}"
+    );
+    assert!(
+        j.contains(r#""peak_rss_mib": {"cosmount": 63, "cosmount-la": 18, "cosmount-wc": 80, "s3fs": null},"#),
+        "{j}"
+    );
+    let row = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["system"] == "cosmount-wc" && r["workload"] == "tar_x_s3")
+        .unwrap();
+    assert_eq!(
+        (row["unit"].as_str(), row["ratio"].as_f64()),
+        (Some("files/s"), Some(0.5))
+    );
+    assert_eq!(row["baseline"], "raw tar_x_s3");
 }

@@ -56,33 +56,31 @@ impl Ctx {
         let (mut figs, mut cpfigs, mut err) = (Vec::new(), Vec::new(), None);
         let cp_err = self.work.join("cp.err");
         for r in runs {
+            // Told when cp returned, it LISTs until big-R is stored with its size (warmed up
+            // before the clock, so its start-up is in no figure).
+            let key = format!("big-{r}");
+            let waiter = match self.start_waiter(&bucket, &key, &[(key.clone(), self.cfg.big_bytes())]) {
+                Ok(w) => w,
+                Err(e) => {
+                    err = Some(e);
+                    break;
+                }
+            };
             let _ = Command::new("sync").status();
             let t0 = Instant::now();
-            if !run_to(
-                self.timed("cp").arg(&self.big).arg(mnt.join(format!("big-{r}"))),
-                None,
-                &cp_err,
-            ) {
+            if !run_to(self.timed("cp").arg(&self.big).arg(mnt.join(&key)), None, &cp_err) {
+                waiter.cancel();
                 err = Some(format!("cp failed: {}", head200(&cp_err)));
                 break;
             }
             let cpsecs = secs_since(t0);
-            let key = format!("big-{r}");
-            let (size, timeout) = (s(self.cfg.big_bytes()), s(self.cfg.cmd_timeout));
-            let w = match self.raw(&[
-                "wait-object",
-                "--bucket",
-                &bucket,
-                "--key",
-                &key,
-                "--size",
-                &size,
-                "--timeout",
-                &timeout,
-            ]) {
+            let w = match waiter.go() {
                 Ok(w) => w,
-                Err(_) => {
-                    err = Some(format!("object big-{r} never appeared with {size} bytes"));
+                Err(e) => {
+                    err = Some(format!(
+                        "object {key} never appeared with {} bytes: {e}",
+                        self.cfg.big_bytes()
+                    ));
                     break;
                 }
             };

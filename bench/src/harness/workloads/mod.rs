@@ -3,6 +3,10 @@
 //! [`Ctx::rounds`]): the big object in [`data`], small files in [`small`], listings in
 //! [`listing`], the second rsync in [`rsync`].
 //!
+//! Writes are timed until the command returns and until every object is in S3: a raw-client
+//! `await-keys` ([`Waiter`]) is started and warmed up before the clock, told when the command
+//! returned, and LISTs the prefix until every key of the workload's manifest shows its size.
+//!
 //! A workload function takes the run numbers it should do (`runs`): 1..=REPS, or this round's one
 //! number. Run i of every system uses the same object names and random offsets.
 
@@ -12,8 +16,9 @@ pub mod rsync;
 pub mod small;
 
 use std::fs;
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 use super::config::BLOCK;
 use super::parse::{head_raw, jget};
@@ -113,6 +118,82 @@ impl Ctx {
     }
 }
 
+/// A raw-client `await-keys` waiting for a write command to return (see the module doc).
+pub struct Waiter {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+    err: PathBuf,
+}
+
+impl Ctx {
+    /// Starts `raw-client await-keys` for `keys` (key, size) under the LIST prefix `prefix` of
+    /// `bucket`, and returns once its client is warmed up (call it before the clock starts).
+    pub fn start_waiter(&self, bucket: &str, prefix: &str, keys: &[(String, u64)]) -> Result<Waiter, String> {
+        let manifest = self.work.join("manifest");
+        fs::write(&manifest, crate::manifest::to_text(keys)).map_err(|e| format!("manifest: {e}"))?;
+        let err = self.work.join("await-keys.err");
+        let ef = fs::File::create(&err).map_err(|e| format!("{}: {e}", err.display()))?;
+        let mut child = self
+            .command(self.bench_bin.join("raw-client"))
+            .arg("--endpoint-url")
+            .arg(&self.endpoint)
+            .args(["await-keys", "--bucket", bucket, "--prefix", prefix, "--manifest"])
+            .arg(&manifest)
+            .args(["--timeout", &self.cfg.cmd_timeout.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(ef)
+            .spawn()
+            .map_err(|e| format!("raw-client await-keys: {e}"))?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err("raw-client await-keys: no pipes".to_string());
+        };
+        let mut w = Waiter {
+            child,
+            stdin: Some(stdin),
+            stdout: BufReader::new(stdout),
+            err,
+        };
+        let mut line = String::new();
+        match w.stdout.read_line(&mut line) {
+            Ok(n) if n > 0 && jget(&line, "ready") == "true" => Ok(w),
+            _ => {
+                w.stdin.take();
+                let _ = w.child.wait();
+                Err(format!("raw-client await-keys did not start: {}", head200(&w.err)))
+            }
+        }
+    }
+}
+
+impl Waiter {
+    /// The command returned: the waiter LISTs now; its JSON once every key is listed with its
+    /// size, or why not (its error output).
+    pub fn go(mut self) -> Result<String, String> {
+        if let Some(mut i) = self.stdin.take() {
+            let _ = i.write_all(b"returned\n");
+        }
+        let mut out = String::new();
+        let _ = self.stdout.read_to_string(&mut out);
+        match self.child.wait() {
+            Ok(s) if s.success() => Ok(out),
+            _ => Err(head200(&self.err)
+                .trim_start_matches("raw-client: ")
+                .trim_end()
+                .to_string()),
+        }
+    }
+
+    /// The command failed: the waiter gives up (its stdin closes before any line).
+    pub fn cancel(mut self) {
+        self.stdin.take();
+        let _ = self.child.wait();
+    }
+}
+
 /// The time until written data was stored: `cp`'s seconds, plus the wait's when its first poll
 /// (which is immediate) did not already find everything.
 pub fn stored_secs(cp_secs: &str, wait_json: &str) -> String {
@@ -162,6 +243,13 @@ mod tests {
         assert_eq!(
             stored_secs("0.5000", r#"{"op":"wait-prefix","seconds":5.25,"polls":12}"#),
             "5.7500"
+        );
+        assert_eq!(
+            stored_secs(
+                "1.2000",
+                r#"{"keys":1000,"list_seconds":0.81,"op":"await-keys","polls":9,"seconds":0.8634}"#
+            ),
+            "2.0634"
         );
     }
 }
