@@ -49,6 +49,9 @@ use crate::store::{ObjectStore, PutOptions};
 const FIRST_RETRY: Duration = Duration::from_secs(1);
 const MAX_RETRY: Duration = Duration::from_secs(60);
 
+/// How long the changes of attributes to a waiting file may keep coming before its upload.
+const ATTRIBUTES_SETTLE: Duration = Duration::from_millis(20);
+
 /// Whether an upload failed in a way another try will not change.
 fn lasting(e: &FsError) -> bool {
     matches!(
@@ -198,7 +201,17 @@ impl<S: ObjectStore> S3Fs<S> {
         of.lineage = header.lineage;
         of.pinned = true;
         of.journaled = true;
-        lock(&self.open_files).insert(ino, Arc::new(tokio::sync::Mutex::new(of)));
+        let replaced = lock(&self.open_files).insert(ino, Arc::new(tokio::sync::Mutex::new(of)));
+        if let Some(old) = replaced {
+            // Two files left for one name (a crash inside a rename over a waiting file): the
+            // later entry wins, as the rename meant.
+            if let (Ok(g), Some(cache)) = (old.try_lock(), self.write_cache.get()) {
+                if let Some(p) = &g.pending {
+                    cache.remove(p);
+                }
+            }
+            self.forget(ino, 1);
+        }
         Ok(ino)
     }
 
@@ -215,7 +228,7 @@ impl<S: ObjectStore> S3Fs<S> {
         }
         if let Some(cache) = self.write_cache.get() {
             if of.pending.is_some() && of.journaled {
-                cache.queue(ino);
+                cache.queue_later(ino, ATTRIBUTES_SETTLE);
                 return Ok(());
             }
             if cache.takes(of.staged.size()) {
@@ -274,7 +287,9 @@ impl<S: ObjectStore> S3Fs<S> {
         of.journaled = true;
         of.written = false;
         of.failed = false;
-        cache.queue(ino);
+        // Not at once: `tar`, `cp -p` and `rsync` set owner, mode and times right after the
+        // close, and those changes go up with the contents in one upload.
+        cache.queue_later(ino, ATTRIBUTES_SETTLE);
         Ok(())
     }
 
@@ -432,14 +447,30 @@ impl<S: ObjectStore> S3Fs<S> {
                 cache.remove(&p);
             }
         }
-        let Some(p) = g.pending.clone() else {
+        if g.pending.is_none() {
             drop(gate);
             self.retire(ino, &of, &mut g).await;
             return Ok(());
-        };
+        }
         if g.handles > 0 {
             return Ok(()); // its writer's last close makes a new entry and queues it
         }
+        if !g.journaled && g.staged.dirty {
+            // Changed with no handle open since its entry (chmod, utimes, setfattr): a new entry.
+            if let Err(e) = self.journal(&cache, ino, &mut g, None).await {
+                warn!(
+                    ino,
+                    "write cache: cannot write the file's new entry ({}); uploading it now", e.message
+                );
+                drop(gate);
+                let r = self.upload(ino, &mut g).await;
+                self.retire(ino, &of, &mut g).await;
+                return r;
+            }
+        }
+        let Some(p) = g.pending.clone() else {
+            return Ok(());
+        };
         let small = self.config.upload.part_size;
         let (header, copy) = match cache.open_entry(&p, &self.config.upload.staging_dir, small) {
             Ok(x) => x,
@@ -564,6 +595,18 @@ impl<S: ObjectStore> S3Fs<S> {
         }
         let dir = self.dir_path(ino)?;
         self.sync_pending_under(&dir).await
+    }
+
+    /// A waiting file changed with no handle open (`chmod`, `chown`, `utimes`, `truncate`,
+    /// `setfattr`): its upload, shortly after, first writes a new entry, so that the changes of a
+    /// burst (`tar x` and `cp -p` set owner, mode and times one call after another) share one
+    /// entry and one upload, and none of those calls waits for the disk. Like a local file
+    /// system's, such a change is durable once the file is stored (or `fsync`ed); a crash before
+    /// that uploads the version its last close left.
+    pub(super) fn defer_entry(&self, ino: u64) {
+        if let Some(cache) = self.write_cache.get() {
+            cache.queue_later(ino, ATTRIBUTES_SETTLE);
+        }
     }
 
     /// Make the write cache's removals durable: before a delete or rename through the mount, an

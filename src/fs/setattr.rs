@@ -53,8 +53,8 @@ impl<S: ObjectStore> S3Fs<S> {
                 g.written = true;
                 g.journaled = false;
                 if g.handles == 0 && g.pending.is_some() {
-                    // Closed into the write cache: the change makes a new entry.
-                    self.store_at_close(ino, &mut g).await?;
+                    // Closed into the write cache: the upload that follows writes a new entry.
+                    self.defer_entry(ino);
                 }
                 drop(g);
                 return self.getattr(ino).await;
