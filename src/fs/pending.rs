@@ -228,7 +228,7 @@ impl<S: ObjectStore> S3Fs<S> {
         }
         if let Some(cache) = self.write_cache.get() {
             if of.pending.is_some() && of.journaled {
-                cache.queue_later(ino, ATTRIBUTES_SETTLE);
+                cache.queue(ino);
                 return Ok(());
             }
             if cache.takes(of.staged.size()) {
@@ -287,9 +287,7 @@ impl<S: ObjectStore> S3Fs<S> {
         of.journaled = true;
         of.written = false;
         of.failed = false;
-        // Not at once: `tar`, `cp -p` and `rsync` set owner, mode and times right after the
-        // close, and those changes go up with the contents in one upload.
-        cache.queue_later(ino, ATTRIBUTES_SETTLE);
+        cache.queue(ino);
         Ok(())
     }
 
