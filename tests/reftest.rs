@@ -12,6 +12,7 @@ use std::time::Duration;
 use cosmount::fs::inode::{Kind, ROOT_INO};
 use cosmount::fs::write::UploadConfig;
 use cosmount::fs::{DirReplier, FsConfig, S3Fs, SetAttr, RENAME_NOREPLACE};
+use cosmount::store::fault::FaultStore;
 use cosmount::store::memory::MemoryStore;
 use cosmount::store::ObjectStore;
 use proptest::prelude::*;
@@ -139,9 +140,25 @@ impl DirReplier for Collect {
     }
 }
 
-type Fs = S3Fs<MemoryStore>;
+/// The in-memory store under a filesystem, whether wrapped to fail or not (another client's
+/// writes go to it directly).
+trait Mem: ObjectStore {
+    fn mem(&self) -> &MemoryStore;
+}
 
-async fn walk(fs: &Fs, p: &str) -> Result<u64, i32> {
+impl Mem for MemoryStore {
+    fn mem(&self) -> &MemoryStore {
+        self
+    }
+}
+
+impl Mem for FaultStore<MemoryStore> {
+    fn mem(&self) -> &MemoryStore {
+        self.inner()
+    }
+}
+
+async fn walk<S: Mem>(fs: &S3Fs<S>, p: &str) -> Result<u64, i32> {
     let mut ino = ROOT_INO;
     for seg in p.split('/').filter(|s| !s.is_empty()) {
         ino = fs.lookup(ino, OsStr::new(seg)).await.map_err(|e| e.errno)?.attr.ino;
@@ -150,7 +167,7 @@ async fn walk(fs: &Fs, p: &str) -> Result<u64, i32> {
 }
 
 /// The parent directory of `p`, resolved as the kernel would (a file in the way is ENOTDIR).
-async fn parent_ino(fs: &Fs, p: &str) -> Result<u64, i32> {
+async fn parent_ino<S: Mem>(fs: &S3Fs<S>, p: &str) -> Result<u64, i32> {
     let ino = walk(fs, parent(p)).await?;
     match fs.getattr(ino).await {
         Ok(e) if e.attr.kind == Kind::Dir => Ok(ino),
@@ -168,7 +185,7 @@ fn errno<T>(r: Result<T, cosmount::error::FsError>) -> Result<(), i32> {
 }
 
 /// Apply `op` to the filesystem; returns Ok or the errno.
-async fn apply_fs(fs: &Fs, op: &Op) -> Result<(), i32> {
+async fn apply_fs<S: Mem>(fs: &S3Fs<S>, op: &Op) -> Result<(), i32> {
     match op.clone() {
         Op::Write {
             path,
@@ -247,10 +264,10 @@ async fn apply_fs(fs: &Fs, op: &Op) -> Result<(), i32> {
             errno(fs.removexattr(ino, OsStr::new(&format!("user.k{key}"))).await)
         }
         Op::OobPut { path, len, byte } => {
-            fs.store().insert(PATHS[path], vec![byte; len as usize]);
+            fs.store().mem().insert(PATHS[path], vec![byte; len as usize]);
             Ok(())
         }
-        Op::OobDelete { path } => fs.store().delete_object(PATHS[path]).await.map_err(|_| libc::EIO),
+        Op::OobDelete { path } => fs.store().mem().delete_object(PATHS[path]).await.map_err(|_| libc::EIO),
     }
 }
 
@@ -427,7 +444,7 @@ fn write_at(data: &mut Vec<u8>, offset: usize, bytes: &[u8]) {
 }
 
 /// The filesystem's whole tree as the model sees it.
-async fn snapshot(fs: &Fs) -> BTreeMap<String, Node> {
+async fn snapshot<S: Mem>(fs: &S3Fs<S>) -> BTreeMap<String, Node> {
     let mut out = BTreeMap::new();
     let mut dirs = vec![(String::new(), ROOT_INO)];
     while let Some((path, ino)) = dirs.pop() {
@@ -473,22 +490,25 @@ async fn snapshot(fs: &Fs) -> BTreeMap<String, Node> {
     out
 }
 
+fn fs_config() -> FsConfig {
+    FsConfig {
+        metadata_ttl: Duration::ZERO,
+        upload: UploadConfig {
+            part_size: 5 * 1024 * 1024,
+            concurrency: 2,
+            staging_dir: std::env::temp_dir(),
+        },
+        ..FsConfig::default()
+    }
+}
+
 fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("rt");
     rt.block_on(async {
-        let config = FsConfig {
-            metadata_ttl: Duration::ZERO,
-            upload: UploadConfig {
-                part_size: 5 * 1024 * 1024,
-                concurrency: 2,
-                staging_dir: std::env::temp_dir(),
-            },
-            ..FsConfig::default()
-        };
-        let fs = S3Fs::new(Arc::new(MemoryStore::with_page_size(2)), config);
+        let fs = S3Fs::new(Arc::new(MemoryStore::with_page_size(2)), fs_config());
         let mut model = Model::default();
         for (i, op) in ops.iter().enumerate() {
             let Some(want) = apply_model(&mut model, op) else {
