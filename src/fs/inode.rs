@@ -244,6 +244,8 @@ impl InodeTable {
     }
 
     /// Move `from` (and everything under it) to `to`; whatever was at `to` loses its path.
+    /// Inodes that lost their path before (unlinked or replaced, still held by the kernel) stay
+    /// where they were: they are not the files at those paths any more.
     pub fn rename(&mut self, from: &str, to: &str) {
         if let Some(old) = self.by_path.remove(to) {
             if let Some(i) = self.by_ino.get_mut(&old) {
@@ -255,14 +257,13 @@ impl InodeTable {
             .by_ino
             .values()
             .filter(|i| i.path == from || i.path.starts_with(&below))
+            .filter(|i| self.by_path.get(&i.path) == Some(&i.ino))
             .map(|i| i.ino)
             .collect();
         for ino in moved {
             if let Some(i) = self.by_ino.get_mut(&ino) {
                 let new_path = format!("{to}{}", &i.path[from.len()..]);
-                if self.by_path.get(&i.path) == Some(&ino) {
-                    self.by_path.remove(&i.path);
-                }
+                self.by_path.remove(&i.path);
                 i.path = new_path.clone();
                 self.by_path.insert(new_path, ino);
             }
@@ -359,6 +360,33 @@ mod tests {
         assert!(t.known_missing("x", Instant::now()));
         t.upsert("x", file(0), later);
         assert!(!t.known_missing("x", Instant::now()));
+    }
+
+    #[test]
+    fn a_rename_moves_the_file_at_the_path_not_an_unlinked_one_still_held() {
+        let mut t = InodeTable::new(SystemTime::UNIX_EPOCH);
+        let later = Instant::now() + Duration::from_secs(5);
+        // `echo 1 > d/f; rm d/f; echo 2 > d/f; mv d g` while the kernel holds the first `d/f`.
+        t.upsert("d", Stat::dir(SystemTime::UNIX_EPOCH), later);
+        let old = t.upsert("d/f", file(1), later);
+        t.add_lookup(old);
+        t.remove_path("d/f", later);
+        let new = t.upsert("d/f", file(2), later);
+        assert_ne!(old, new);
+        t.rename("d", "g");
+        assert_eq!(t.by_path("g/f").map(|i| i.ino), Some(new));
+        assert_eq!(t.get(new).map(|i| i.path.as_str()), Some("g/f"));
+        assert_eq!(t.get(old).map(|i| i.path.as_str()), Some("d/f"), "left where it was");
+        assert!(t.by_path("d/f").is_none());
+        // And a file renamed over: the replaced one keeps its old path, the moved one takes it.
+        let a = t.upsert("a", file(1), later);
+        t.add_lookup(a);
+        let b = t.upsert("b", file(2), later);
+        t.rename("b", "a");
+        assert_eq!(t.by_path("a").map(|i| i.ino), Some(b));
+        t.rename("a", "c");
+        assert_eq!(t.by_path("c").map(|i| i.ino), Some(b));
+        assert_eq!(t.get(a).map(|i| i.path.as_str()), Some("a"), "the replaced file stays");
     }
 
     #[test]
