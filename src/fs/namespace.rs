@@ -54,16 +54,30 @@ impl<S: ObjectStore> S3Fs<S> {
             return Err(FsError::quiet(libc::EISDIR, format!("{rel} is a directory")));
         }
         self.check_not_protected(&rel, "delete").await?;
-        let open = lock(&self.open_files).get(&ino).cloned();
-        if let Some(of) = open {
-            of.lock().await.unlinked = true;
-            // Waiting in the write cache: its entry goes, before the object does.
-            self.drop_pending(ino).await;
-        }
+        let key = path::object_key(&self.config.prefix, &rel);
+        // Entries removed after their upload must not come back after a crash and store that
+        // version again once the object is deleted.
         self.sync_removals();
-        self.store
-            .delete_object(&path::object_key(&self.config.prefix, &rel))
-            .await?;
+        let open = lock(&self.open_files).get(&ino).cloned();
+        match open {
+            Some(of) => {
+                // Open, or waiting in the write cache: an upload of it in flight lands before the
+                // delete, and the file is left as it was (its entry, its next upload) unless
+                // the delete succeeds.
+                let mut g = of.lock().await;
+                let gate = self.take_gate(ino, &mut g).await;
+                self.sync_removals(); // the entry of that upload, if it removed one
+                self.store.delete_object(&key).await?;
+                g.unlinked = true;
+                drop(gate);
+                drop(g);
+                // Its entry in the write cache goes, durably before unlink returns (a crash
+                // before that uploads it again: the unlink never returned).
+                self.drop_pending(ino).await;
+                self.sync_removals();
+            }
+            None => self.store.delete_object(&key).await?,
+        }
         lock(&self.inodes).remove_path(&rel, self.fresh_until());
         self.unstored.clear(&rel);
         self.keep_parent(&rel);
