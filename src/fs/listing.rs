@@ -59,12 +59,18 @@ pub(super) struct DirHandle {
     pub(super) plus_continued: bool,
     /// The kernel read entries from this handle (rather than from its own cache).
     pub(super) served: bool,
+    /// The directory's files open for writing (or waiting in the write cache) when the listing
+    /// started. One whose upload lands while the pages are listed, and which then stops being
+    /// open, can be in no page (listed before it landed) nor open at the end: it is added all
+    /// the same (see `add_open_files`).
+    pub(super) open_at_start: Vec<(u64, String)>,
 }
 
 impl<S: ObjectStore> S3Fs<S> {
     /// A listing of directory `ino` (at `path`) that has not started.
     pub(super) fn dir_handle(&self, ino: u64, path: String) -> DirHandle {
         let prefix = path::dir_prefix(&self.config.prefix, &path);
+        let open_at_start = self.open_files_in(&path);
         DirHandle {
             ino,
             path,
@@ -79,6 +85,7 @@ impl<S: ObjectStore> S3Fs<S> {
             dirs_stale: false,
             plus_continued: false,
             served: false,
+            open_at_start,
         }
     }
 

@@ -49,9 +49,26 @@ impl<S: ObjectStore> S3Fs<S> {
     }
 
     /// Add to a complete listing the files of its directory open for writing that it lacks:
-    /// created through the mount and not uploaded yet, they exist all the same.
+    /// created through the mount and not uploaded yet, they exist all the same. So do those open
+    /// when the listing started and stored since (an upload from the write cache that landed
+    /// after the page that would show it was listed), unless renamed or deleted meanwhile.
     pub(super) fn add_open_files(&self, dir: &mut DirHandle) {
-        for (ino, name) in self.open_files_in(&dir.path) {
+        let mut open = self.open_files_in(&dir.path);
+        let started = std::mem::take(&mut dir.open_at_start);
+        if !started.is_empty() {
+            let table = lock(&self.inodes);
+            let now = std::time::Instant::now();
+            for (ino, name) in started {
+                let rel = super::path::join(&dir.path, &name);
+                let moved = table
+                    .get(ino)
+                    .is_some_and(|i| i.path != rel || table.by_path(&rel).map(|i| i.ino) != Some(ino));
+                if !moved && !table.known_missing(&rel, now) {
+                    open.push((ino, name));
+                }
+            }
+        }
+        for (ino, name) in open {
             if !dir.entries.iter().any(|e| e.name == name) {
                 dir.entries.push(DirEntryOut {
                     ino,
