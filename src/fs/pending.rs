@@ -280,6 +280,11 @@ impl<S: ObjectStore> S3Fs<S> {
         if let Some(old) = of.pending.replace(p) {
             cache.remove(&old);
         }
+        // Kept: like a stored version, this one has nothing earlier left to report (a change
+        // that could not be stored was reported to its caller, and this entry supersedes it).
+        if let Ok(inode) = self.inode(ino) {
+            self.unstored.clear(&inode.path);
+        }
         if !of.pinned {
             lock(&self.inodes).add_lookup(ino);
             of.pinned = true;
