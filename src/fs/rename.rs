@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures::stream::{self, StreamExt};
-use tracing::info;
+use tracing::{info, warn};
 
 use super::inode::{Kind, Stat};
 use super::{lock, path, S3Fs};
@@ -92,10 +92,9 @@ impl<S: ObjectStore> S3Fs<S> {
                     self.check_not_protected(&to, "replace").await?;
                 }
                 self.sync_removals();
-                self.rename_file(ino, &from, &to).await?;
-                if let Some((t, _, _)) = &target {
-                    // A replaced file waiting in the write cache is not uploaded any more.
-                    self.drop_pending(*t).await;
+                match &target {
+                    Some((t, _, _)) => self.rename_file_over(ino, *t, &from, &to).await?,
+                    None => self.rename_file(ino, &from, &to).await?,
                 }
                 self.unstored.renamed(&from, &to);
             }
@@ -124,6 +123,45 @@ impl<S: ObjectStore> S3Fs<S> {
             kept.remove(&d);
             kept.insert(format!("{to}{}", &d[from.len()..]));
         }
+    }
+
+    /// Move file `ino` at `from` over file `replaced` at `to`. A replaced file open here (or
+    /// waiting in the write cache) is held while the source moves: an upload of it in flight
+    /// lands first, and none starts until the move is done, so none lands on the moved file.
+    /// Its entry in the write cache goes (durably) before the move, so that a crash cannot
+    /// upload it over the moved file either, and is written again if the move fails.
+    async fn rename_file_over(&self, ino: u64, replaced: u64, from: &str, to: &str) -> FsResult<()> {
+        let (Some(cache), Some(of)) = (self.write_cache().cloned(), self.open_file(replaced)) else {
+            return self.rename_file(ino, from, to).await;
+        };
+        let mut g = of.lock().await;
+        let gate = self.take_gate(replaced, &mut g).await;
+        let entry = g.pending.take();
+        if let Some(p) = &entry {
+            cache.remove(p);
+        }
+        // Durably gone before the move, as is the entry of an upload of it that just landed.
+        cache.sync_removals();
+        let moved = self.rename_file(ino, from, to).await;
+        drop(gate);
+        match &moved {
+            Ok(()) => {
+                g.unlinked = true;
+                self.retire(replaced, &of, &mut g).await;
+            }
+            Err(_) if entry.is_some() => {
+                g.journaled = false;
+                if let Err(e) = self.store_at_close(replaced, &mut g).await {
+                    warn!(
+                        key = to,
+                        "write cache: a rename over this file failed, and its entry could not be written again: {}",
+                        e.message
+                    );
+                }
+            }
+            Err(_) => {}
+        }
+        moved
     }
 
     async fn rename_file(&self, ino: u64, from: &str, to: &str) -> FsResult<()> {
