@@ -94,7 +94,7 @@ impl<S: ObjectStore> S3Fs<S> {
                 self.sync_removals();
                 match &target {
                     Some((t, _, _)) => self.rename_file_over(ino, *t, &from, &to).await?,
-                    None => self.rename_file(ino, &from, &to).await?,
+                    None => self.rename_file(ino, &from, &to, false).await?,
                 }
                 self.unstored.renamed(&from, &to);
             }
@@ -132,7 +132,7 @@ impl<S: ObjectStore> S3Fs<S> {
     /// upload it over the moved file either, and is written again if the move fails.
     async fn rename_file_over(&self, ino: u64, replaced: u64, from: &str, to: &str) -> FsResult<()> {
         let (Some(cache), Some(of)) = (self.write_cache().cloned(), self.open_file(replaced)) else {
-            return self.rename_file(ino, from, to).await;
+            return self.rename_file(ino, from, to, true).await;
         };
         let mut g = of.lock().await;
         let gate = self.take_gate(replaced, &mut g).await;
@@ -142,7 +142,7 @@ impl<S: ObjectStore> S3Fs<S> {
         }
         // Durably gone before the move, as is the entry of an upload of it that just landed.
         cache.sync_removals();
-        let moved = self.rename_file(ino, from, to).await;
+        let moved = self.rename_file(ino, from, to, true).await;
         drop(gate);
         match &moved {
             Ok(()) => {
@@ -164,7 +164,8 @@ impl<S: ObjectStore> S3Fs<S> {
         moved
     }
 
-    async fn rename_file(&self, ino: u64, from: &str, to: &str) -> FsResult<()> {
+    /// Move file `ino` from `from` to `to` (`replacing` the file there, if any).
+    async fn rename_file(&self, ino: u64, from: &str, to: &str, replacing: bool) -> FsResult<()> {
         let of = lock(&self.open_files).get(&ino).cloned();
         let mut guard = match &of {
             Some(of) => Some(of.lock().await),
@@ -177,6 +178,11 @@ impl<S: ObjectStore> S3Fs<S> {
                 // Waiting in the write cache and never stored: its entry moves, S3 is not asked.
                 g.journaled = false;
                 self.journal(&cache, ino, g, Some(to)).await?;
+                if replacing {
+                    // The replaced file's object stays until this one's upload overwrites it: a
+                    // move before that must go through S3, to delete it.
+                    g.created = false;
+                }
                 return Ok(());
             }
             drop(gate);
