@@ -2,15 +2,21 @@
 //! truncate, rename, unlink, mkdir, rmdir, setxattr/removexattr) and out-of-band PutObject /
 //! DeleteObject by another client, applied to the filesystem layer over the in-memory store and to
 //! a simple model; after every step the tree, every file's bytes, user metadata and every errno
-//! must agree. Failing cases are kept in proptest-regressions/.
+//! must agree. Failing cases are kept in `reftest.proptest-regressions`.
+//!
+//! The second model runs the same operations over a mount with a write cache (`--write-cache`),
+//! with the server going down and up, slow uploads in flight while other operations run, syncs
+//! and drains, and crashes followed by a new mount of the same bucket and cache directory (see
+//! `run_cached`). `PROPTEST_CASES=N` runs more cases than the defaults.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use cosmount::fs::inode::{Kind, ROOT_INO};
 use cosmount::fs::write::UploadConfig;
+use cosmount::fs::write_cache::{WriteCache, WriteCacheConfig};
 use cosmount::fs::{DirReplier, FsConfig, S3Fs, SetAttr, RENAME_NOREPLACE};
 use cosmount::store::fault::FaultStore;
 use cosmount::store::memory::MemoryStore;
@@ -88,7 +94,7 @@ enum Node {
     Dir,
 }
 
-#[derive(Default, Debug)]
+#[derive(Clone, Default, Debug)]
 struct Model {
     nodes: BTreeMap<String, Node>,
 }
@@ -523,11 +529,470 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     })
 }
 
+/// `PROPTEST_CASES` when set (a longer hunt), else `default`.
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 1000, max_shrink_iters: 2000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { max_shrink_iters: 2000, ..ProptestConfig::with_cases(cases(1000)) })]
 
     #[test]
     fn filesystem_matches_the_model(ops in proptest::collection::vec(op(), 1..30)) {
         run(ops)?;
     }
+}
+
+// The same model over a mount with a write cache (`--write-cache`): closes return once the file
+// is durable in the cache and uploads happen behind them; the server goes down and comes back;
+// uploads are slow, so they are in flight while later operations run; and the daemon crashes
+// (every task stops where it is, nothing is drained) and a new mount starts over the same bucket
+// and cache directory. After every step the mount shows the model; after a sync with the server
+// up, the bucket holds the model too; after a crash nothing a close or another change acknowledged
+// is lost.
+
+/// A step of the write-cache test.
+#[derive(Clone, Debug)]
+enum Step {
+    Fs(Op),
+    /// The daemon dies where it is and a new mount of the same bucket and cache directory starts
+    /// (reinstating what the cache holds). The server stays as it was.
+    Crash,
+    /// Uploads fail as on an unreachable server (PutObject and multipart); with `all_writes`,
+    /// CopyObject and DeleteObject too. Reads still work.
+    ServerDown {
+        all_writes: bool,
+    },
+    ServerUp,
+    /// PutObject takes `ms` (of the paused clock): background uploads stay in flight while later
+    /// operations run. 0: at once.
+    SlowPuts {
+        ms: u8,
+    },
+    /// Let the background uploads run: `ms` of the paused clock, or a few yields when 0.
+    Idle {
+        ms: u8,
+    },
+    /// `sync DIR` of the root (fsyncdir), or the unmount's drain (when no failed upload waits for
+    /// its retry, which is seconds of the real clock away; else fsyncdir).
+    Sync {
+        drain: bool,
+    },
+}
+
+/// The operations of [`op`], more of them on files (writes, renames, deletes) than on
+/// directories.
+fn file_op() -> impl Strategy<Value = Op> {
+    let p = 0..PATHS.len();
+    prop_oneof![
+        3 => op(),
+        3 => (p.clone(), 0u16..3000, 0u16..2000, any::<u8>(), any::<bool>())
+            .prop_map(|(path, offset, len, byte, trunc)| Op::Write { path, offset, len, byte, trunc }),
+        1 => (p.clone(), p.clone(), any::<bool>()).prop_map(|(from, to, noreplace)| Op::Rename { from, to, noreplace }),
+        1 => p.prop_map(|path| Op::Unlink { path }),
+    ]
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        14 => file_op().prop_map(Step::Fs),
+        2 => Just(Step::Crash),
+        1 => any::<bool>().prop_map(|all_writes| Step::ServerDown { all_writes }),
+        1 => Just(Step::ServerUp),
+        1 => prop_oneof![Just(0u8), 1u8..50].prop_map(|ms| Step::SlowPuts { ms }),
+        2 => prop_oneof![Just(0u8), 1u8..100].prop_map(|ms| Step::Idle { ms }),
+        2 => any::<bool>().prop_map(|drain| Step::Sync { drain }),
+    ]
+}
+
+type Faulty = FaultStore<MemoryStore>;
+
+/// What an unreachable server fails.
+const UPLOADS: &[&str] = &[
+    "PutObject",
+    "CreateMultipartUpload",
+    "UploadPart",
+    "CompleteMultipartUpload",
+];
+const OTHER_WRITES: &[&str] = &["CopyObject", "UploadPartCopy", "DeleteObject"];
+
+fn cache_config(dir: &std::path::Path) -> WriteCacheConfig {
+    WriteCacheConfig {
+        dir: dir.to_path_buf(),
+        max_size: 1 << 30,
+        max_file: 64 << 20,
+        max_files: 10_000,
+        uploads: 2,
+        // Only a lost count would reach it (the test drains only when nothing waits to be retried).
+        drain_deadline: Some(Duration::from_secs(5)),
+    }
+}
+
+/// The cache directory: entries are synced at every close, so on tmpfs when there is one.
+fn cache_dir() -> tempfile::TempDir {
+    let shm = std::path::Path::new("/dev/shm");
+    if shm.is_dir() {
+        if let Ok(d) = tempfile::Builder::new().prefix("reftest-wc").tempdir_in(shm) {
+            return d;
+        }
+    }
+    tempfile::tempdir().expect("tempdir")
+}
+
+/// Entries in the cache directory.
+fn entries(dir: &std::path::Path) -> usize {
+    walkdir(dir)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "wc"))
+        .count()
+}
+
+fn walkdir(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).expect("read_dir").filter_map(Result::ok) {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walkdir(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// A running daemon: its own runtime (one thread and a paused clock, so which background step
+/// runs when is decided by the steps alone and a shrunk failure replays, up to the order of the
+/// filesystem's HashMaps) and its filesystem.
+struct Mount {
+    rt: tokio::runtime::Runtime,
+    fs: Arc<S3Fs<Faulty>>,
+}
+
+impl Mount {
+    fn start(store: &Arc<Faulty>, dir: &std::path::Path) -> Self {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .expect("rt");
+        let fs = rt.block_on(async {
+            let fs = Arc::new(S3Fs::new(store.clone(), fs_config()));
+            let (cache, left) = WriteCache::open(cache_config(dir), "mem", "bucket").expect("open the cache");
+            fs.attach_write_cache(cache, left);
+            fs
+        });
+        Self { rt, fs }
+    }
+
+    /// Run `f` on the daemon's runtime; a deadlock (nothing left to run, no timer but this
+    /// one) is reported rather than hanging the test.
+    fn run<T>(&self, f: impl std::future::Future<Output = T>) -> T {
+        self.rt
+            .block_on(async { tokio::time::timeout(Duration::from_secs(24 * 3600), f).await })
+            .expect("deadlock: the operation never finished")
+    }
+
+    /// The process dies: every task stops at the point it reached, nothing is drained.
+    fn crash(self) {
+        let Self { rt, fs } = self;
+        {
+            let _in = rt.enter();
+            drop(fs);
+        }
+        drop(rt);
+    }
+}
+
+/// The bucket as the model sees it: markers are directories, other keys files with their user
+/// metadata.
+fn bucket(m: &MemoryStore) -> BTreeMap<String, Node> {
+    m.keys()
+        .into_iter()
+        .map(|k| match k.strip_suffix('/') {
+            Some(d) => (d.to_string(), Node::Dir),
+            None => {
+                let x = m
+                    .metadata(&k)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|(n, _)| n == "k0" || n == "k1")
+                    .collect();
+                let body = m.body(&k).unwrap_or_default().to_vec();
+                (k, Node::File(body, x))
+            }
+        })
+        .collect()
+}
+
+/// Paths whose latest version may be only in the write cache after `op` succeeded (another
+/// client's writes there would race with its upload, which the model does not describe).
+fn touch(dirty: &mut BTreeSet<String>, op: &Op) {
+    let under = |p: &str, d: &str| p == d || p.starts_with(&format!("{d}/"));
+    match *op {
+        Op::Write { path, .. } | Op::Truncate { path, .. } | Op::SetX { path, .. } | Op::RemoveX { path, .. } => {
+            dirty.insert(PATHS[path].to_string());
+        }
+        Op::Unlink { path } => {
+            dirty.remove(PATHS[path]);
+        }
+        Op::Rename { from, to, .. } if from != to => {
+            let (f, t) = (PATHS[from], PATHS[to]);
+            dirty.retain(|p| !under(p, t));
+            let moved: Vec<String> = dirty.iter().filter(|p| under(p, f)).cloned().collect();
+            for p in moved {
+                dirty.remove(&p);
+                dirty.insert(format!("{t}{}", &p[f.len()..]));
+            }
+        }
+        _ => {}
+    }
+}
+
+fn run_cached(steps: Vec<Step>) -> Result<(), TestCaseError> {
+    let dir = cache_dir();
+    let store = Arc::new(FaultStore::new(MemoryStore::with_page_size(2)));
+    let mut mount = Some(Mount::start(&store, dir.path()));
+    let mut model = Model::default();
+    let mut dirty = BTreeSet::new();
+    // The server is down (`Some(all_writes)`).
+    let mut down: Option<bool> = None;
+    // Since the last sync, uploads may have failed: retries wait in the queue (seconds of the
+    // real clock), so the test does not drain then but syncs first.
+    let mut retries = false;
+    for (i, step) in steps.iter().enumerate() {
+        let m = mount.as_ref().expect("mounted");
+        match step {
+            Step::Fs(op) => {
+                if let Op::OobPut { path, .. } | Op::OobDelete { path } = op {
+                    if dirty.contains(PATHS[*path]) {
+                        continue;
+                    }
+                }
+                let mut after = model.clone();
+                let Some(want) = apply_model(&mut after, op) else {
+                    continue;
+                };
+                let got = m.run(apply_fs(&m.fs, op));
+                if down.is_some() && got == Err(libc::EIO) {
+                    // Refused for want of the server: nothing changed (the tree check below).
+                } else {
+                    prop_assert_eq!(got, want, "step {}: {:?}", i, op);
+                    if got.is_ok() {
+                        touch(&mut dirty, op);
+                    }
+                    model = after;
+                }
+            }
+            Step::Crash => {
+                mount.take().expect("mounted").crash();
+                mount = Some(Mount::start(&store, dir.path()));
+                retries = down.is_some();
+            }
+            Step::ServerDown { all_writes } => {
+                store.heal();
+                for op in UPLOADS.iter().chain(if *all_writes { OTHER_WRITES } else { &[] }) {
+                    store.fail(op, 0, usize::MAX);
+                }
+                down = Some(*all_writes);
+                retries = true;
+            }
+            Step::ServerUp => {
+                store.heal();
+                down = None;
+            }
+            Step::SlowPuts { ms } => store.delay_puts(Duration::from_millis(u64::from(*ms))),
+            Step::Idle { ms } => m.run(async {
+                if *ms == 0 {
+                    for _ in 0..8 {
+                        tokio::task::yield_now().await;
+                    }
+                } else {
+                    tokio::time::sleep(Duration::from_millis(u64::from(*ms))).await;
+                }
+            }),
+            Step::Sync { drain } => {
+                let drained = *drain && down.is_none() && !retries;
+                let got = m.run(async {
+                    if drained {
+                        match m.fs.drain().await {
+                            0 => Ok(()),
+                            n => Err(n as i32),
+                        }
+                    } else {
+                        errno(m.fs.fsyncdir(ROOT_INO).await)
+                    }
+                });
+                if down.is_some() {
+                    prop_assert!(
+                        got.is_ok() || got == Err(libc::EIO),
+                        "step {}: {:?}: {:?}",
+                        i,
+                        step,
+                        got
+                    );
+                } else {
+                    // From a drain, `Err(n)`: n files left at its deadline.
+                    prop_assert_eq!(got, Ok(()), "step {}: {:?} (drained: {})", i, step, drained);
+                    prop_assert_eq!(entries(dir.path()), 0, "entries left after step {}: {:?}", i, step);
+                    prop_assert_eq!(
+                        &bucket(store.inner()),
+                        &model.nodes,
+                        "bucket after step {}: {:?}",
+                        i,
+                        step
+                    );
+                    dirty.clear();
+                    retries = false;
+                }
+            }
+        }
+        let m = mount.as_ref().expect("mounted");
+        let tree = m.run(snapshot(&m.fs));
+        prop_assert_eq!(&tree, &model.nodes, "tree after step {}: {:?}", i, step);
+    }
+    // The server comes back and the mount syncs: the bucket is the model, the cache empty.
+    store.heal();
+    store.delay_puts(Duration::ZERO);
+    let m = mount.take().expect("mounted");
+    prop_assert_eq!(
+        m.run(m.fs.fsyncdir(ROOT_INO)).map_err(|e| e.errno),
+        Ok(()),
+        "final sync"
+    );
+    prop_assert_eq!(entries(dir.path()), 0, "entries left after the final sync");
+    prop_assert_eq!(&bucket(store.inner()), &model.nodes, "bucket after the final sync");
+    m.crash();
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { max_shrink_iters: 4000, ..ProptestConfig::with_cases(cases(300)) })]
+
+    #[test]
+    fn a_mount_with_a_write_cache_matches_the_model_across_outages_and_crashes(
+        steps in proptest::collection::vec(step(), 1..60)
+    ) {
+        run_cached(steps)?;
+    }
+}
+
+// The sequences that found bugs, kept whatever the strategy above generates.
+
+fn write(path: usize, len: u16, byte: u8) -> Step {
+    Step::Fs(Op::Write {
+        path,
+        offset: 0,
+        len,
+        byte,
+        trunc: true,
+    })
+}
+
+#[test]
+fn an_unlink_the_server_refuses_leaves_the_pending_file_as_it_was() {
+    // The unlink dropped the file's entry, then failed to delete the object: EIO, and the file
+    // was gone (or back to its stored version), its last close lost.
+    run_cached(vec![
+        write(7, 3, 1),
+        Step::Sync { drain: false },
+        write(7, 2, 2),
+        Step::ServerDown { all_writes: true },
+        Step::Fs(Op::Unlink { path: 7 }),
+    ])
+    .expect("model");
+}
+
+#[test]
+fn a_listing_while_a_pending_file_is_uploaded_shows_it() {
+    // The listing's first page came before the upload, its end after the file left the open
+    // files: `a` was in neither.
+    run_cached(vec![
+        write(0, 0, 0),
+        Step::Fs(Op::Mkdir { path: 2 }),
+        Step::SlowPuts { ms: 1 },
+        Step::Fs(Op::OobPut {
+            path: 1,
+            len: 0,
+            byte: 0,
+        }),
+        Step::Fs(Op::Mkdir { path: 7 }),
+    ])
+    .expect("model");
+}
+
+#[test]
+fn a_close_after_a_failed_truncate_reports_no_error_once_the_file_is_in_the_cache() {
+    // The truncate's upload failed (EIO, reported); the next write's close kept the file in the
+    // cache but reported that failure again: EIO for a close whose data was kept.
+    run_cached(vec![
+        write(7, 0, 0),
+        Step::Idle { ms: 0 },
+        Step::ServerDown { all_writes: false },
+        Step::Fs(Op::Truncate { path: 7, size: 1 }),
+        write(7, 1, 0),
+    ])
+    .expect("model");
+}
+
+#[test]
+fn a_rename_over_a_file_being_uploaded_keeps_the_moved_file() {
+    // The replaced file's upload, in flight, landed after the copy: the moved file's contents
+    // were lost under the replaced file's.
+    run_cached(vec![
+        Step::SlowPuts { ms: 1 },
+        write(7, 0, 0),
+        Step::Crash,
+        write(2, 1, 0),
+        Step::Fs(Op::Rename {
+            from: 7,
+            to: 2,
+            noreplace: false,
+        }),
+    ])
+    .expect("model");
+}
+
+#[test]
+fn a_rename_of_a_file_written_again_after_an_unlink_moves_the_new_one() {
+    // The inode table moved the unlinked file's inode (which the kernel still holds) along with
+    // the new one, and which of them the new name led to depended on a HashMap's order: half the
+    // time the moved pending file was not seen. Run a few times for that reason.
+    for _ in 0..10 {
+        run_cached(vec![
+            write(7, 2, 1),
+            Step::Fs(Op::Unlink { path: 7 }),
+            write(7, 3, 2),
+            Step::Fs(Op::Rename {
+                from: 7,
+                to: 0,
+                noreplace: true,
+            }),
+        ])
+        .expect("model");
+    }
+}
+
+#[test]
+fn a_file_moved_over_a_stored_one_and_moved_again_leaves_nothing_behind() {
+    // A file never stored moves by moving its entry; moved over a stored file it was still taken
+    // for one with no object, so its next move left the replaced object behind: `a` came back.
+    run_cached(vec![
+        write(0, 2, 1),
+        Step::Sync { drain: false },
+        write(1, 3, 2),
+        Step::Fs(Op::Rename {
+            from: 1,
+            to: 0,
+            noreplace: false,
+        }),
+        Step::Fs(Op::Rename {
+            from: 0,
+            to: 7,
+            noreplace: false,
+        }),
+    ])
+    .expect("model");
 }
