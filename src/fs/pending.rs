@@ -600,12 +600,13 @@ impl<S: ObjectStore> S3Fs<S> {
         self.sync_pending_under(&dir).await
     }
 
-    /// A waiting file changed with no handle open (`chmod`, `chown`, `utimes`, `truncate`,
-    /// `setfattr`): its upload, shortly after, first writes a new entry, so that the changes of a
+    /// A waiting file's mode, owner or times changed with no handle open (`chmod`, `chown`,
+    /// `utimes`): its upload, shortly after, first writes a new entry, so that the changes of a
     /// burst (`tar x` and `cp -p` set owner, mode and times one call after another) share one
-    /// entry and one upload, and none of those calls waits for the disk. Like a local file
-    /// system's, such a change is durable once the file is stored (or `fsync`ed); a crash before
-    /// that uploads the version its last close left.
+    /// entry, and none of those calls waits for the disk. Like a local file system's, such a
+    /// change is durable once the file is stored (or `fsync`ed); a crash before that uploads the
+    /// version its last entry holds. Contents (`truncate`) and user metadata make an entry at
+    /// once.
     pub(super) fn defer_entry(&self, ino: u64) {
         if let Some(cache) = self.write_cache.get() {
             cache.queue_later(ino, ATTRIBUTES_SETTLE);

@@ -53,8 +53,13 @@ impl<S: ObjectStore> S3Fs<S> {
                 g.written = true;
                 g.journaled = false;
                 if g.handles == 0 && g.pending.is_some() {
-                    // Closed into the write cache: the upload that follows writes a new entry.
-                    self.defer_entry(ino);
+                    if set.size.is_some() {
+                        // Closed into the write cache: new contents make a new entry now.
+                        self.store_at_close(ino, &mut g).await?;
+                    } else {
+                        // Mode, owner, times: the upload that follows writes the new entry.
+                        self.defer_entry(ino);
+                    }
                 }
                 drop(g);
                 return self.getattr(ino).await;

@@ -149,8 +149,8 @@ impl<S: ObjectStore> S3Fs<S> {
             of.written = true;
             of.journaled = false;
             if of.handles == 0 && of.pending.is_some() {
-                // Closed into the write cache: the upload that follows writes a new entry.
-                self.defer_entry(ino);
+                // Closed into the write cache: the change makes a new entry.
+                self.store_at_close(ino, &mut of).await?;
             }
             Ok(())
         };
