@@ -20,12 +20,10 @@
 //!
 //! **Changes that could not be stored after the last close** (an upload that only the last
 //! release attempts, or one that failed at `close` and is then discarded): the writer was gone
-//! and shells ignore errors at close, so [`Unstored`] keeps a trace a person will find: an ERROR
+//! and shells ignore errors at close, so [`Unstored`](super::unstored::Unstored) keeps a trace a person will find: an ERROR
 //! line naming the file, the `cosmount_files_not_stored_total` metric, and an `EIO` from every
 //! `fsync` of that path (`sync FILE`) until a new version is stored there or the file is deleted.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::{Instant, SystemTime};
 
 use tracing::{error, info};
@@ -36,9 +34,6 @@ use super::meta::Posix;
 use super::{lock, S3Fs};
 use crate::error::{FsError, FsResult};
 use crate::store::ObjectStore;
-
-/// The most paths [`Unstored`] remembers (the oldest are forgotten first; the log keeps all).
-const MAX_UNSTORED: usize = 10_000;
 
 /// Whether process `pid` holds a descriptor open for writing on inode `ino` of the mount with
 /// id `mnt_id` (as `/proc/PID/fdinfo` shows it). `None`: cannot tell.
@@ -85,82 +80,6 @@ impl FdInfo {
             mnt_id: field("mnt_id")?.parse().ok()?,
             ino: field("ino")?.parse().ok()?,
         })
-    }
-}
-
-/// Paths whose last changes could not be stored after the last close, with the error.
-#[derive(Default)]
-pub struct Unstored {
-    paths: Mutex<HashMap<String, (u64, FsError)>>,
-    next: std::sync::atomic::AtomicU64,
-}
-
-impl Unstored {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, FsError)>> {
-        self.paths.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The changes to `path` are lost: log it at ERROR, count it, and remember it for `fsync`.
-    pub fn record(&self, path: &str, cause: &FsError) {
-        tracing::error!(
-            path,
-            errno = cause.errno,
-            "NOT STORED: the last changes to {path} could not be stored after it was closed, and are discarded: \
-             {}. `sync {path}` reports this error until the file is written again or deleted",
-            cause.message
-        );
-        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let error = FsError::new(
-            libc::EIO,
-            format!(
-                "the last changes to {path} were not stored after its last close: {}",
-                cause.message
-            ),
-        );
-        let now = {
-            let mut g = self.lock();
-            g.insert(path.to_string(), (n, error));
-            if g.len() > MAX_UNSTORED {
-                if let Some(oldest) = g.iter().min_by_key(|(_, (n, _))| *n).map(|(k, _)| k.clone()) {
-                    g.remove(&oldest);
-                }
-            }
-            g.len()
-        };
-        crate::metrics::file_not_stored(now);
-    }
-
-    /// The error to report for `path`, if its last changes were not stored.
-    pub fn error(&self, path: &str) -> Option<FsError> {
-        let g = self.lock();
-        if g.is_empty() {
-            return None;
-        }
-        g.get(path).map(|(_, e)| e.clone())
-    }
-
-    /// A new version of `path` was stored, or `path` was deleted: nothing to report any more.
-    pub fn clear(&self, path: &str) {
-        let now = {
-            let mut g = self.lock();
-            if g.is_empty() || g.remove(path).is_none() {
-                return;
-            }
-            g.len()
-        };
-        crate::metrics::files_unstored(now);
-    }
-
-    /// `from` was renamed to `to`: the report follows the file.
-    pub fn renamed(&self, from: &str, to: &str) {
-        let mut g = self.lock();
-        if g.is_empty() {
-            return;
-        }
-        g.remove(to);
-        if let Some(e) = g.remove(from) {
-            g.insert(to.to_string(), e);
-        }
     }
 }
 
@@ -247,7 +166,7 @@ impl<S: ObjectStore> S3Fs<S> {
             return Ok(());
         }
         // An upload of an earlier version from the write cache may be in flight: this one goes
-        // after it (see `pending.rs`).
+        // after it (see `pending/`).
         let _gate = self.take_gate(ino, of).await;
         if !of.staged.dirty || of.unlinked {
             return Ok(()); // that upload stored it
@@ -348,7 +267,7 @@ impl<S: ObjectStore> S3Fs<S> {
             self.unstored.record(&path, e);
         }
         if g.pending.is_some() {
-            // In the write cache: it stays an open file until it is uploaded (`pending.rs`).
+            // In the write cache: it stays an open file until it is uploaded (`pending/`).
             return result;
         }
         g.staged.abandon_stream(&self.store).await;
@@ -414,23 +333,5 @@ mod tests {
         let id = crate::mountinfo::mount_id(std::path::Path::new("/")).expect("the root is a mount");
         let f = std::fs::File::open("/").expect("open /");
         assert_eq!(fdinfo_of(f.as_raw_fd()).mnt_id, id);
-    }
-
-    #[test]
-    fn unstored_changes_are_reported_until_cleared_and_follow_renames() {
-        let u = Unstored::default();
-        assert!(u.error("a").is_none());
-        u.record("a", &FsError::new(libc::EACCES, "AccessDenied"));
-        let e = u.error("a").expect("reported");
-        assert_eq!(e.errno, libc::EIO);
-        assert!(
-            e.message.contains("AccessDenied") && e.message.contains("a"),
-            "{}",
-            e.message
-        );
-        u.renamed("a", "b");
-        assert!(u.error("a").is_none() && u.error("b").is_some());
-        u.clear("b");
-        assert!(u.error("b").is_none());
     }
 }

@@ -51,7 +51,7 @@ pub(super) struct OpenFile {
     /// Changed by a write or an attribute change since the last upload (not only by `open`
     /// creating or truncating it): see `closing.rs`.
     pub written: bool,
-    /// Its entry in the write cache, while it waits for its upload (see `pending.rs`).
+    /// Its entry in the write cache, while it waits for its upload (see `pending/`).
     pub pending: Option<crate::fs::write_cache::Pending>,
     /// Its entries' lineage in the write cache (0: none yet).
     pub lineage: u64,
@@ -64,7 +64,7 @@ pub(super) struct OpenFile {
     /// Made by `create` (no object had the name) and not stored since.
     pub created: bool,
     /// Held by every upload of this file while its requests are in flight, so that uploads of
-    /// it reach S3 in order (see `pending.rs`). Taken while holding the file's lock, never the
+    /// it reach S3 in order (see `pending/`). Taken while holding the file's lock, never the
     /// other way round.
     pub upload_gate: Arc<tokio::sync::Mutex<super::pending::UploadGate>>,
 }

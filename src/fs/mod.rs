@@ -22,7 +22,7 @@
 //! - **Open files**: `files.rs` (open/create), `file_io.rs` (read, write) with `read/`
 //!   (read-ahead), `blocks/` (block cache, its disk tier), `siblings.rs` (small-file read-ahead
 //!   across a directory), `write/` (staging and upload) and `parts.rs` (part buffers); `closing.rs` (flush, fsync,
-//!   release: which close uploads, changes that could not be stored), `pending.rs` and
+//!   release: which close uploads, changes that could not be stored), `pending/` and
 //!   `write_cache/` (files closed into `--write-cache` and uploaded behind); `setattr.rs` (chmod,
 //!   chown, utimes, truncate); `open_files.rs` shows files open for writing to lookups and
 //!   listings.
@@ -60,6 +60,7 @@ pub mod readdir;
 mod rename;
 mod setattr;
 pub mod siblings;
+pub mod unstored;
 mod walk_ahead;
 pub mod write;
 pub mod write_cache;
@@ -204,7 +205,7 @@ pub struct S3Fs<S: ObjectStore> {
     lookup_misses: Mutex<LruCache<String, (String, u64)>>,
     next_fh: AtomicU64,
     /// Files whose last changes could not be stored after their last close.
-    unstored: closing::Unstored,
+    unstored: unstored::Unstored,
     /// This mount's id in `/proc/self/mountinfo` (to tell a last close, see `closing.rs`).
     mount_id: std::sync::OnceLock<u64>,
     /// What the kernel adds to this filesystem's inode numbers (a bucket of an account mount
@@ -215,7 +216,7 @@ pub struct S3Fs<S: ObjectStore> {
     worm: Mutex<crate::store::worm::Worm>,
     /// What HEAD bucket and `GET ?location` said of the bucket (root xattrs), read once.
     facts: tokio::sync::OnceCell<crate::store::buckets::BucketFacts>,
-    /// `--write-cache`: where closed files wait for their upload (see `pending.rs`).
+    /// `--write-cache`: where closed files wait for their upload (see `pending/`).
     write_cache: std::sync::OnceLock<Arc<write_cache::WriteCache>>,
 }
 
@@ -256,7 +257,7 @@ impl<S: ObjectStore> S3Fs<S> {
             dirs: Mutex::new(HashMap::new()),
             handles: Mutex::new(HashMap::new()),
             open_files: Mutex::new(HashMap::new()),
-            unstored: closing::Unstored::default(),
+            unstored: unstored::Unstored::default(),
             mount_id: std::sync::OnceLock::new(),
             kernel_ino_base: std::sync::OnceLock::new(),
             prefetch,

@@ -155,51 +155,6 @@ impl Staged {
         })
     }
 
-    /// Stage `file`, whose first `size` bytes are the whole contents (nothing on the server yet):
-    /// a file the write cache kept across a crash.
-    pub fn adopt(file: File, size: u64, chunk: u64, pool: Arc<PartPool>) -> Self {
-        let chunks = size.div_ceil(chunk) as usize;
-        Self {
-            file: Arc::new(file),
-            size,
-            chunk,
-            present: vec![true; chunks],
-            base_len: 0,
-            base: None,
-            gens: vec![0; chunks],
-            stream: None,
-            dirty: true,
-            pool,
-            tail: None,
-            ready: Vec::new(),
-            direct: None,
-            staging: Vec::new(),
-            broken: None,
-        }
-    }
-
-    /// The whole contents in the staging file (unfetched chunks fetched, the tail written out),
-    /// for the write cache to copy.
-    pub async fn whole<S: ObjectStore>(&mut self, store: &S) -> FsResult<Arc<File>> {
-        self.check_broken()?;
-        self.ready.clear();
-        self.settle().await?;
-        for c in 0..self.present.len() {
-            self.populate(store, c).await?;
-        }
-        Ok(self.file.clone())
-    }
-
-    /// The contents are stored as `key` with `etag` (uploaded from a copy): clean now.
-    pub fn stored_as(&mut self, key: &str, etag: Option<String>) {
-        self.base = Some(Base {
-            key: key.to_string(),
-            etag,
-        });
-        self.base_len = self.size;
-        self.dirty = false;
-    }
-
     /// The object moved (rename): fetch unfetched chunks from `key` from now on.
     pub fn rebase(&mut self, key: &str, etag: Option<String>) {
         if let Some(base) = &mut self.base {

@@ -3,19 +3,69 @@
 //! generation (streamed while the file was written, see `stream.rs`), the changed or missing ones
 //! sent in parallel, and untouched chunks of the original object copied server-side. On any
 //! failure the multipart upload is aborted and the original object is untouched.
+//!
+//! Also what the write cache asks of a staged file (`fs/pending/`): its whole contents for an
+//! entry ([`Staged::whole`]), a file kept across a crash staged again ([`Staged::adopt`]), and
+//! contents stored from a copy ([`Staged::stored_as`]).
 
 use std::collections::BTreeMap;
+use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::task::JoinSet;
 
-use super::{io_err, Base, Staged, UploadConfig, MAX_PARTS};
+use super::{io_err, Base, PartPool, Staged, UploadConfig, MAX_PARTS};
 use crate::error::{FsError, FsResult};
 use crate::store::{ObjectStore, PartTag, PutOptions, StoreError};
 
 impl Staged {
+    /// Stage `file`, whose first `size` bytes are the whole contents (nothing on the server yet):
+    /// a file the write cache kept across a crash.
+    pub fn adopt(file: File, size: u64, chunk: u64, pool: Arc<PartPool>) -> Self {
+        let chunks = size.div_ceil(chunk) as usize;
+        Self {
+            file: Arc::new(file),
+            size,
+            chunk,
+            present: vec![true; chunks],
+            base_len: 0,
+            base: None,
+            gens: vec![0; chunks],
+            stream: None,
+            dirty: true,
+            pool,
+            tail: None,
+            ready: Vec::new(),
+            direct: None,
+            staging: Vec::new(),
+            broken: None,
+        }
+    }
+
+    /// The whole contents in the staging file (unfetched chunks fetched, the tail written out),
+    /// for the write cache to copy.
+    pub async fn whole<S: ObjectStore>(&mut self, store: &S) -> FsResult<Arc<File>> {
+        self.check_broken()?;
+        self.ready.clear();
+        self.settle().await?;
+        for c in 0..self.present.len() {
+            self.populate(store, c).await?;
+        }
+        Ok(self.file.clone())
+    }
+
+    /// The contents are stored as `key` with `etag` (uploaded from a copy): clean now.
+    pub fn stored_as(&mut self, key: &str, etag: Option<String>) {
+        self.base = Some(Base {
+            key: key.to_string(),
+            etag,
+        });
+        self.base_len = self.size;
+        self.dirty = false;
+    }
+
     /// Upload the contents to `key` with `opts`; on success the staged file is clean and its
     /// base is the new object. Returns the new ETag.
     pub async fn upload<S: ObjectStore>(
