@@ -135,8 +135,13 @@ impl Staged {
         let file = tempfile::tempfile_in(dir).map_err(|e| io_err(&format!("cannot stage in {}", dir.display()), e))?;
         file.set_len(size)
             .map_err(|e| io_err("cannot size the staging file", e))?;
+        Ok(Self::over(file, size, chunk, base, pool))
+    }
+
+    /// Staged contents in `file` (`size` bytes), unfetched past the start when `base` is given.
+    fn over(file: File, size: u64, chunk: u64, base: Option<Base>, pool: Arc<PartPool>) -> Self {
         let chunks = size.div_ceil(chunk) as usize;
-        Ok(Self {
+        Self {
             file: Arc::new(file),
             size,
             chunk,
@@ -152,7 +157,7 @@ impl Staged {
             direct: None,
             staging: Vec::new(),
             broken: None,
-        })
+        }
     }
 
     /// The object moved (rename): fetch unfetched chunks from `key` from now on.

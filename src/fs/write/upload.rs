@@ -24,24 +24,9 @@ impl Staged {
     /// Stage `file`, whose first `size` bytes are the whole contents (nothing on the server yet):
     /// a file the write cache kept across a crash.
     pub fn adopt(file: File, size: u64, chunk: u64, pool: Arc<PartPool>) -> Self {
-        let chunks = size.div_ceil(chunk) as usize;
-        Self {
-            file: Arc::new(file),
-            size,
-            chunk,
-            present: vec![true; chunks],
-            base_len: 0,
-            base: None,
-            gens: vec![0; chunks],
-            stream: None,
-            dirty: true,
-            pool,
-            tail: None,
-            ready: Vec::new(),
-            direct: None,
-            staging: Vec::new(),
-            broken: None,
-        }
+        let mut staged = Self::over(file, size, chunk, None, pool);
+        staged.dirty = true;
+        staged
     }
 
     /// The whole contents in the staging file (unfetched chunks fetched, the tail written out),
