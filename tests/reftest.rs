@@ -996,3 +996,20 @@ fn a_file_moved_over_a_stored_one_and_moved_again_leaves_nothing_behind() {
     ])
     .expect("model");
 }
+
+#[test]
+fn a_directory_moved_over_one_holding_only_a_pending_file_is_refused() {
+    // The target's emptiness was asked of S3 alone, where the pending file was not yet: the
+    // rename succeeded, and d2 held b's contents and its own pending file.
+    run_cached(vec![
+        Step::Fs(Op::Mkdir { path: 1 }),
+        Step::Fs(Op::Mkdir { path: 7 }),
+        write(8, 0, 0),
+        Step::Fs(Op::Rename {
+            from: 1,
+            to: 7,
+            noreplace: false,
+        }),
+    ])
+    .expect("model");
+}

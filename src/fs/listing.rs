@@ -167,6 +167,17 @@ impl<S: ObjectStore> S3Fs<S> {
         let fresh = kept_until.is_none();
         let until = self.fresh_until();
         let root_mtime = self.root_mtime();
+        // Files open for writing (or waiting in the write cache) show their own attributes, not
+        // their stored object's: a listing leaves them as they are (one reinstated by the next
+        // mount after a crash has no ETag to match).
+        let open: Vec<u64> = {
+            let files = lock(&self.open_files);
+            if files.is_empty() {
+                Vec::new()
+            } else {
+                files.keys().copied().collect()
+            }
+        };
         let mut table = lock(&self.inodes);
         dir.entries.reserve(listed.len());
         for l in listed {
@@ -178,7 +189,7 @@ impl<S: ObjectStore> S3Fs<S> {
             // Keep what a HEAD told about an unchanged object (and anything open for writing).
             let known = table
                 .by_path(&rel)
-                .filter(|i| !fresh || (i.stat.etag == stat.etag && i.stat.posix.is_some()))
+                .filter(|i| !fresh || (i.stat.etag == stat.etag && i.stat.posix.is_some()) || open.contains(&i.ino))
                 .map(|i| (i.ino, i.stat.clone()));
             let ino = match known {
                 Some((ino, known_stat)) => {

@@ -76,7 +76,10 @@ impl<S: ObjectStore> S3Fs<S> {
                     if t.kind != Kind::Dir {
                         return Err(FsError::quiet(libc::ENOTDIR, format!("{to} is not a directory")));
                     }
-                    if !self.dir_is_empty(&path::dir_prefix(&self.config.prefix, &to)).await? {
+                    // A file waiting in the write cache is in it too, not yet in S3 (as for rmdir).
+                    if self.holds_pending(&to)
+                        || !self.dir_is_empty(&path::dir_prefix(&self.config.prefix, &to)).await?
+                    {
                         return Err(FsError::quiet(libc::ENOTEMPTY, format!("{to} is not empty")));
                     }
                 }
