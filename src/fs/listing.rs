@@ -170,10 +170,10 @@ impl<S: ObjectStore> S3Fs<S> {
         // Files open for writing (or waiting in the write cache) show their own attributes, not
         // their stored object's: a listing leaves them as they are (one reinstated by the next
         // mount after a crash has no ETag to match).
-        let open: Vec<u64> = {
+        let open: std::collections::HashSet<u64> = {
             let files = lock(&self.open_files);
             if files.is_empty() {
-                Vec::new()
+                std::collections::HashSet::new()
             } else {
                 files.keys().copied().collect()
             }
