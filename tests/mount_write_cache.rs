@@ -59,12 +59,19 @@ fn a_daemon_killed_during_cp_r_loses_no_file_cp_finished_and_the_next_mount_uplo
         "--log-filter",
         "info",
     ];
-    // One upload at a time: uploads fall behind cp, and files wait in the cache.
-    let mut m = Mount::new(&b, &[&args[..], &["--write-cache-uploads", "1"]].concat());
+    // The server goes away once the directories exist: every file cp closes waits in the
+    // cache (its uploads fail and are retried), and none of cp's steps needs the server (the
+    // directories were made moments ago: their names are known, and new names in them absent).
+    let gate = common::proxy::Gate::start(&endpoint());
+    let mut m = Mount::with_endpoint(&b, &gate.endpoint, &[&args[..], &["--metadata-ttl", "60"]].concat());
+    for d in 0..20 {
+        std::fs::create_dir_all(m.p(&format!("tree/d{d:02}"))).expect("mkdir");
+    }
+    gate.set_open(false);
     let dst = m.p("tree");
     let cp = Command::new("cp")
         .arg("-rv")
-        .arg(src.path())
+        .arg(format!("{}/.", src.path().display()))
         .arg(&dst)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -99,8 +106,10 @@ fn a_daemon_killed_during_cp_r_loses_no_file_cp_finished_and_the_next_mount_uplo
     done.retain(|i| !failed.contains(i));
     assert!(done.len() >= 300, "cp finished {} files before the kill", done.len());
     sh_ok(&format!("fusermount3 -u -z {}", m.p("")));
+    gate.set_open(true);
 
-    let mut again = Mount::new(&b, &args);
+    // The same endpoint (the cache is kept per endpoint and bucket).
+    let mut again = Mount::with_endpoint(&b, &gate.endpoint, &args);
     wait_log(
         &again.log,
         "files an earlier mount closed and did not upload are uploaded now",
